@@ -1,0 +1,3 @@
+def main(args):
+    name = args.get("name", "stranger")
+    return {"greeting": f"Hello, {name}!"}

@@ -1,0 +1,121 @@
+"""The controller's FastAPI application, built explicitly from its parts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controller.auth import Authenticator
+from controller.loadbalancer import LoadBalancer
+from controller.middleware import WhiskMiddleware
+from controller.responses import JSONResponse
+from controller.routes import actions, activations, invoke, namespaces
+from pywhisk.bus import Bus
+from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, WhiskError
+from pywhisk.identity import guest_identity
+from pywhisk.lifecycle import Service
+from pywhisk.runtimes import RuntimeManifest
+from pywhisk.settings import Settings
+from pywhisk.store import Store
+
+log = logging.getLogger("pywhisk.controller")
+
+API_PREFIX = "/api/v1"
+MAX_ACTION_PUT_BYTES = 50 * 1024 * 1024
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    bus: Bus,
+    *,
+    manifest: RuntimeManifest | None = None,
+    services: Sequence[Service] = (),
+    seed_guest: bool = True,
+) -> FastAPI:
+    """The controller app. ``store`` and ``bus`` are started by its lifespan, then ``services``
+    (e.g. the in-process invoker of standalone mode), and all are closed in reverse order."""
+    balancer = LoadBalancer(bus, settings.controller_id)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started: list[Service] = []
+        try:
+            chain: list[Service] = [store, bus, balancer, *services]
+            for service in chain:
+                await service.start()
+                started.append(service)
+            if seed_guest and await store.get_identity(guest_identity().authkey.uuid) is None:
+                await store.put_identity(guest_identity())
+            yield
+        finally:
+            for service in reversed(started):
+                try:
+                    await service.close()
+                except Exception:
+                    log.exception("error while closing %s", type(service).__name__)
+
+    app = FastAPI(
+        title="pywhisk",
+        version="0.1.0",
+        description="OpenWhisk-compatible REST API",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.balancer = balancer
+    app.state.manifest = manifest or RuntimeManifest.load_default()
+    app.state.authenticator = Authenticator(store)
+
+    for module in (namespaces, actions, invoke, activations):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    _install_error_handlers(app)
+    app.add_middleware(
+        WhiskMiddleware,
+        max_body_bytes=settings.max_payload_bytes,
+        max_action_put_bytes=MAX_ACTION_PUT_BYTES,
+    )
+    return app
+
+
+def _error_response(request: Request, error: WhiskError) -> JSONResponse:
+    transid = getattr(request.state, "transid", "")
+    headers = {"WWW-Authenticate": 'Basic realm="OpenWhisk secure realm"'} if error.status_code == 401 else None
+    return JSONResponse({"error": error.message, "code": transid}, status_code=error.status_code, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WhiskError)
+    async def whisk_error(request: Request, exc: WhiskError) -> JSONResponse:
+        return _error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(request, BadRequest(f"The request content was malformed:\n{exc.errors()}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error: WhiskError
+        if exc.status_code == 404:
+            error = NotFound()
+        elif exc.status_code == 405:
+            error = MethodNotAllowed()
+        else:
+            error = WhiskError(str(exc.detail))
+            error.status_code = exc.status_code
+        return _error_response(request, error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_response(request, WhiskError())

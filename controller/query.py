@@ -1,0 +1,66 @@
+"""Query-string and body parsing with OpenWhisk's error messages (not FastAPI's 422s)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from pywhisk.errors import BadRequest
+
+MAX_LIST_LIMIT = 200
+DEFAULT_LIST_LIMIT = 30
+
+
+def list_limit(raw: str | None, collection: str) -> int:
+    """``limit``: 30 by default, 0 means the maximum, at most 200 ([OW] RestAPIs.stringToListLimit)."""
+    if raw is None:
+        return DEFAULT_LIST_LIMIT
+    value = _integer(raw, "limit")
+    if not 0 <= value <= MAX_LIST_LIMIT:
+        raise BadRequest(f"The value '{raw}' is not in the range of 0 to {MAX_LIST_LIMIT} for {collection}.")
+    return value or MAX_LIST_LIMIT
+
+
+def list_skip(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    value = _integer(raw, "skip")
+    if value < 0:
+        raise BadRequest(f"The value '{raw}' is not a valid skip: it must be 0 or more.")
+    return value
+
+
+def optional_ms(raw: str | None, name: str) -> int | None:
+    return None if raw is None else _integer(raw, name)
+
+
+def flag(raw: str | None, default: bool = False) -> bool:
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"The value '{raw}' is not a boolean.")
+
+
+def _integer(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"The value '{raw}' of '{name}' is not an integer.") from None
+
+
+async def json_body(request: Request, allow_empty: bool = True) -> Any:
+    body = await request.body()
+    if not body.strip():
+        if allow_empty:
+            return None
+        raise BadRequest("The request content was malformed:\nrequest body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request content was malformed:\n{exc}") from None

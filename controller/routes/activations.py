@@ -1,0 +1,76 @@
+"""``/namespaces/{ns}/activations``: list, get, result, logs (reference/openwhisk.md §1.5)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from controller.auth import authenticate, entitled_namespace
+from controller.query import flag, list_limit, list_skip, optional_ms
+from controller.responses import JSONResponse
+from pywhisk.activation import Activation
+from pywhisk.errors import BadRequest, NotFound
+from pywhisk.identity import Identity
+from pywhisk.store import ActivationQuery, Store
+
+router = APIRouter()
+
+
+@router.get("/namespaces/{namespace}/activations")
+async def list_activations(
+    request: Request, namespace: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    ns = entitled_namespace(identity, namespace)
+    params = request.query_params
+    docs, count = flag(params.get("docs")), flag(params.get("count"))
+    if docs and count:
+        raise BadRequest("The parameter 'docs' is not permitted with 'count'.")
+    name = params.get("name")
+    query = ActivationQuery(
+        namespace=ns,
+        # `name` may be `action` or `pkg/action`; records carry the action's own name.
+        name=name.rsplit("/", 1)[-1] if name else None,
+        since=optional_ms(params.get("since"), "since"),
+        upto=optional_ms(params.get("upto"), "upto"),
+        limit=list_limit(params.get("limit"), "activations"),
+        skip=list_skip(params.get("skip")),
+    )
+    store: Store = request.app.state.store
+    if count:
+        return JSONResponse({"activations": await store.count_activations(query)})
+    records = await store.list_activations(query)
+    return JSONResponse([r.to_api() if docs else r.summary() for r in records])
+
+
+@router.get("/namespaces/{namespace}/activations/{activation_id}")
+async def get_activation(
+    request: Request, namespace: str, activation_id: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    record = await _record(request, identity, namespace, activation_id)
+    return JSONResponse(record.to_api())
+
+
+@router.get("/namespaces/{namespace}/activations/{activation_id}/result")
+async def get_activation_result(
+    request: Request, namespace: str, activation_id: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    record = await _record(request, identity, namespace, activation_id)
+    return JSONResponse(record.response.to_api())
+
+
+@router.get("/namespaces/{namespace}/activations/{activation_id}/logs")
+async def get_activation_logs(
+    request: Request, namespace: str, activation_id: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    record = await _record(request, identity, namespace, activation_id)
+    return JSONResponse({"logs": record.logs})
+
+
+async def _record(request: Request, identity: Identity, namespace: str, activation_id: str) -> Activation:
+    ns = entitled_namespace(identity, namespace)
+    if len(activation_id) != 32:
+        raise BadRequest(f"Activation id length is {len(activation_id)} but must be 32.")
+    store: Store = request.app.state.store
+    record = await store.get_activation(ns, activation_id)
+    if record is None:
+        raise NotFound()
+    return record

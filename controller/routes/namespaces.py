@@ -1,0 +1,56 @@
+"""``/api/v1`` info, ``/namespaces`` and ``/namespaces/{ns}/limits``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from controller.auth import authenticate, entitled_namespace
+from controller.responses import JSONResponse
+from pywhisk.entities import CONCURRENCY, LOGS_MB, MEMORY_MB, TIMEOUT_MS
+from pywhisk.identity import Identity
+
+router = APIRouter()
+
+BUILD = "pywhisk-0.1.0"
+
+
+@router.get("")
+async def api_info() -> JSONResponse:
+    # `wsk property get --apibuild` reads `build` from here ([OW] RestAPIs.info).
+    return JSONResponse(
+        {
+            "description": "OpenWhisk API",
+            "api_version": "1.0.0",
+            "api_version_path": "v1",
+            "build": BUILD,
+            "buildno": BUILD,
+            "swagger_paths": {"ui": "/docs", "api-docs": "/api/v1/openapi.json"},
+        }
+    )
+
+
+@router.get("/namespaces")
+async def list_namespaces(identity: Identity = Depends(authenticate)) -> JSONResponse:
+    return JSONResponse([identity.namespace.name])
+
+
+@router.get("/namespaces/{namespace}/limits")
+async def namespace_limits(
+    request: Request, namespace: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    entitled_namespace(identity, namespace)
+    return JSONResponse(
+        {
+            "invocationsPerMinute": request.app.state.settings.invocations_per_minute,
+            "concurrentInvocations": request.app.state.settings.concurrent_invocations,
+            "firesPerMinute": request.app.state.settings.fires_per_minute,
+            "minActionMemory": MEMORY_MB.minimum * 1024 * 1024,
+            "maxActionMemory": MEMORY_MB.maximum * 1024 * 1024,
+            "minActionTimeout": TIMEOUT_MS.minimum,
+            "maxActionTimeout": TIMEOUT_MS.maximum,
+            "minActionLogs": LOGS_MB.minimum * 1024 * 1024,
+            "maxActionLogs": LOGS_MB.maximum * 1024 * 1024,
+            "maxActionConcurrency": CONCURRENCY.maximum,
+            "minActionConcurrency": CONCURRENCY.minimum,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Docker executor: OpenWhisk action-proxy containers. Arrives with its own issue; nothing here yet."""

@@ -1,0 +1,327 @@
+"""The invoker: consumes activations, runs them on pooled instances, stores records, acks.
+
+Shaped like arq's worker: a bounded number of activations in progress (taken before reading more
+work), one task per activation, a record for every activation whatever happens, and a clean drain
+on close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from invoker.pool import ActionKey, Instance, Pool
+from invoker.results import init_failure, run_response, whisk_error
+from pywhisk.activation import Activation, ActivationResponse, StatusCode
+from pywhisk.bus import Bus, Consumer
+from pywhisk.entities import Action, KeyValue
+from pywhisk.errors import ExecutorError
+from pywhisk.executor import Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
+from pywhisk.messages import (
+    HEALTH_TOPIC,
+    ActivationMessage,
+    CompletionMessage,
+    InvokerInstance,
+    PingMessage,
+    completed_topic,
+    invoker_topic,
+)
+from pywhisk.runtimes import RuntimeManifest
+from pywhisk.settings import Settings
+from pywhisk.store import Store
+
+log = logging.getLogger("pywhisk.invoker")
+
+PING_INTERVAL_S = 1.0
+MB = 1024 * 1024
+
+
+class Invoker:
+    """One invoker (``invoker{N}``) with its pool and executors."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        store: Store,
+        executors: dict[str, Executor],
+        manifest: RuntimeManifest,
+    ) -> None:
+        self.settings = settings
+        self.instance = InvokerInstance(
+            instance=settings.invoker_id,
+            uniqueName=f"invoker{settings.invoker_id}",
+            userMemory=f"{settings.user_memory_mb} MB",
+        )
+        self._bus = bus
+        self._store = store
+        self._executors = executors
+        self._manifest = manifest
+        self.pool = Pool(settings.user_memory_mb, settings.idle_timeout_s)
+        self._slots = asyncio.Semaphore(settings.invoker_max_in_progress)
+        self._actions: OrderedDict[tuple[str, str, str | None], Action] = OrderedDict()
+        self._running: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for executor in self._executors.values():
+            await executor.start()
+        await self.pool.start()
+        consumer = await self._bus.subscribe(invoker_topic(self.settings.invoker_id), "invoker")
+        await self._ping()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._consume(consumer), name="invoker-consume"),
+            loop.create_task(self._ping_forever(), name="invoker-ping"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._running:  # drain: every accepted activation still ends in a record
+            await asyncio.wait(self._running, timeout=self.settings.drain_timeout_s)
+        await self.pool.close()
+        for executor in self._executors.values():
+            await executor.close()
+
+    # the loop ------------------------------------------------------------------------------------
+
+    async def _consume(self, consumer: Consumer) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._slots.acquire()  # bounded work in progress, taken before reading more
+                self._slots.release()
+                for value in await consumer.receive(max_messages=100, timeout_s=1.0):
+                    await self._slots.acquire()
+                    task = loop.create_task(self._handle(value))
+                    self._running.add(task)
+                    task.add_done_callback(self._done)
+                await consumer.commit()
+        finally:
+            await consumer.close()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+
+    async def _ping_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PING_INTERVAL_S)
+            try:
+                await self._ping()
+            except Exception:
+                log.exception("health ping failed")
+
+    async def _ping(self) -> None:
+        await self._bus.send(HEALTH_TOPIC, PingMessage(name=self.instance).serialize())
+
+    # one activation ------------------------------------------------------------------------------
+
+    async def _handle(self, value: bytes) -> None:
+        try:
+            message = ActivationMessage.model_validate_json(value)
+        except (ValidationError, orjson.JSONDecodeError):
+            log.exception("dropping a malformed activation message")
+            return
+        try:
+            record = await self._activate(message)
+        except Exception:
+            log.exception("activation %s failed inside the invoker", message.activationId)
+            record = self._record(message, None, whisk_error("An internal error occurred."), [], {})
+        await self._finish(message, record)
+
+    async def _activate(self, message: ActivationMessage) -> Activation:
+        action = await self._action(message)
+        if action is None:
+            return self._record(message, None, whisk_error("The action could not be found."), [], {})
+        executor = self._executor_for(action)
+        if executor is None:
+            response = whisk_error(f"No executor on this invoker can run actions of kind '{action.exec.kind}'.")
+            return self._record(message, action, response, [], {})
+
+        key = ActionKey(message.user.namespace.name, action.fully_qualified_name, action.rev or action.version)
+        instance = await self.pool.acquire(key, executor, action.limits.memory, action.limits.concurrency)
+        healthy = False
+        try:
+            record, healthy = await self._run_on(instance, message, action)
+        finally:
+            self.pool.release(instance, healthy)
+        return record
+
+    async def _run_on(self, instance: Instance, message: ActivationMessage, action: Action) -> tuple[Activation, bool]:
+        """Init (on a cold instance) and run; returns the record and whether the instance stays warm."""
+        limits = action.limits
+        log_limit = limits.logs * MB
+        timings: dict[str, float] = {}
+        logs: list[str] = []
+        receipt_ms = message.transaction.start_ms
+        if not instance.initialized:
+            try:
+                await instance.executor.create(self._spec(instance, action))
+            except ExecutorError as exc:
+                log.warning("provisioning %s failed: %s", action.fully_qualified_name, exc)
+                response = whisk_error("Failed to provision resources to run the action.")
+                return self._record(message, action, response, logs, timings), False
+            init_start = time.time() * 1000
+            timings["waitTime"] = init_start - receipt_ms
+            init = await instance.executor.init(
+                instance.id, self._init_request(message, action), limits.timeout, log_limit
+            )
+            timings["start"] = init_start
+            timings["initTime"] = time.time() * 1000 - init_start
+            logs.extend(init.logs)
+            failure = init_failure(init, limits.timeout)
+            if failure is not None:
+                timings["end"] = time.time() * 1000
+                return self._record(message, action, failure, logs, timings, init.timed_out), False
+            instance.initialized = True
+
+        run_start = time.time() * 1000
+        timings.setdefault("waitTime", run_start - receipt_ms)
+        timings.setdefault("start", run_start)
+        result: ProxyResult = await instance.executor.run(
+            instance.id, self._run_request(message, action), limits.timeout, log_limit
+        )
+        timings["end"] = time.time() * 1000
+        logs.extend(result.logs)
+        response = run_response(result, limits.timeout)
+        # [OW] ContainerProxy: a developer error (including a timeout) destroys the instance.
+        healthy = response.statusCode != StatusCode.DEVELOPER_ERROR
+        return self._record(message, action, response, logs, timings, result.timed_out), healthy
+
+    async def _finish(self, message: ActivationMessage, record: Activation) -> None:
+        for attempt in range(5):
+            try:
+                await self._store.put_activation(record)
+                break
+            except Exception:
+                log.exception("storing activation %s failed (attempt %d)", record.activationId, attempt + 1)
+                await asyncio.sleep(0.1 * 2**attempt)
+        ack = CompletionMessage(
+            transid=message.transid,
+            activationId=message.activationId,
+            isSystemError=record.status_code == StatusCode.WHISK_ERROR,
+            instance=self.instance,
+            response=record if message.blocking else None,
+        )
+        await self._bus.send(completed_topic(message.rootControllerIndex.asString), ack.serialize())
+
+    # helpers -------------------------------------------------------------------------------------
+
+    async def _action(self, message: ActivationMessage) -> Action | None:
+        # Keyed by revision: a cached revision is immutable, so it never needs invalidating.
+        cache_key = (message.action.path, message.action.name, message.revision)
+        action = self._actions.get(cache_key)
+        if action is None:
+            action = await self._store.get_action(message.action.path, message.action.name)
+            if action is None:
+                return None
+            self._actions[cache_key] = action
+            if len(self._actions) > 1024:
+                self._actions.popitem(last=False)
+        else:
+            self._actions.move_to_end(cache_key)
+        return action
+
+    def _executor_for(self, action: Action) -> Executor | None:
+        pinned = action.annotation("executor")
+        if isinstance(pinned, str) and pinned in self._executors:
+            executor = self._executors[pinned]
+            return executor if action.exec.kind in executor.kinds() else None
+        return self._executors.get(self._manifest.executor_for(action.exec.kind))
+
+    @staticmethod
+    def _spec(instance: Instance, action: Action) -> InstanceSpec:
+        return InstanceSpec(
+            instance_id=instance.id,
+            kind=action.exec.kind,
+            memory_mb=action.limits.memory,
+            image=action.exec.image,
+            annotations={p.key: p.value for p in action.annotations},
+        )
+
+    def _init_request(self, message: ActivationMessage, action: Action) -> InitRequest:
+        env = {p.key: _env_value(p.value) for p in action.parameters if p.init}
+        env.update(self._ow_environment(message, action))
+        return InitRequest(
+            name=action.name,
+            main=action.exec.main or "main",
+            code=action.exec.code,
+            binary=action.exec.binary,
+            env=env,
+        )
+
+    def _run_request(self, message: ActivationMessage, action: Action) -> RunRequest:
+        return RunRequest(
+            value=message.content if message.content is not None else {},
+            namespace=message.user.namespace.name,
+            action_name=action.fully_qualified_name,
+            action_version=action.version,
+            activation_id=message.activationId,
+            transaction_id=message.transaction.id,
+            deadline=str(int(time.time() * 1000) + action.limits.timeout),
+            api_key=message.user.authkey.api_key if _provides_api_key(action) else None,
+        )
+
+    def _ow_environment(self, message: ActivationMessage, action: Action) -> dict[str, str]:
+        request = self._run_request(message, action)
+        return request.environment()
+
+    def _record(
+        self,
+        message: ActivationMessage,
+        action: Action | None,
+        response: ActivationResponse,
+        logs: list[str],
+        timings: dict[str, float],
+        timed_out: bool = False,
+    ) -> Activation:
+        now = time.time() * 1000
+        start = int(timings.get("start", now))
+        end = int(timings.get("end", now))
+        annotations = [
+            KeyValue(key="path", value=f"{message.action.path}/{message.action.name}"),
+            KeyValue(key="waitTime", value=round(timings.get("waitTime", now - message.transaction.start_ms))),
+        ]
+        if action is not None:
+            annotations += [
+                KeyValue(key="kind", value=action.exec.kind),
+                KeyValue(key="timeout", value=timed_out),
+                KeyValue(key="limits", value=action.limits.model_dump()),
+            ]
+        if "initTime" in timings:
+            annotations.append(KeyValue(key="initTime", value=round(timings["initTime"])))
+        return Activation(
+            activationId=message.activationId,
+            namespace=message.user.namespace.name,
+            name=message.action.name,
+            subject=message.user.subject,
+            version=message.action.version,
+            start=start,
+            end=end,
+            duration=end - start,
+            cause=message.cause,
+            response=response,
+            logs=logs,
+            annotations=annotations,
+        )
+
+
+def _env_value(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _provides_api_key(action: Action) -> bool:
+    # A missing annotation counts as true ([OW] ContainerProxy).
+    return action.annotation("provide-api-key", True) not in (False, "false")

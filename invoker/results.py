@@ -1,0 +1,75 @@
+"""From what an executor answered to an activation response, as OpenWhisk's ActivationResult does
+(``processInitResponseContent`` / ``processRunResponseContent``, reference/openwhisk.md §3-4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from pywhisk.activation import ActivationResponse, Messages, StatusCode
+from pywhisk.executor import ProxyResult
+
+# [OW] application.conf: activation results are at most 1 MB.
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+def init_failure(result: ProxyResult, timeout_ms: int) -> ActivationResponse | None:
+    """None when ``/init`` succeeded; otherwise the developer error the activation ends with."""
+    if result.status == 200:
+        return None
+    if result.timed_out:
+        return _developer_error(Messages.timed_out_during_init(timeout_ms))
+    if result.memory_exhausted:
+        return _developer_error(Messages.memory_exhausted)
+    if result.status is None:
+        return _developer_error(Messages.init_exited)
+    body = _parse(result.body)
+    if isinstance(body, dict) and "error" in body:
+        return _developer_error(body["error"])
+    return _developer_error(Messages.invalid_init_response(result.body))
+
+
+def run_response(result: ProxyResult, timeout_ms: int) -> ActivationResponse:
+    """The activation's response for what ``/run`` produced."""
+    if result.timed_out:
+        return _developer_error(Messages.timed_out(timeout_ms))
+    if result.memory_exhausted:
+        return _developer_error(Messages.memory_exhausted)
+    if result.status is None:
+        return _developer_error(Messages.run_exited)
+    if len(result.body.encode()) > MAX_RESULT_BYTES:
+        return ActivationResponse.error(
+            StatusCode.APPLICATION_ERROR,
+            Messages.truncated_response(len(result.body.encode()), MAX_RESULT_BYTES),
+        )
+    body = _parse(result.body)
+    ok = result.status == 200
+    if isinstance(body, dict):
+        if "error" not in body:
+            return ActivationResponse.of(StatusCode.SUCCESS, body) if ok else _developer_error(body)
+        status = StatusCode.APPLICATION_ERROR if ok else StatusCode.DEVELOPER_ERROR
+        return ActivationResponse.of(status, {"error": body["error"]})
+    if isinstance(body, list) and ok:
+        return ActivationResponse.of(StatusCode.SUCCESS, body)
+    return _developer_error(Messages.invalid_run_response(result.body))
+
+
+def whisk_error(message: str) -> ActivationResponse:
+    return ActivationResponse.error(StatusCode.WHISK_ERROR, message)
+
+
+def _developer_error(message: Any) -> ActivationResponse:
+    if isinstance(message, dict) and "error" in message:
+        return ActivationResponse.of(StatusCode.DEVELOPER_ERROR, message)
+    return ActivationResponse.error(StatusCode.DEVELOPER_ERROR, message)
+
+
+_INVALID = object()
+
+
+def _parse(body: str) -> Any:
+    try:
+        return orjson.loads(body) if body.strip() else _INVALID
+    except orjson.JSONDecodeError:
+        return _INVALID

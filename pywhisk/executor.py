@@ -1,0 +1,116 @@
+"""The ``Executor`` seam: how an invoker drives instances (containers, WASM instances) of an action.
+
+It mirrors OpenWhisk's action-proxy protocol (reference/openwhisk.md §4): an instance is created,
+receives ``/init`` exactly once, then ``/run`` per activation, and is destroyed at the end. Executors
+are plugins registered under the entry-point group ``pywhisk.executors``; each entry point names a
+factory ``(Settings) -> Executor``.
+
+Both ``init`` and ``run`` answer with a :class:`ProxyResult`: the proxy's HTTP status and raw body
+(exactly what a container's action proxy would have said), the log lines the call produced, and the
+platform's observations (timeout, memory exhausted, instance died) that a proxy cannot report itself.
+The invoker turns a ProxyResult into an activation response; executors never build records.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pywhisk.settings import Settings
+
+ENTRY_POINT_GROUP = "pywhisk.executors"
+
+
+class InstanceSpec(BaseModel):
+    """What to provision: one instance for one action (OpenWhisk: one container)."""
+
+    instance_id: str
+    kind: str
+    memory_mb: int
+    image: str | None = None
+    # Action annotations, for executor-specific grants (e.g. WASI directories).
+    annotations: dict[str, Any] = Field(default_factory=dict)
+
+
+class InitRequest(BaseModel):
+    """The ``value`` of an OpenWhisk ``POST /init`` body."""
+
+    name: str
+    main: str = "main"
+    code: str | None = None
+    binary: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class RunRequest(BaseModel):
+    """An OpenWhisk ``POST /run`` body: params in ``value``, the rest becomes ``__OW_*``."""
+
+    value: dict[str, Any] | list[Any] = Field(default_factory=dict)
+    namespace: str
+    action_name: str
+    action_version: str
+    activation_id: str
+    transaction_id: str
+    deadline: str  # epoch ms as a string, as OpenWhisk's invoker sends it
+    api_key: str | None = None
+
+    def environment(self) -> dict[str, str]:
+        """The ``__OW_*`` variables a proxy exports for this activation."""
+        fields = self.model_dump(exclude={"value"}, exclude_none=True)
+        return {f"__OW_{key.upper()}": str(value) for key, value in fields.items()}
+
+
+class ProxyResult(BaseModel):
+    """What an ``/init`` or ``/run`` call produced.
+
+    ``status`` is None when the instance gave no answer at all (it timed out, died, or ran out of
+    memory); ``body`` is the raw response body; ``logs`` are formatted OpenWhisk log lines
+    (``format_log_line``), already cut at the action's log limit.
+    """
+
+    status: int | None
+    body: str = ""
+    logs: list[str] = Field(default_factory=list)
+    timed_out: bool = False
+    memory_exhausted: bool = False
+    exited: bool = False
+    # Milliseconds the call took inside the executor, when it can tell more precisely than the caller.
+    duration_ms: float | None = None
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Drives instances of actions. All methods are coroutines that never block the event loop."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Acquire resources (thread pools, clients); called once before any other method."""
+
+    async def close(self) -> None:
+        """Destroy every instance and release resources."""
+
+    def kinds(self) -> set[str]:
+        """The exec kinds this executor can serve."""
+
+    async def create(self, spec: InstanceSpec) -> None:
+        """Provision an instance; raises ``ExecutorError`` when the platform cannot."""
+
+    async def init(self, instance_id: str, request: InitRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
+        """Send ``/init`` (exactly once per instance)."""
+
+    async def run(self, instance_id: str, request: RunRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
+        """Send ``/run``; the executor enforces ``timeout_ms`` and the instance's memory limit."""
+
+    async def destroy(self, instance_id: str) -> None:
+        """Remove the instance; idempotent."""
+
+
+def load_executor_factories() -> dict[str, Callable[[Settings], Executor]]:
+    """Every installed executor plugin, by entry-point name."""
+    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}

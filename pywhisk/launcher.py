@@ -1,0 +1,114 @@
+"""``pywhisk``: start the server roles. Components are imported lazily, inside each command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pywhisk.identity import GUEST_KEY, GUEST_UUID
+from pywhisk.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from pywhisk.executor import Executor
+
+app = typer.Typer(help="Run pywhisk server roles.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+log = logging.getLogger("pywhisk")
+
+
+def main() -> None:
+    app()
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    return settings
+
+
+def load_executors(settings: Settings) -> dict[str, Executor]:
+    """Every installed executor plugin that can be built on this machine."""
+    from pywhisk.executor import load_executor_factories
+
+    executors: dict[str, Executor] = {}
+    for name, factory in load_executor_factories().items():
+        try:
+            executors[name] = factory(settings)
+        except Exception as exc:  # one missing backend (e.g. no Docker daemon) must not stop the rest
+            log.warning("executor %r is not available: %s", name, exc)
+    return executors
+
+
+def build_standalone(settings: Settings) -> FastAPI:
+    """Controller + invoker + executors in one process, over the in-memory bus and SQLite."""
+    from controller.app import create_app
+    from invoker.invoker import Invoker
+    from pywhisk.bus.memory import MemoryBus
+    from pywhisk.runtimes import RuntimeManifest
+    from pywhisk.store.sqlite import SqliteStore
+
+    store = SqliteStore(settings.store_path)
+    bus = MemoryBus()
+    manifest = RuntimeManifest.load_default()
+    invoker = Invoker(settings, bus, store, load_executors(settings), manifest)
+    return create_app(settings, store, bus, manifest=manifest, services=[invoker, _Banner(settings)])
+
+
+class _Banner:
+    """Prints where to reach the server once everything has started."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def start(self) -> None:
+        apihost = f"http://{self.settings.host}:{self.settings.port}"
+        console.print(f"[bold green]pywhisk standalone[/] is ready at [bold]{apihost}[/]")
+        console.print(f"  data directory: {self.settings.data_dir}")
+        console.print(f"  guest key:      {GUEST_UUID}:{GUEST_KEY}")
+        console.print(f"  configure:      pywsk property set --apihost {apihost} --auth {GUEST_UUID}:{GUEST_KEY}")
+        console.print("  stop with Ctrl-C")
+
+    async def close(self) -> None:
+        console.print("pywhisk standalone stopped")
+
+
+@app.command()
+def standalone(
+    port: Annotated[int | None, typer.Option(help="HTTP port of the API [default: 3233]")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Store and module cache [default: ~/.pywhisk]")] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option(help="Seconds an idle warm instance is kept [default: 600]")
+    ] = None,
+) -> None:
+    """Run controller, invoker and the WASM executor in one process (in-memory bus, SQLite)."""
+    import uvicorn
+
+    settings = _settings(port=port, host=host, data_dir=data_dir, idle_timeout_s=idle_timeout)
+    uvicorn.run(
+        build_standalone(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+    )
+
+
+@app.command("executor-wasm")
+def executor_wasm(
+    port: Annotated[int | None, typer.Option(help="HTTP port [default: 9000]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Module cache [default: ~/.pywhisk]")] = None,
+) -> None:
+    """Serve the Wasmtime executor over HTTP (/{id}/init, /{id}/run, /{id}/destroy)."""
+    from executor_wasm.service import serve
+
+    serve(_settings(wasm_executor_port=port, data_dir=data_dir))

@@ -1,0 +1,103 @@
+"""Bus messages between controllers and invokers, shaped after OpenWhisk's (reference §5.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from pywhisk.activation import Activation
+from pywhisk.identity import Identity
+
+
+class TransactionId(BaseModel):
+    """``transid``: the id and the controller's receipt time, the origin of ``waitTime``.
+
+    OpenWhisk sends ``[id, startMillis]``; the start is kept as float milliseconds here so waitTime
+    can be measured below the millisecond in benchmarks.
+    """
+
+    id: str
+    start_ms: float
+
+    def to_wire(self) -> list[Any]:
+        return [self.id, self.start_ms]
+
+
+class ActionRef(BaseModel):
+    path: str  # the namespace (and package) of the action
+    name: str
+    version: str
+
+
+class ControllerInstance(BaseModel):
+    asString: str
+    instanceType: str = "controller"
+
+
+class ActivationMessage(BaseModel):
+    """Controller → invoker: run this action with these parameters."""
+
+    transid: list[Any]
+    action: ActionRef
+    revision: str | None = None
+    user: Identity
+    activationId: str
+    rootControllerIndex: ControllerInstance
+    blocking: bool
+    content: dict[str, Any] | list[Any] | None = None
+    initArgs: list[str] = Field(default_factory=list)
+    cause: str | None = None
+
+    @property
+    def transaction(self) -> TransactionId:
+        return TransactionId(id=str(self.transid[0]), start_ms=float(self.transid[1]))
+
+    def serialize(self) -> bytes:
+        return orjson.dumps(self.model_dump(exclude_none=True))
+
+
+class InvokerInstance(BaseModel):
+    instance: int
+    uniqueName: str | None = None
+    userMemory: str = "0 MB"
+    instanceType: str = "invoker"
+
+
+class CompletionMessage(BaseModel):
+    """Invoker → controller: the activation ended (frees the load balancer's slot).
+
+    With ``response`` set it is OpenWhisk's ``CombinedCompletionAndResultMessage``: the record
+    travels with the ack so a blocking caller is answered without reading the store.
+    """
+
+    transid: list[Any]
+    activationId: str
+    isSystemError: bool
+    instance: InvokerInstance
+    response: Activation | None = None
+
+    def serialize(self) -> bytes:
+        return orjson.dumps(self.model_dump(exclude_none=True))
+
+
+class PingMessage(BaseModel):
+    """Invoker → every controller, once a second on ``health``."""
+
+    name: InvokerInstance
+    isEnabled: bool = True
+
+    def serialize(self) -> bytes:
+        return orjson.dumps(self.model_dump())
+
+
+def invoker_topic(invoker_id: int) -> str:
+    return f"invoker{invoker_id}"
+
+
+def completed_topic(controller_id: int | str) -> str:
+    return f"completed{controller_id}"
+
+
+HEALTH_TOPIC = "health"

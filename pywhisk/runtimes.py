@@ -1,0 +1,54 @@
+"""The runtime manifest: which exec kinds exist and which executor serves each (like runtimes.json)."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+
+from pydantic import BaseModel, Field
+
+from pywhisk.errors import BadRequest
+
+
+class Runtime(BaseModel):
+    kind: str
+    executor: str
+    default: bool = False
+    binary: bool = False
+    image: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+
+
+class RuntimeManifest(BaseModel):
+    """Kinds grouped by family (``wasm``, ``python``, ...), as in OpenWhisk's runtimes.json."""
+
+    runtimes: dict[str, list[Runtime]]
+
+    @classmethod
+    def load_default(cls) -> RuntimeManifest:
+        text = files("pywhisk").joinpath("runtimes.json").read_text()
+        return cls.model_validate(json.loads(text))
+
+    def _by_name(self) -> dict[str, Runtime]:
+        table: dict[str, Runtime] = {}
+        for family, runtimes in self.runtimes.items():
+            for runtime in runtimes:
+                table[runtime.kind] = runtime
+                for alias in runtime.aliases:
+                    table[alias] = runtime
+                if runtime.default:
+                    table[f"{family}:default"] = runtime
+        return table
+
+    def resolve(self, kind: str) -> Runtime:
+        """The runtime for ``kind`` (aliases and ``family:default`` included), or 400."""
+        table = self._by_name()
+        if kind not in table:
+            valid = ", ".join(sorted(table))
+            raise BadRequest(
+                f"The specified runtime '{kind}' is not supported by this platform. Valid values are: {valid}"
+            )
+        return table[kind]
+
+    def executor_for(self, kind: str) -> str:
+        return self.resolve(kind).executor

@@ -1,0 +1,59 @@
+"""One pydantic-settings object for every role, read from ``PYWHISK_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of a pywhisk process (standalone, controller, invoker or executor).
+
+    Every field can be set as ``PYWHISK_<FIELD>`` (e.g. ``PYWHISK_USER_MEMORY_MB=4096``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PYWHISK_", extra="ignore")
+
+    # Where state lives in standalone mode: the SQLite store and the compiled-module cache.
+    data_dir: Path = Path.home() / ".pywhisk"
+    host: str = "127.0.0.1"
+    port: int = 3233
+
+    controller_id: int = 0
+    invoker_id: int = 0
+
+    # Invoker pool (OpenWhisk's ContainerPool): total MB of live instances and idle eviction.
+    user_memory_mb: int = Field(default=4096, ge=128)
+    idle_timeout_s: float = Field(default=600.0, gt=0)
+
+    # Activations one invoker holds in progress (running or queued in its pool) before reading more.
+    invoker_max_in_progress: int = Field(default=10_000, ge=1)
+    # On shutdown, how long running activations may take to finish and be recorded.
+    drain_timeout_s: float = 30.0
+
+    # Blocking invokes wait at most this long before answering 202 (OpenWhisk: 60 s).
+    max_blocking_wait_ms: int = 60_000
+    # Largest accepted request or invoke payload (OpenWhisk: 1 MB).
+    max_payload_bytes: int = 1_048_576
+
+    # Namespace throttles reported by /limits (enforced from the tenancy issue on; OpenWhisk defaults).
+    invocations_per_minute: int = 60
+    concurrent_invocations: int = 30
+    fires_per_minute: int = 60
+
+    # The WASM executor: in-process by default; set the URL to use a `pywhisk executor-wasm` service.
+    wasm_executor_url: str | None = None
+    wasm_threads: int = Field(default=8, ge=1)
+    wasm_executor_port: int = 9000
+
+    log_level: str = "INFO"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "pywhisk.sqlite3"
+
+    @property
+    def module_cache_dir(self) -> Path:
+        return self.data_dir / "modules"

@@ -1,0 +1,73 @@
+"""The ``Store`` seam: subjects, entities (actions) and activation records.
+
+Backends: SQLite (standalone) and, later, CouchDB (distributed). Revisions give optimistic
+concurrency: ``put_action`` with ``expected_rev=None`` creates (``Conflict`` if the name is taken),
+otherwise it replaces the revision given (``ConcurrentModification`` if the stored one moved on).
+``put_activation`` is idempotent on the activation id: a redelivered activation never makes a
+second record.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from pywhisk.activation import Activation
+from pywhisk.entities import Action
+from pywhisk.identity import Identity
+
+
+class ActivationQuery(BaseModel):
+    """Filters of ``GET /activations`` (reference §1.5); times are epoch milliseconds."""
+
+    namespace: str
+    name: str | None = None
+    since: int | None = None
+    upto: int | None = None
+    limit: int = 30
+    skip: int = 0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistent state of the platform."""
+
+    async def start(self) -> None:
+        """Open connections and create the schema if needed."""
+
+    async def close(self) -> None:
+        """Flush pending writes and close."""
+
+    async def get_identity(self, uuid: str) -> Identity | None:
+        """The subject whose key has this uuid."""
+
+    async def put_identity(self, identity: Identity) -> None:
+        """Create or replace a subject's key and namespace."""
+
+    async def get_action(self, namespace: str, name: str) -> Action | None:
+        """The action, with its ``rev``, or None."""
+
+    async def put_action(self, action: Action, expected_rev: str | None) -> Action:
+        """Create (``expected_rev=None``) or replace an action; returns it with its new ``rev``."""
+
+    async def delete_action(self, namespace: str, name: str) -> Action | None:
+        """Remove and return the action, or None if there was none."""
+
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[Action]:
+        """Actions of a namespace, most recently updated first."""
+
+    async def count_actions(self, namespace: str) -> int:
+        """How many actions the namespace holds."""
+
+    async def put_activation(self, activation: Activation) -> None:
+        """Store a record; a second put of the same id is ignored."""
+
+    async def get_activation(self, namespace: str, activation_id: str) -> Activation | None:
+        """One record of the namespace."""
+
+    async def list_activations(self, query: ActivationQuery) -> list[Activation]:
+        """Records matching the query, newest ``start`` first."""
+
+    async def count_activations(self, query: ActivationQuery) -> int:
+        """How many records match (ignoring limit and skip)."""

@@ -1,0 +1,248 @@
+"""SQLite store for standalone mode: one file, WAL, all I/O on two dedicated threads.
+
+Activation records are written by a group-commit writer: every record waiting when the writer thread
+becomes free goes into one transaction, so throughput grows with load while an idle system still
+commits each record at once (no linger timer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from pywhisk.activation import Activation
+from pywhisk.entities import Action
+from pywhisk.errors import ConcurrentModification, Conflict
+from pywhisk.identity import Identity
+from pywhisk.store import ActivationQuery
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subjects (
+    uuid TEXT PRIMARY KEY, subject TEXT NOT NULL, namespace TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, rev TEXT NOT NULL,
+    updated INTEGER NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (namespace, name));
+CREATE INDEX IF NOT EXISTS entities_by_type_updated ON entities (namespace, type, updated DESC);
+CREATE TABLE IF NOT EXISTS activations (
+    id TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, start INTEGER NOT NULL,
+    doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS activations_by_start ON activations (namespace, start DESC);
+CREATE INDEX IF NOT EXISTS activations_by_name_start ON activations (namespace, name, start DESC);
+"""
+
+_ACTION = "action"
+
+
+def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    # OR IGNORE: a redelivered activation never makes a second record.
+    conn.executemany("INSERT OR IGNORE INTO activations (id, namespace, name, start, doc) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _next_rev(rev: str | None) -> str:
+    generation = int(rev.split("-", 1)[0]) + 1 if rev else 1
+    return f"{generation}-{uuid.uuid4().hex}"
+
+
+class SqliteStore:
+    """A ``Store`` in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Activation, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    # lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_conn = await self._on(self._writer, self._connect, True)
+        self._read_conn = await self._on(self._reader, self._connect, False)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await self._flusher
+        for pool, conn in ((self._writer, self._write_conn), (self._reader, self._read_conn)):
+            if conn is not None:
+                await self._on(pool, conn.close)
+            pool.shutdown(wait=True)
+
+    def _connect(self, create_schema: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
+        conn.execute("PRAGMA busy_timeout=5000")
+        if create_schema:
+            conn.executescript(_SCHEMA)
+        return conn
+
+    async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        assert self._read_conn is not None, "store not started"
+        conn = self._read_conn
+        return await self._on(self._reader, lambda: conn.execute(sql, params).fetchall())
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._write_conn is not None, "store not started"
+        conn = self._write_conn
+
+        def transaction() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._on(self._writer, transaction)
+
+    # subjects -------------------------------------------------------------------------------------
+
+    async def get_identity(self, uuid: str) -> Identity | None:
+        rows = await self._read("SELECT doc FROM subjects WHERE uuid = ?", (uuid,))
+        return Identity.model_validate_json(rows[0][0]) if rows else None
+
+    async def put_identity(self, identity: Identity) -> None:
+        doc = identity.model_dump_json()
+        await self._write(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO subjects (uuid, subject, namespace, doc) VALUES (?, ?, ?, ?)",
+                (identity.authkey.uuid, identity.subject, identity.namespace.name, doc),
+            )
+        )
+
+    # actions --------------------------------------------------------------------------------------
+
+    async def get_action(self, namespace: str, name: str) -> Action | None:
+        rows = await self._read(
+            "SELECT rev, doc, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
+        )
+        if not rows or rows[0][2] != _ACTION:
+            return None
+        return self._action(rows[0][0], rows[0][1])
+
+    async def put_action(self, action: Action, expected_rev: str | None) -> Action:
+        stored = action.model_copy(update={"rev": _next_rev(expected_rev)})
+        doc = stored.model_dump_json()
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT rev, type FROM entities WHERE namespace = ? AND name = ?",
+                (action.namespace, action.name),
+            ).fetchone()
+            if expected_rev is None and row is not None:
+                raise Conflict()
+            if expected_rev is not None and (row is None or row[0] != expected_rev):
+                raise ConcurrentModification()
+            conn.execute(
+                "INSERT OR REPLACE INTO entities (namespace, name, type, rev, updated, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                (action.namespace, action.name, _ACTION, stored.rev, action.updated, doc),
+            )
+
+        await self._write(upsert)
+        return stored
+
+    async def delete_action(self, namespace: str, name: str) -> Action | None:
+        def delete(conn: sqlite3.Connection) -> tuple[str, bytes] | None:
+            row: tuple[str, bytes] | None = conn.execute(
+                "SELECT rev, doc FROM entities WHERE namespace = ? AND name = ? AND type = ?",
+                (namespace, name, _ACTION),
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM entities WHERE namespace = ? AND name = ?", (namespace, name))
+            return row
+
+        row = await self._write(delete)
+        return self._action(row[0], row[1]) if row else None
+
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[Action]:
+        rows = await self._read(
+            "SELECT rev, doc FROM entities WHERE namespace = ? AND type = ? ORDER BY updated DESC LIMIT ? OFFSET ?",
+            (namespace, _ACTION, limit, skip),
+        )
+        return [self._action(rev, doc) for rev, doc in rows]
+
+    async def count_actions(self, namespace: str) -> int:
+        rows = await self._read("SELECT COUNT(*) FROM entities WHERE namespace = ? AND type = ?", (namespace, _ACTION))
+        return int(rows[0][0])
+
+    @staticmethod
+    def _action(rev: str, doc: bytes | str) -> Action:
+        action = Action.model_validate_json(doc)
+        action.rev = rev
+        return action
+
+    # activations ----------------------------------------------------------------------------------
+
+    async def put_activation(self, activation: Activation) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((activation, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="sqlite-activation-writer")
+        await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            rows = [(a.activationId, a.namespace, a.name, a.start, orjson.dumps(a.model_dump())) for a, _ in batch]
+            try:
+                await self._write(partial(_insert_activations, rows=rows))
+            except Exception as exc:  # every waiter learns that its record was not stored
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def get_activation(self, namespace: str, activation_id: str) -> Activation | None:
+        rows = await self._read(
+            "SELECT doc FROM activations WHERE id = ? AND namespace = ?", (activation_id, namespace)
+        )
+        return Activation.model_validate_json(rows[0][0]) if rows else None
+
+    async def list_activations(self, query: ActivationQuery) -> list[Activation]:
+        where, params = self._where(query)
+        rows = await self._read(
+            f"SELECT doc FROM activations WHERE {where} ORDER BY start DESC LIMIT ? OFFSET ?",
+            (*params, query.limit, query.skip),
+        )
+        return [Activation.model_validate_json(row[0]) for row in rows]
+
+    async def count_activations(self, query: ActivationQuery) -> int:
+        where, params = self._where(query)
+        rows = await self._read(f"SELECT COUNT(*) FROM activations WHERE {where}", params)
+        return int(rows[0][0])
+
+    @staticmethod
+    def _where(query: ActivationQuery) -> tuple[str, tuple[Any, ...]]:
+        clauses: list[str] = ["namespace = ?"]
+        params: list[Any] = [query.namespace]
+        if query.name:
+            clauses.append("name = ?")
+            params.append(query.name)
+        if query.since is not None:
+            clauses.append("start >= ?")
+            params.append(query.since)
+        if query.upto is not None:
+            clauses.append("start <= ?")
+            params.append(query.upto)
+        return " AND ".join(clauses), tuple(params)
