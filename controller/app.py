@@ -76,7 +76,8 @@ def create_app(
     app.state.manifest = manifest or RuntimeManifest.load_default()
     app.state.authenticator = Authenticator(store)
 
-    for module in (namespaces, actions, invoke, activations):
+    # namespaces last: its catch-all collection route must not shadow the others.
+    for module in (actions, invoke, activations, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
 
     _install_error_handlers(app)

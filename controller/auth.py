@@ -11,6 +11,8 @@ from pywhisk.errors import Forbidden, Unauthorized
 from pywhisk.identity import AuthKey, Identity, Namespace, parse_basic_auth
 from pywhisk.store import Store
 
+# akka-http's text for a request without credentials, which OpenWhisk passes through.
+CREDENTIALS_MISSING = "The resource requires authentication, which was not supplied with the request"
 _NOBODY = Identity(subject="", namespace=Namespace(name="", uuid=""), authkey=AuthKey(uuid="", key="0" * 64), rights=[])
 
 
@@ -23,6 +25,8 @@ class Authenticator:
         self._cache: dict[str, tuple[Identity, float]] = {}
 
     async def identify(self, authorization: str | None) -> Identity:
+        if not authorization:
+            raise Unauthorized(CREDENTIALS_MISSING)
         credentials = parse_basic_auth(authorization)
         if credentials is None:
             raise Unauthorized()

@@ -94,6 +94,7 @@ def standalone(
     import uvicorn
 
     settings = _settings(port=port, host=host, data_dir=data_dir, idle_timeout_s=idle_timeout)
+    _exit_quietly_after_shutdown()
     uvicorn.run(
         build_standalone(settings),
         host=settings.host,
@@ -101,6 +102,15 @@ def standalone(
         log_level="warning",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
     )
+
+
+def _exit_quietly_after_shutdown() -> None:
+    """uvicorn re-raises SIGINT/SIGTERM once its graceful shutdown is done; by then everything is
+    closed, so the re-raised signal should end the process with status 0, not kill it."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
 
 
 @app.command("executor-wasm")
@@ -111,4 +121,6 @@ def executor_wasm(
     """Serve the Wasmtime executor over HTTP (/{id}/init, /{id}/run, /{id}/destroy)."""
     from executor_wasm.service import serve
 
-    serve(_settings(wasm_executor_port=port, data_dir=data_dir))
+    settings = _settings(wasm_executor_port=port, data_dir=data_dir)
+    _exit_quietly_after_shutdown()
+    serve(settings)

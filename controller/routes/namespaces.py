@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from controller.auth import authenticate, entitled_namespace
 from controller.responses import JSONResponse
 from pywhisk.entities import CONCURRENCY, LOGS_MB, MEMORY_MB, TIMEOUT_MS
+from pywhisk.errors import NotFound
 from pywhisk.identity import Identity
 
 router = APIRouter()
@@ -54,3 +55,17 @@ async def namespace_limits(
             "minActionConcurrency": CONCURRENCY.minimum,
         }
     )
+
+
+@router.get("/namespaces/{namespace}/{collection}")
+async def list_unsupported_collection(
+    namespace: str, collection: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    """Packages, triggers and rules cannot be created yet, so every namespace truly has none.
+
+    Answering ``[]`` (not 404) keeps ``wsk list`` and the JS client's ``namespaces.get()`` working.
+    """
+    entitled_namespace(identity, namespace)
+    if collection not in ("packages", "triggers", "rules"):
+        raise NotFound()
+    return JSONResponse([])

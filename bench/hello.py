@@ -1,0 +1,137 @@
+"""Benchmark (not a test): cold and warm end-to-end latency and warm throughput of `hello`.
+
+    python bench/hello.py                      # starts its own standalone server in a temp dir
+    python bench/hello.py --apihost http://127.0.0.1:3233 --auth UUID:KEY
+
+Cold: N distinct actions of the same module, each invoked once (a fresh instance each; the module's
+compiled artifact is cached after the first one, whose compile is reported separately).
+Warm: sequential blocking invokes of one action. Throughput: C concurrent clients doing blocking
+invokes for D seconds, every one with its record written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import GUEST_AUTH, start_standalone, stop_standalone  # noqa: E402
+
+
+def ann(record: dict[str, Any], key: str) -> Any:
+    return next((p.get("value") for p in record["annotations"] if p["key"] == key), None)
+
+
+def summary(values: list[float]) -> str:
+    values = sorted(values)
+    p = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+    return (
+        f"n={len(values)} mean={statistics.fmean(values):.2f} p50={p(0.5):.2f} "
+        f"p95={p(0.95):.2f} p99={p(0.99):.2f} max={values[-1]:.2f}"
+    )
+
+
+async def run(apihost: str, auth: str, cold_n: int, warm_n: int, concurrency: int, duration: float) -> None:
+    uuid, key = auth.split(":")
+    code = base64.b64encode((REPO / "actions" / "wasm" / "hello.wasm").read_bytes()).decode()
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    prefix = f"bench-{os.urandom(3).hex()}"
+    async with httpx.AsyncClient(base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=120, limits=limits) as c:
+
+        async def create(name: str) -> None:
+            body = {"exec": {"kind": "wasm:wasi", "code": code}}
+            (await c.put(f"/namespaces/_/actions/{name}", json=body)).raise_for_status()
+
+        async def invoke(name: str) -> tuple[float, dict[str, Any]]:
+            started = time.perf_counter()
+            r = await c.post(f"/namespaces/_/actions/{name}", params={"blocking": "true"}, json={"name": "bench"})
+            elapsed = (time.perf_counter() - started) * 1000
+            r.raise_for_status()
+            return elapsed, r.json()
+
+        # The very first cold start of a module includes compiling it (then it is cached on disk).
+        await create(f"{prefix}-first")
+        first_ms, first = await invoke(f"{prefix}-first")
+        print(
+            f"first-ever cold start (compiles the module): client {first_ms:.1f} ms, "
+            f"waitTime {ann(first, 'waitTime')} ms, initTime {ann(first, 'initTime')} ms"
+        )
+
+        client_ms, server_ms = [], []
+        for i in range(cold_n):
+            name = f"{prefix}-cold-{i}"
+            await create(name)
+            elapsed, record = await invoke(name)
+            assert ann(record, "initTime") is not None, "expected a cold start"
+            client_ms.append(elapsed)
+            server_ms.append(ann(record, "waitTime") + ann(record, "initTime"))
+        print(f"cold, client end to end (ms):        {summary(client_ms)}")
+        print(f"cold, waitTime+initTime (ms, record): {summary(server_ms)}")
+
+        warm = f"{prefix}-warm"
+        await create(warm)
+        await invoke(warm)
+        client_ms, waits = [], []
+        for _ in range(warm_n):
+            elapsed, record = await invoke(warm)
+            assert ann(record, "initTime") is None, "expected a warm start"
+            client_ms.append(elapsed)
+            waits.append(ann(record, "waitTime"))
+        print(f"warm, client end to end (ms):        {summary(client_ms)}")
+        print(f"warm, waitTime (ms, record):          {summary(waits)}")
+
+        done = 0
+        deadline = time.perf_counter() + duration
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                await invoke(warm)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        print(
+            f"warm throughput, {concurrency} concurrent blocking clients: {done / elapsed:.0f} invokes/s "
+            f"({done} in {elapsed:.1f} s)"
+        )
+        count = await c.get("/namespaces/_/activations", params={"name": warm, "count": "true"})
+        print(f"records written for the warm action: {count.json()['activations']} (expected {done + warm_n + 1})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--apihost", help="use a running server instead of starting one")
+    parser.add_argument("--auth", default=GUEST_AUTH)
+    parser.add_argument("--cold", type=int, default=200, help="cold starts to measure")
+    parser.add_argument("--warm", type=int, default=1000, help="sequential warm invokes")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the throughput phase")
+    args = parser.parse_args()
+    server = None
+    if not args.apihost:
+        server = start_standalone(Path(tempfile.mkdtemp(prefix="pywhisk-bench-")))
+        args.apihost = server.apihost
+        print(f"started standalone at {server.apihost} (data in {server.data_dir})")
+    try:
+        asyncio.run(run(args.apihost, args.auth, args.cold, args.warm, args.concurrency, args.duration))
+    finally:
+        if server:
+            stop_standalone(server)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from pywhisk.launcher import main
+
+main()

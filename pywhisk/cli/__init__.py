@@ -1,0 +1,1 @@
+"""pywsk: a `wsk`-compatible command line, written as a pure HTTP client of the OpenWhisk REST API."""

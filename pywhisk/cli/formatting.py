@@ -1,0 +1,148 @@
+"""Text layouts copied from `wsk`: list rows, the activation table, summaries, stripped log lines.
+
+Sources: [CLI] commands/util.go (`printList`, `printEntitySummary`, `stripTimestamp`) and [GOC] whisk/action.go,
+whisk/activation.go (`ToSummaryRowString`, `TruncateStr`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+# Activation statusCode 0-3 as `wsk activation list` shows it ([GOC] whisk/activation.go `StatusCodes`).
+STATUS_TEXT = ("success", "application error", "developer error", "internal error")
+# The API's `response.status` text for each statusCode (reference/openwhisk.md §3).
+_STATUS_CODE_BY_TEXT = {
+    "success": 0,
+    "application error": 1,
+    "action developer error": 2,
+    "whisk internal error": 3,
+}
+# A log line is `<ISO timestamp padded to 30> <stream>: <text>` (§3); wsk's pattern, including its looseness.
+_LOG_PREFIX = re.compile(r"\d{4}-[01]\d-[0-3]\dT[0-2]\d:[0-6]\d:[0-6]\d.\d+Z( *(stdout|stderr):)?\s(.*)")
+
+
+def annotation(document: dict[str, Any], key: str) -> Any:
+    """The value of annotation `key` of an entity or activation, or None."""
+    for item in document.get("annotations") or []:
+        if isinstance(item, dict) and item.get("key") == key:
+            return item.get("value")
+    return None
+
+
+def action_row(action: dict[str, Any]) -> str:
+    """One `wsk action list` row: qualified name, visibility and kind (from the `exec` annotation)."""
+    name = f"/{action.get('namespace', '')}/{action.get('name', '')}"
+    visibility = "public" if action.get("publish") else "private"
+    kind = annotation(action, "exec") or ""
+    return f"{name:<70} {visibility} {kind}"
+
+
+def action_summary(action: dict[str, Any]) -> list[str]:
+    """`wsk action get --summary`: the name with a description, then the parameters ("*" bound, "**" final)."""
+    tag = "**" if annotation(action, "final") is True else "*"
+    bound = [str(item.get("key")) for item in action.get("parameters") or [] if isinstance(item, dict)]
+    declared = [str(item.get("name")) for item in annotation(action, "parameters") or [] if isinstance(item, dict)]
+    names = sorted(set(bound) | set(declared))
+    parameters = ", ".join(f"{tag}{name}" if name in bound else name for name in names) or "none defined"
+    full_name = f"/{action.get('namespace', '')}/{action.get('name', '')}"
+    description = annotation(action, "description")
+    if not description and names:
+        description = (
+            f"Returns a result based on parameters {', '.join(names[:-1])} and {names[-1]}"
+            if len(names) > 1
+            else f"Returns a result based on parameter {names[0]}"
+        )
+    head = f"action {full_name}: {description}" if description else f"action {full_name}"
+    return [head, f"   (parameters: {parameters})"]
+
+
+def activation_table(rows: list[dict[str, Any]]) -> list[str]:
+    """`wsk activation list`: a header and one row per activation summary; Kind and Status fit their content."""
+    cells = [_ActivationCells.of(row) for row in rows]
+    kind_width = max([len("Kind"), *(len(cell.kind) for cell in cells)])
+    status_width = max([len("Status"), len(STATUS_TEXT[0]), *(len(cell.status) for cell in cells)])
+    header = (
+        f"{'Datetime':<19} {'Activation ID':<32} {'Kind':<{kind_width}} {'Start':<6}{'Duration':<10} "
+        f"{'Status':<{status_width}} Entity"
+    )
+    return [header] + [
+        f"{cell.datetime} {cell.activation_id:<32} {cell.kind:<{kind_width}} {cell.start:<5} "
+        f"{cell.duration:<10} {cell.status:<{status_width}} {cell.entity}"
+        for cell in cells
+    ]
+
+
+def activation_status(activation: dict[str, Any]) -> str:
+    """The Status column: from the summary's `statusCode`, or from a full record's `response`."""
+    code = activation.get("statusCode")
+    response = activation.get("response")
+    if code is None and isinstance(response, dict):
+        code = response.get("statusCode", _STATUS_CODE_BY_TEXT.get(str(response.get("status"))))
+    if isinstance(code, int) and 0 < code < len(STATUS_TEXT):
+        return STATUS_TEXT[code]
+    return STATUS_TEXT[0]
+
+
+def go_duration(milliseconds: int) -> str:
+    """A duration as Go's `time.Duration` prints it, which is what wsk shows: 0s, 64ms, 1.5s, 1m2.003s, 1h0m0s."""
+    if milliseconds < 0:
+        return "-" + go_duration(-milliseconds)
+    if milliseconds == 0:
+        return "0s"
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, fraction = divmod(rest, 1000)
+    seconds = f"{whole}.{fraction:03d}".rstrip("0").rstrip(".")
+    prefix = f"{hours}h{minutes}m" if hours else (f"{minutes}m" if minutes else "")
+    return f"{prefix}{seconds}s"
+
+
+def strip_log_line(line: str) -> str:
+    """A log line without its timestamp and stream (`wsk activation logs --strip`)."""
+    match = _LOG_PREFIX.search(line)
+    return match.group(3) if match and match.group(3) else line
+
+
+def truncate_middle(text: str, width: int) -> str:
+    """`text` cut to `width` characters with "..." in the middle ([GOC] `TruncateStr`)."""
+    if len(text) <= width:
+        return text
+    head = width // 2 + width % 2
+    tail = len(text) - width // 2 + 3
+    return text[:head] + "..." + text[tail:]
+
+
+@dataclass(frozen=True)
+class _ActivationCells:
+    datetime: str
+    activation_id: str
+    kind: str
+    start: str
+    duration: str
+    status: str
+    entity: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> _ActivationCells:
+        start = int(row.get("start") or 0)
+        end = int(row.get("end") or start)
+        # Cold or warm is known from the annotations (initTime is only there on a cold start, §3).
+        start_type = "" if "annotations" not in row else "cold" if annotation(row, "initTime") is not None else "warm"
+        entity = (
+            f"{truncate_middle(str(row.get('namespace', '')), 20)}/{truncate_middle(str(row.get('name', '')), 30)}"
+            f":{truncate_middle(str(row.get('version', '')), 20)}"
+        )
+        return cls(
+            datetime=datetime.fromtimestamp(start / 1000).strftime("%Y-%m-%d %H:%M:%S"),
+            activation_id=str(row.get("activationId", "")),
+            kind=str(annotation(row, "kind") or "unknown"),
+            start=start_type,
+            duration=go_duration(end - start if row.get("duration") else 0),
+            status=activation_status(row),
+            entity=entity,
+        )
