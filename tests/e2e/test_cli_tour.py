@@ -65,7 +65,9 @@ def test_readme_tour_create_invoke_and_read_cold_then_warm_records(pywsk: Pywsk,
     logs = pywsk("activation", "logs", "--last", "--strip").stdout.splitlines()
     assert logs == ["hello: greeting Grace", "hello: this line goes to stderr"]
     assert unique_name in pywsk("action", "list").stdout
-    assert unique_name in pywsk("activation", "list").stdout
+    listed = pywsk("activation", "list").stdout
+    assert str(warm["activationId"]) in listed
+    assert str(cold["activationId"]) in listed
 
 
 def test_update_get_and_delete(pywsk: Pywsk, unique_name: str) -> None:

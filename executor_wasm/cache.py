@@ -1,0 +1,189 @@
+"""The compiled-module cache: one Engine, precompiled artifacts on disk, loaded modules in memory.
+
+Compiling is the expensive part of a WASM cold start (a 24 KB C module ~14 ms, a 4.4 MB Go module
+~2.3 s), while loading a precompiled artifact with ``Module.deserialize_file`` mmaps it in 24-40 µs
+(reference/measurements.md, "Wasmtime from Python"). So every module is compiled once per machine and
+engine configuration, written to ``<module_cache_dir>/<key>.cwasm``, and kept loaded (with its
+``InstancePre``) in an in-memory LRU keyed by the SHA-256 of the module bytes.
+
+Artifacts are native code that Wasmtime maps without re-validating it: whoever can write the cache
+directory can run code in the executor, so it must be as private as the rest of ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import os
+import platform
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import wasmtime
+
+# Everything that changes the machine code Wasmtime emits. An artifact only loads into an Engine
+# with the same settings and the same Wasmtime version (measurements.md), so these go into the key.
+ENGINE_SETTINGS: dict[str, object] = {
+    "epoch_interruption": True,  # timeouts: a ticker thread bumps the epoch (runner.py)
+    "cranelift_opt_level": "speed",
+}
+WASM_MAGIC = b"\0asm"
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidModule(Exception):
+    """The bytes are not a runnable WASI command module; the message says why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModule:
+    """A loaded module and its pre-linked instantiation recipe (imports resolved once)."""
+
+    digest: str
+    module: wasmtime.Module
+    instance_pre: wasmtime.InstancePre
+
+
+def create_engine() -> wasmtime.Engine:
+    """An Engine with the settings of ``ENGINE_SETTINGS`` (and parallel compilation)."""
+    config = wasmtime.Config()
+    config.epoch_interruption = bool(ENGINE_SETTINGS["epoch_interruption"])
+    config.cranelift_opt_level = str(ENGINE_SETTINGS["cranelift_opt_level"])
+    # Does not change the output, only how many cores Cranelift uses: not part of the fingerprint.
+    config.parallel_compilation = True
+    return wasmtime.Engine(config)
+
+
+def engine_fingerprint() -> str:
+    """A short digest of the engine settings, the Wasmtime version and the host architecture."""
+    facts = {
+        "settings": ENGINE_SETTINGS,
+        "wasmtime": importlib.metadata.version("wasmtime"),
+        "machine": platform.machine(),
+    }
+    return hashlib.sha256(orjson.dumps(facts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def describe_error(error: BaseException) -> str:
+    """One informative line from a Wasmtime message.
+
+    Wasmtime's messages are multi-line: a context line, an optional backtrace and a "Caused by:"
+    list. For traps the first line is always "error while executing at wasm backtrace:", so the
+    root causes are what says anything; for compile errors the first line plus the causes does.
+    """
+    lines = [line.strip() for line in str(error).splitlines()]
+    head = lines[0] if lines else type(error).__name__
+    causes: list[str] = []
+    if "Caused by:" in lines:
+        for line in lines[lines.index("Caused by:") + 1 :]:
+            if line:
+                number, sep, rest = line.partition(": ")
+                causes.append(rest if sep and number.isdigit() else line)
+    if head.startswith("error while executing at wasm backtrace") and causes:
+        return ": ".join(causes)
+    return ": ".join([head, *causes])
+
+
+class ModuleCache:
+    """Loads WebAssembly modules for one Engine and Linker; thread-safe, blocking (run it off-loop)."""
+
+    def __init__(self, engine: wasmtime.Engine, linker: wasmtime.Linker, directory: Path, capacity: int = 256) -> None:
+        self.engine = engine
+        self.linker = linker
+        self.directory = directory
+        self.capacity = capacity
+        self._fingerprint = engine_fingerprint()
+        self._loaded: OrderedDict[str, CompiledModule] = OrderedDict()
+        self._lock = threading.Lock()
+        # One lock per digest being loaded, so two inits of the same new action compile it once.
+        self._loading: dict[str, threading.Lock] = {}
+
+    def artifact_path(self, digest: str) -> Path:
+        """Where the precompiled artifact of the module with this SHA-256 lives."""
+        return self.directory / f"{digest}-{self._fingerprint}.cwasm"
+
+    def load(self, wasm: bytes) -> CompiledModule:
+        """The compiled module for ``wasm``: from memory, from its artifact, or freshly compiled.
+
+        Raises :class:`InvalidModule` when the bytes are not a WASI command module this engine can run.
+        """
+        digest = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            hit = self._loaded.get(digest)
+            if hit is not None:
+                self._loaded.move_to_end(digest)
+                return hit
+            loading = self._loading.setdefault(digest, threading.Lock())
+        with loading:
+            try:
+                with self._lock:
+                    hit = self._loaded.get(digest)
+                if hit is None:
+                    hit = self._load_uncached(digest, wasm)
+                with self._lock:
+                    self._loaded[digest] = hit
+                    self._loaded.move_to_end(digest)
+                    while len(self._loaded) > self.capacity:
+                        self._loaded.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._loading.pop(digest, None)
+        return hit
+
+    def clear_memory(self) -> None:
+        """Forget the loaded modules (the artifacts on disk stay); for benchmarks and tests."""
+        with self._lock:
+            self._loaded.clear()
+
+    def _load_uncached(self, digest: str, wasm: bytes) -> CompiledModule:
+        module = self._deserialize(digest)
+        if module is None:
+            module = self._compile(wasm)
+            self._store_artifact(digest, module)
+        start = next((export.type for export in module.exports if export.name == "_start"), None)
+        if not isinstance(start, wasmtime.FuncType) or start.params or start.results:
+            raise InvalidModule("not a WASI command: no `_start` function export of type () -> ()")
+        try:
+            instance_pre = self.linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as error:  # an import that is neither WASI preview 1 nor ours
+            raise InvalidModule(describe_error(error)) from None
+        return CompiledModule(digest, module, instance_pre)
+
+    def _deserialize(self, digest: str) -> wasmtime.Module | None:
+        path = self.artifact_path(digest)
+        if not path.exists():
+            return None
+        try:
+            return wasmtime.Module.deserialize_file(self.engine, str(path))
+        except wasmtime.WasmtimeError as error:
+            # Truncated, or built by another Wasmtime/CPU/config: drop it and recompile.
+            logger.warning("discarding module artifact %s: %s", path, describe_error(error))
+            path.unlink(missing_ok=True)
+            return None
+
+    def _compile(self, wasm: bytes) -> wasmtime.Module:
+        # wasmtime.Module parses anything not starting with a NUL byte as WAT text: insist on binary.
+        if not wasm.startswith(WASM_MAGIC):
+            raise InvalidModule("not a WebAssembly binary (bad magic number)")
+        try:
+            return wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as error:
+            raise InvalidModule(describe_error(error)) from None
+
+    def _store_artifact(self, digest: str, module: wasmtime.Module) -> None:
+        path = self.artifact_path(digest)
+        # Write then rename: a reader (another executor process) never maps a half-written file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(module.serialize())
+            os.replace(tmp, path)
+        except OSError as error:
+            # A read-only or full cache directory costs a recompile next time, nothing else.
+            logger.warning("cannot write module artifact %s: %s", path, error)
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,229 @@
+"""``WasmExecutor``: the in-process Wasmtime executor behind the ``Executor`` seam (kind ``wasm:wasi``).
+
+An "instance" here is cheap bookkeeping: ``create`` records the spec, ``init`` decodes and loads the
+module (compiled once per machine, see cache.py) and ``run`` instantiates it afresh in its own Store
+(runner.py), so no state leaks between activations. All Wasmtime work happens on a thread pool:
+wasm execution releases the GIL, so runs proceed in parallel and the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import logging
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import orjson
+import wasmtime
+
+from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, create_engine
+from executor_wasm.runner import EpochTicker, RunSpec, run_module
+from pywhisk.errors import ExecutorError
+from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
+from pywhisk.settings import Settings
+
+KINDS = frozenset({"wasm:wasi", "wasm:default"})
+# A run normally ends by its epoch deadline (at most 2 ticks late); this guard only answers for a
+# guest stuck in a blocking host call (e.g. a long WASI sleep), which epochs cannot interrupt.
+RUN_GUARD_S = 0.25
+MAX_MODULE_BYTES = 256 * 1_048_576  # no zip member is inflated beyond this
+
+_INIT_OK = '{"ok":true}'
+_REINIT = '{"error":"Cannot initialize the action more than once."}'
+_NO_CODE = '{"error":"Missing main/no code to execute."}'
+_NOT_READY = '{"error":"no action defined yet"}'
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class UnknownInstance(ExecutorError):
+    """No instance with this id was created (or it was destroyed)."""
+
+
+@dataclass(slots=True)
+class _Instance:
+    spec: InstanceSpec
+    initializing: bool = False
+    compiled: CompiledModule | None = None
+    name: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class WasmExecutor:
+    """Runs ``wasm:wasi`` actions in Wasmtime, in this process."""
+
+    name = "wasm"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine()
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.define_wasi()  # once: ~50 µs, shared by every store (measurements.md)
+        self.cache = ModuleCache(self.engine, self.linker, settings.module_cache_dir)
+        self._ticker = EpochTicker(self.engine)
+        self._pool: ThreadPoolExecutor | None = None
+        self._instances: dict[str, _Instance] = {}
+
+    async def start(self) -> None:
+        """Start the worker threads and the epoch ticker."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.settings.wasm_threads, thread_name_prefix="wasm")
+        self._ticker.start()
+
+    async def close(self) -> None:
+        """Forget every instance, end the runs in progress, stop the pool and the ticker."""
+        self._instances.clear()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            # Runs in progress would hold the pool until their deadlines; pass every deadline now.
+            self._ticker.hurry()
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        self._ticker.stop()
+
+    def kinds(self) -> set[str]:
+        """``wasm:wasi`` and its alias ``wasm:default``."""
+        return set(KINDS)
+
+    async def create(self, spec: InstanceSpec) -> None:
+        """Record the instance; nothing is allocated before ``init``."""
+        if spec.kind not in KINDS:
+            raise ExecutorError(f"the wasm executor cannot run kind {spec.kind!r}")
+        if spec.instance_id in self._instances:
+            raise ExecutorError(f"instance {spec.instance_id} already exists")
+        self._instances[spec.instance_id] = _Instance(spec)
+
+    async def init(self, instance_id: str, request: InitRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
+        """Decode and load the module (compiling it unless its artifact is cached)."""
+        instance = self._instance(instance_id)
+        if instance.initializing or instance.compiled is not None:
+            return ProxyResult(status=403, body=_REINIT)
+        if not request.code:
+            return ProxyResult(status=403, body=_NO_CODE)
+        started = time.perf_counter()
+        instance.initializing = True
+        try:
+            compiled = await self._in_pool(self._load, request.code, timeout_s=timeout_ms / 1000)
+        except InvalidModule as error:
+            body = orjson.dumps({"error": f"Invalid WebAssembly module: {error}"}).decode()
+            return ProxyResult(status=502, body=body, duration_ms=_since(started))
+        finally:
+            instance.initializing = False
+        if compiled is None:  # the compile goes on in the background and lands in the cache
+            return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
+        instance.compiled, instance.name, instance.env = compiled, request.name, dict(request.env)
+        return ProxyResult(status=200, body=_INIT_OK, duration_ms=_since(started))
+
+    async def run(self, instance_id: str, request: RunRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
+        """Run the action once in a fresh Wasmtime instance."""
+        instance = self._instance(instance_id)
+        if instance.compiled is None:
+            return ProxyResult(status=500, body=_NOT_READY)
+        spec = RunSpec(
+            argv0=instance.name,
+            env={**instance.env, **request.environment()},
+            stdin=orjson.dumps(request.value),
+            memory_bytes=instance.spec.memory_mb * 1_048_576,
+            timeout_ms=timeout_ms,
+            log_limit_bytes=log_limit_bytes,
+        )
+        started = time.perf_counter()
+        result = await self._in_pool(
+            run_module, self.engine, instance.compiled, spec, timeout_s=timeout_ms / 1000 + RUN_GUARD_S
+        )
+        if result is None:  # stuck in a host call; its logs are still being written
+            return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
+        return result
+
+    async def destroy(self, instance_id: str) -> None:
+        """Forget the instance; idempotent. A run in progress finishes on its own."""
+        self._instances.pop(instance_id, None)
+
+    def _instance(self, instance_id: str) -> _Instance:
+        try:
+            return self._instances[instance_id]
+        except KeyError:
+            raise UnknownInstance(f"no wasm instance {instance_id}") from None
+
+    def _load(self, code: str) -> CompiledModule:
+        return self.cache.load(decode_module(code))
+
+    async def _in_pool(self, fn: Callable[..., T], *args: object, timeout_s: float) -> T | None:
+        """``fn(*args)`` on the pool; None when it has not finished ``timeout_s`` after it started.
+
+        The timeout counts from when a worker picks the job up, not from submission, so a queue in
+        front of a busy pool does not time runs out. Threads cannot be killed: a job that overruns
+        keeps its worker until it returns (for runs, at the next epoch check of the guest).
+        """
+        if self._pool is None:
+            raise ExecutorError("the wasm executor is not started")
+        job: _Job[T] = _Job(fn, args)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, job)
+        try:
+            while True:
+                begun = job.started_at
+                deadline = (begun if begun is not None else time.monotonic()) + timeout_s
+                done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - time.monotonic()))
+                if done:
+                    break
+                if begun is not None:
+                    return None
+        except asyncio.CancelledError:
+            future.cancel()  # drops the job if no worker has taken it yet
+            raise
+        if future.cancelled():  # by close(), not by our caller
+            raise ExecutorError("the wasm executor was closed")
+        try:
+            return future.result()
+        except InvalidModule:
+            raise
+        except Exception as error:  # a platform failure (e.g. out of fds), not the action's
+            logger.exception("wasm executor job %s failed", getattr(fn, "__name__", fn))
+            raise ExecutorError(f"the wasm executor failed: {error!r}") from error
+
+
+def decode_module(code: str) -> bytes:
+    """The module bytes of ``exec.code``: base64 of a ``.wasm`` file or of a zip holding one."""
+    try:
+        data = base64.b64decode("".join(code.split()), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidModule(f"code is not valid base64 ({error})") from None
+    if not data.startswith(b"PK\x03\x04"):
+        return data
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir() and m.filename.endswith(".wasm")]
+            if len(members) != 1:
+                found = ", ".join(m.filename for m in members) or "none"
+                raise InvalidModule(f"the zip must hold exactly one .wasm file (found: {found})")
+            if members[0].file_size > MAX_MODULE_BYTES:
+                raise InvalidModule(f"{members[0].filename} is larger than {MAX_MODULE_BYTES} bytes")
+            return archive.read(members[0])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError, OSError) as error:
+        raise InvalidModule(f"bad zip archive ({error})") from None
+
+
+class _Job(Generic[T]):
+    """A callable for the pool that records when a worker started it."""
+
+    __slots__ = ("args", "fn", "started_at")
+
+    def __init__(self, fn: Callable[..., T], args: tuple[object, ...]) -> None:
+        self.fn, self.args = fn, args
+        self.started_at: float | None = None
+
+    def __call__(self) -> T:
+        self.started_at = time.monotonic()
+        return self.fn(*self.args)
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

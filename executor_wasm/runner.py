@@ -1,0 +1,209 @@
+"""One activation of a WASI command module: a fresh Store and instance per run, limits, stdio capture.
+
+The ABI (DESIGN.md, kind ``wasm:wasi``): the params arrive as one JSON object on stdin, the last
+non-empty line of stdout is the result, everything else on stdout and stderr is the log. Each run
+gets its own Store, so nothing survives between activations; what a run costs is dominated by the
+Python wrappers (~100-140 µs, reference/measurements.md "Wasmtime from Python").
+
+Everything here blocks and must run on a worker thread; Wasmtime releases the GIL while wasm runs.
+How stdin, stdout and stderr reach the guest is in stdio.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import orjson
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime._func import enter_wasm
+
+from executor_wasm.cache import CompiledModule, describe_error
+from executor_wasm.stdio import OUTPUT_SLACK, CappedOutput, Stdin, collect_logs, take_result
+from pywhisk.executor import ProxyResult
+
+# The epoch ticker's period: a deadline fires between timeout and timeout + 2 ticks, and an
+# interrupted loop stops within ~0.2 ms of the tick (measurements.md).
+TICK_MS = 10
+PAGE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """What one run needs besides the module: the WASI world and the limits."""
+
+    argv0: str
+    env: dict[str, str]
+    stdin: bytes
+    memory_bytes: int
+    timeout_ms: int
+    log_limit_bytes: int
+
+
+def deadline_ticks(timeout_ms: int) -> int:
+    """Epoch ticks after which a run started now is interrupted."""
+    return math.ceil(timeout_ms / TICK_MS) + 1
+
+
+def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec) -> ProxyResult:
+    """Instantiate ``compiled`` in a fresh Store, call ``_start`` and report like an action proxy."""
+    started = time.perf_counter()
+    cap = spec.log_limit_bytes + OUTPUT_SLACK
+    with CappedOutput("stdout", cap) as stdout, CappedOutput("stderr", cap) as stderr, Stdin() as stdin:
+        store = wasmtime.Store(engine)
+        store.set_limits(memory_size=spec.memory_bytes)
+        store.set_epoch_deadline(deadline_ticks(spec.timeout_ms))
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [spec.argv0]
+        wasi.env = list(spec.env.items())
+        stdin.attach(wasi, spec.stdin)
+        stdout.attach(wasi)
+        stderr.attach(wasi)
+        store.set_wasi(wasi)
+        outcome = _execute(store, compiled, spec.memory_bytes)
+        # Closing the store drops the WASI context and with it Wasmtime's handles on the memfds.
+        store.close()
+        out, err = stdout.read(), stderr.read()
+    result = _proxy_result(outcome, out, err, spec.log_limit_bytes)
+    result.duration_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+class EpochTicker:
+    """A thread advancing the engine's epoch every ``TICK_MS``: the clock of every run's deadline."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._interval_s = TICK_MS / 1000
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start ticking (idempotent)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._interval_s = TICK_MS / 1000
+            self._thread = threading.Thread(target=self._tick, name="wasm-epoch", daemon=True)
+            self._thread.start()
+
+    def hurry(self) -> None:
+        """Tick as fast as possible, so every running guest reaches its deadline (for shutdown).
+
+        Deadlines are tick counts: at ~1 µs per tick a 5-minute timeout (30,001 ticks) passes in ~30 ms.
+        """
+        self._interval_s = 0.0
+
+    def stop(self) -> None:
+        """Stop ticking and wait for the thread."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.engine.increment_epoch()
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+_OK = "ok"
+_TIMED_OUT = "timed out"
+_MEMORY = "memory exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    body: str  # the proxy's 502 body
+
+
+def _execute(store: wasmtime.Store, compiled: CompiledModule, memory_bytes: int) -> str | _Failed:
+    try:
+        instance = compiled.instance_pre.instantiate(store)
+    except wasmtime.Trap as trap:  # a start section ran and trapped
+        return _TIMED_OUT if trap.trap_code == wasmtime.TrapCode.INTERRUPT else _trap_error(trap)
+    except wasmtime.WasmtimeError as error:
+        if "exceeds memory limits" in str(error):  # the declared minimum memory is above the limit
+            return _MEMORY
+        return _trap_error(error)
+    try:
+        _call_start(store, instance)
+    except wasmtime.ExitTrap as exit_trap:
+        if exit_trap.code == 0:
+            return _OK
+        if _near_limit(store, instance, memory_bytes):  # e.g. a runtime exiting on out-of-memory
+            return _MEMORY
+        return _error(f"The action exited with status {exit_trap.code}.")
+    except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+            return _TIMED_OUT
+        # abort() after malloc failed, or a fault after an unchecked one.
+        return _MEMORY if _near_limit(store, instance, memory_bytes) else _trap_error(trap)
+    except wasmtime.WasmtimeError as error:  # a host function failed
+        return _trap_error(error)
+    return _OK
+
+
+def _call_start(store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+    """Call the command's ``_start`` (cache.py checked that it exists and has type () -> ())."""
+    try:
+        # Straight through the C API: skips building wrappers for every export and the Func's
+        # type introspection, ~23 µs of a ~270 µs run (measured on hello.wasm).
+        item = ffi.wasmtime_extern_t()
+        context = store._context()
+        if not ffi.wasmtime_instance_export_get(
+            context, ctypes.byref(instance._instance), b"_start", 6, ctypes.byref(item)
+        ):
+            raise wasmtime.WasmtimeError("the module has no `_start` export")
+        func = item.of.func
+    except AttributeError:  # wasmtime-py internals moved: take the public road
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        start(store)
+        return
+    with enter_wasm(store) as trap:  # raises the Trap, as Func.__call__ does
+        error = ffi.wasmtime_func_call(context, ctypes.byref(func), None, 0, None, 0, trap)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)  # an ExitTrap for proc_exit
+
+
+def _trap_error(error: Exception) -> _Failed:
+    return _error(f"The action trapped: {describe_error(error)}")
+
+
+def _error(message: str) -> _Failed:
+    return _Failed(orjson.dumps({"error": message}).decode())
+
+
+def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance) -> int | None:
+    memory = instance.exports(store).get("memory")
+    return memory.data_len(store) if isinstance(memory, wasmtime.Memory) else None
+
+
+def _near_limit(store: wasmtime.Store, instance: wasmtime.Instance, limit: int) -> bool:
+    """Did the run end because memory.grow was refused at the limit?
+
+    Wasmtime's C API does not say when it refuses a grow, so judge by where the memory stands. A
+    C program allocating 1 MiB blocks aborts ~1.94 MiB below the limit (dlmalloc asks for more than
+    it needs, measured at 24-512 MiB limits), so "near" is one eighth of the limit, at most 4 MiB.
+    """
+    size = _memory_size(store, instance)
+    return size is not None and limit - size < max(PAGE, min(limit // 8, 4 * 1_048_576))
+
+
+def _proxy_result(outcome: str | _Failed, out: bytes, err: bytes, log_limit: int) -> ProxyResult:
+    if outcome == _OK:
+        # Only \n ends a line: a JSON result may hold a raw U+2028, which str.splitlines would split.
+        body, out = take_result(out)
+        return ProxyResult(status=200, body=body, logs=collect_logs(out, err, log_limit))
+    logs = collect_logs(out, err, log_limit)
+    if outcome == _TIMED_OUT:
+        return ProxyResult(status=None, timed_out=True, logs=logs)
+    if outcome == _MEMORY:
+        return ProxyResult(status=None, memory_exhausted=True, logs=logs)
+    assert isinstance(outcome, _Failed)
+    return ProxyResult(status=502, body=outcome.body, logs=logs)
