@@ -115,8 +115,3 @@ def _install_error_handlers(app: FastAPI) -> None:
             error = WhiskError(str(exc.detail))
             error.status_code = exc.status_code
         return _error_response(request, error)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(request, WhiskError())

@@ -118,7 +118,12 @@ class LoadBalancer:
         if message.blocking:
             self._waiters[message.activationId] = asyncio.get_running_loop().create_future()
         self.in_flight[message.activationId] = target
-        await self._bus.send(invoker_topic(target), message.serialize())
+        try:
+            await self._bus.send(invoker_topic(target), message.serialize())
+        except BaseException:
+            self._waiters.pop(message.activationId, None)
+            self.in_flight.pop(message.activationId, None)
+            raise
 
     async def wait(self, activation_id: str, timeout_s: float) -> Activation | None:
         """The record of a blocking activation, or None if it did not complete in time.
@@ -145,8 +150,10 @@ class LoadBalancer:
                 for value in await consumer.receive(max_messages=500, timeout_s=1.0):
                     try:
                         handle(value)
-                    except (ValidationError, orjson.JSONDecodeError, KeyError):
+                    except (ValidationError, orjson.JSONDecodeError):
                         log.exception("dropping a malformed bus message")
+                    except Exception:  # one bad message must not end the loop (and with it, health)
+                        log.exception("handling a bus message failed")
                 await consumer.commit()
         finally:
             await consumer.close()

@@ -6,14 +6,17 @@ hot invoke path.
 
 from __future__ import annotations
 
+import logging
 import time
-import uuid
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pywhisk.errors import PayloadTooLarge
+from pywhisk.activation import new_activation_id
+from pywhisk.errors import PayloadTooLarge, WhiskError
+
+log = logging.getLogger("pywhisk.controller")
 
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -50,7 +53,7 @@ class WhiskMiddleware:
             await self.app(scope, receive, send)
             return
         receipt_ms = time.time() * 1000.0
-        transid = uuid.uuid4().hex
+        transid = new_activation_id()  # the same shape: 32 hex characters
         state = scope.setdefault("state", {})
         state["transid"] = transid
         state["receipt_ms"] = receipt_ms
@@ -91,6 +94,13 @@ class WhiskMiddleware:
         except _TooLarge as exc:
             if not started:
                 await self._reject(send, exc.size, limit, transid, extra_headers)
+        except Exception:
+            # Here rather than in an app exception handler: Starlette runs those outside every
+            # middleware, and the 500 would lack X-Request-ID and CORS.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started:
+                body = orjson.dumps({"error": WhiskError.default_message, "code": transid})
+                await self._respond(send, 500, body, extra_headers)
 
     async def _reject(self, send: Send, size: int, limit: int, transid: str, headers: list[Any]) -> None:
         error = PayloadTooLarge(size, limit)

@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from pywhisk.activation import new_activation_id
 from pywhisk.executor import Executor
 
 log = logging.getLogger("pywhisk.invoker.pool")
@@ -38,7 +38,7 @@ class Instance:
     executor: Executor
     memory_mb: int
     concurrency: int
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_activation_id)
     initialized: bool = False
     in_flight: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -71,7 +71,7 @@ class Pool:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return sum(1 for request in self._queue if not request.granted.done())
 
     def instances(self) -> list[Instance]:
         return [i for group in self._instances.values() for i in group]
@@ -104,7 +104,9 @@ class Pool:
             return await request.granted
         except asyncio.CancelledError:
             if request.granted.done() and not request.granted.cancelled():
-                self.release(request.granted.result(), healthy=True)
+                instance = request.granted.result()
+                # A new instance was never created or initialised: it must not linger in the pool.
+                self.release(instance, healthy=instance.initialized)
             raise
 
     def release(self, instance: Instance, healthy: bool) -> None:

@@ -38,18 +38,20 @@ def run_response(result: ProxyResult, timeout_ms: int) -> ActivationResponse:
         return _developer_error(Messages.memory_exhausted)
     if result.status is None:
         return _developer_error(Messages.run_exited)
-    if len(result.body.encode()) > MAX_RESULT_BYTES:
-        return ActivationResponse.error(
-            StatusCode.APPLICATION_ERROR,
-            Messages.truncated_response(len(result.body.encode()), MAX_RESULT_BYTES),
-        )
+    raw = result.body.encode()
+    if len(raw) > MAX_RESULT_BYTES:
+        truncated = raw[:MAX_RESULT_BYTES].decode(errors="ignore")
+        message = f"{Messages.truncated_response(len(raw), MAX_RESULT_BYTES)} The truncated response was: {truncated}"
+        return ActivationResponse.error(StatusCode.APPLICATION_ERROR, message)
     body = _parse(result.body)
     ok = result.status == 200
     if isinstance(body, dict):
-        if "error" not in body:
-            return ActivationResponse.of(StatusCode.SUCCESS, body) if ok else _developer_error(body)
-        status = StatusCode.APPLICATION_ERROR if ok else StatusCode.DEVELOPER_ERROR
-        return ActivationResponse.of(status, {"error": body["error"]})
+        if "error" in body:
+            status = StatusCode.APPLICATION_ERROR if ok else StatusCode.DEVELOPER_ERROR
+            return ActivationResponse.of(status, {"error": body["error"]})
+        if ok:
+            return ActivationResponse.of(StatusCode.SUCCESS, body)
+        # A failed /run without an error field is a broken proxy, whatever else the body holds.
     if isinstance(body, list) and ok:
         return ActivationResponse.of(StatusCode.SUCCESS, body)
     return _developer_error(Messages.invalid_run_response(result.body))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pywhisk.errors import BadRequest
 
 # [OW] EntityPath.scala: one word character, or up to 256 of [\w@ .&-] not ending in a space.
-_ENTITY_NAME = re.compile(r"\A([\w]|[\w][\w@ .&-]{0,254}[\w@.&-])\Z")
+_ENTITY_NAME = re.compile(r"\A([\w]|[\w][\w@ .&-]{0,254}[\w@.&-])\Z", re.ASCII)  # Java's \w is ASCII
 DEFAULT_NAMESPACE = "_"
 
 
@@ -39,6 +39,12 @@ class KeyValue(BaseModel):
     key: str
     value: Any = None
     init: bool | None = None
+
+
+def pairs_to_api(pairs: list[KeyValue]) -> list[dict[str, Any]]:
+    """Parameters or annotations as OpenWhisk writes them: ``key`` and ``value`` always (even null),
+    ``init`` only when set."""
+    return [{"key": p.key, "value": p.value, **({"init": p.init} if p.init is not None else {})} for p in pairs]
 
 
 def as_dict(pairs: list[KeyValue]) -> dict[str, Any]:
@@ -157,9 +163,9 @@ class Action(BaseModel):
         return default
 
     def to_api(self, include_code: bool = True) -> dict[str, Any]:
-        doc = self.model_dump(exclude_none=True)
-        for pair in doc["parameters"] + doc["annotations"]:
-            pair.setdefault("value", None)
+        doc = self.model_dump(exclude_none=True, exclude={"parameters", "annotations"})
+        doc["parameters"] = pairs_to_api(self.parameters)
+        doc["annotations"] = pairs_to_api(self.annotations)
         if not include_code:
             doc["exec"].pop("code", None)
         return doc
@@ -171,7 +177,7 @@ class Action(BaseModel):
             "name": self.name,
             "version": self.version,
             "publish": self.publish,
-            "annotations": [p.model_dump(exclude_none=True) for p in self.annotations],
+            "annotations": pairs_to_api(self.annotations),
             "limits": self.limits.model_dump(),
             "exec": {"binary": self.exec.binary},
             "updated": self.updated,

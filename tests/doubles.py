@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 from typing import Any
 
 import orjson
@@ -41,6 +43,9 @@ class ScriptedExecutor:
     async def init(self, instance_id: str, request: InitRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
         self.inits.append(instance_id)
         code = request.code or ""
+        if request.binary:  # under a binary kind (wasm:wasi) a behaviour is sent base64-encoded
+            with contextlib.suppress(UnicodeDecodeError):  # text that merely looks like base64
+                code = base64.b64decode(code).decode()
         self._code[instance_id] = code
         if code == "fail-init":
             return ProxyResult(status=502, body='{"error": "bad module"}')

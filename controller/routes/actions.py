@@ -108,14 +108,14 @@ def _checked_exec(exec_: Exec, manifest: RuntimeManifest) -> Exec:
     code = exec_.code
     if code is not None and len(code) > MAX_CODE_BYTES:
         raise PayloadTooLarge(len(code), MAX_CODE_BYTES)
+    if not code and not exec_.image:
+        raise BadRequest("exec malformed: code undefined")
     binary = is_binary_code(code) if code else False
     if runtime.binary and not binary:
         raise BadRequest(
             f"The code of a '{runtime.kind}' action must be a base64-encoded binary "
             "(a WebAssembly module or a zip holding one)."
         )
-    if not code and not exec_.image:
-        raise BadRequest("exec malformed: code undefined")
     return Exec(kind=runtime.kind, code=code, binary=binary, main=exec_.main, image=exec_.image)
 
 

@@ -39,8 +39,11 @@ class MemoryConsumer(Consumer):
     async def receive(self, max_messages: int, timeout_s: float) -> list[bytes]:
         batch: list[bytes] = []
         if self._queue.empty():
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races
+            # with an arriving message, and the consume loops would then never stop.
             with contextlib.suppress(TimeoutError):
-                batch.append(await asyncio.wait_for(self._queue.get(), timeout_s))
+                async with asyncio.timeout(timeout_s):
+                    batch.append(await self._queue.get())
         while len(batch) < max_messages and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         self._uncommitted.extend(batch)
@@ -50,8 +53,10 @@ class MemoryConsumer(Consumer):
         self._uncommitted.clear()
 
     async def close(self) -> None:
-        # Redeliver what was received but never acknowledged, as Kafka does after a rebalance.
-        for value in self._uncommitted:
+        # Redeliver what was received but never acknowledged, in order and ahead of newer messages,
+        # as Kafka does after a rebalance.
+        newer = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        for value in [*self._uncommitted, *newer]:
             self._queue.put_nowait(value)
         self._uncommitted.clear()
 
