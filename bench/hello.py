@@ -95,8 +95,13 @@ async def run(apihost: str, auth: str, cold_n: int, warm_n: int, concurrency: in
         print(f"warm, waitTime (ms, record):          {summary(waits)}")
 
         done = await throughput(c, apihost, warm, concurrency, duration)
+        recent = await c.get("/namespaces/_/activations", params={"name": warm, "limit": 200, "docs": "true"})
+        waits = [ann(record, "waitTime") for record in recent.json()]
+        print(f"waitTime of the last 200 records under load (ms): {summary(waits)}")
         count = await c.get("/namespaces/_/activations", params={"name": warm, "count": "true"})
-        print(f"records written for the warm action: {count.json()['activations']} (at least {done + warm_n + 1}: wrk does not count requests in flight when it stops)")
+        # wrk does not count the requests still in flight when it stops, so there may be a few more.
+        expected = done + warm_n + 1
+        print(f"records written for the warm action: {count.json()['activations']} (at least {expected})")
 
 
 async def throughput(c: httpx.AsyncClient, apihost: str, action: str, concurrency: int, duration: float) -> int:

@@ -60,6 +60,7 @@ class Server:
 
 def start_standalone(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
