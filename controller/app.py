@@ -40,7 +40,7 @@ def create_app(
 ) -> FastAPI:
     """The controller app. ``store`` and ``bus`` are started by its lifespan, then ``services``
     (e.g. the in-process invoker of standalone mode), and all are closed in reverse order."""
-    balancer = LoadBalancer(bus, settings.controller_id)
+    balancer = LoadBalancer(bus, store, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,9 +1,10 @@
 """Routing activations to invokers and collecting their completions.
 
-Invokers announce themselves with pings on ``health``; an activation goes to the action's home
-invoker, probing with a coprime step when the home is not usable, as OpenWhisk's
-ShardingContainerPoolBalancer does (reference/openwhisk.md §5.3). Completions arrive on this
-controller's ``completed{C}`` topic and resolve the futures blocking callers wait on.
+An activation goes to its action's home invoker, or the next one with free memory (invokers.py).
+Completions arrive on this controller's ``completed{C}`` topic, give the memory back and resolve
+the futures blocking callers wait on. Nothing accepted is ever lost: when an invoker goes offline,
+or an activation outlives OpenWhisk's forced timeout, the controller records the activation itself
+as a whisk internal error (the store keeps the first record of an id, so a late one changes nothing).
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import orjson
 from pydantic import ValidationError
 
-from pywhisk.activation import Activation
-from pywhisk.bus import Bus, Consumer
-from pywhisk.errors import ServiceUnavailable
+from controller.invokers import Invokers
+from pywhisk.activation import Activation, ActivationResponse, StatusCode
+from pywhisk.bus import Bus, Consumer, Delivery
+from pywhisk.entities import Action, KeyValue
 from pywhisk.messages import (
     HEALTH_TOPIC,
     ActivationMessage,
@@ -29,51 +31,43 @@ from pywhisk.messages import (
     completed_topic,
     invoker_topic,
 )
+from pywhisk.settings import Settings
+from pywhisk.store import Store
 
 log = logging.getLogger("pywhisk.controller.loadbalancer")
 
-# An invoker that has not pinged for this long is offline ([OW] InvokerSupervision: 10 s).
-OFFLINE_AFTER_S = 10.0
+SUPERVISION_PERIOD_S = 1.0
+LOST_MESSAGE = "The activation did not complete: the invoker running it stopped responding."
 
 
-def java_string_hash(text: str) -> int:
-    """Java's ``String.hashCode``, so home invokers match OpenWhisk's for the same names."""
-    h = 0
-    # Java hashes UTF-16 code units, so characters outside the BMP count as two.
-    units = text.encode("utf-16-be")
-    for i in range(0, len(units), 2):
-        h = (31 * h + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
+def forced_timeout_s(action_timeout_ms: int) -> float:
+    """When the balancer stops waiting for a completion: ``max(timeout, 60 s) * 2 + 1 min``
+    ([OW] CommonLoadBalancer, timeout-factor 2 and timeout-addon 1m)."""
+    return max(action_timeout_ms / 1000, 60.0) * 2 + 60.0
 
 
-def coprime_steps(n: int) -> list[int]:
-    """Step sizes in 1..n coprime to n ([OW] ShardingContainerPoolBalancer.pairwiseCoprimeNumbersUntil)."""
-    steps: list[int] = []
-    for candidate in range(1, n + 1):
-        if math.gcd(candidate, n) == 1 and all(math.gcd(candidate, s) == 1 for s in steps):
-            steps.append(candidate)
-    return steps or [1]
+@dataclass
+class InFlight:
+    """An activation published and not yet completed."""
 
-
-def probe_order(namespace: str, fq_action_name: str, invokers: int) -> list[int]:
-    """Invoker indices in the order the balancer tries them for this action."""
-    hashed = abs(java_string_hash(namespace) ^ java_string_hash(fq_action_name))
-    home = hashed % invokers
-    steps = coprime_steps(invokers)
-    step = steps[hashed % len(steps)]
-    return [(home + i * step) % invokers for i in range(invokers)]
+    message: ActivationMessage
+    invoker: int
+    memory_mb: int
+    kind: str
+    deadline: float
 
 
 class LoadBalancer:
-    """Publishes activations to invokers and resolves waiters from completion acks."""
+    """Publishes activations to invokers, tracks them until completion, resolves blocking waiters."""
 
-    def __init__(self, bus: Bus, controller_id: int) -> None:
+    def __init__(self, bus: Bus, store: Store, settings: Settings) -> None:
         self._bus = bus
-        self.controller_id = controller_id
-        self._last_ping: dict[int, float] = {}
+        self._store = store
+        self.controller_id = settings.controller_id
+        self.invokers = Invokers(settings.controllers, settings.invoker_offline_after_s)
+        self.in_flight: dict[str, InFlight] = {}
         self._waiters: dict[str, asyncio.Future[Activation | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.in_flight: dict[str, int] = {}  # activation id -> invoker, until its completion
 
     async def start(self) -> None:
         completions = await self._bus.subscribe(completed_topic(self.controller_id), "controller")
@@ -82,6 +76,7 @@ class LoadBalancer:
         self._tasks = [
             loop.create_task(self._consume(completions, self._on_completion), name="lb-completions"),
             loop.create_task(self._consume(health, self._on_ping), name="lb-health"),
+            loop.create_task(self._supervise(), name="lb-supervision"),
         ]
 
     async def close(self) -> None:
@@ -94,35 +89,29 @@ class LoadBalancer:
             if not waiter.done():
                 waiter.cancel()
 
-    def healthy_invokers(self) -> list[int]:
-        deadline = time.monotonic() - OFFLINE_AFTER_S
-        return sorted(i for i, seen in self._last_ping.items() if seen >= deadline)
-
     async def wait_for_invoker(self, timeout_s: float) -> bool:
-        """True once at least one invoker has pinged (used at start-up)."""
+        """True once at least one invoker is usable (used at start-up and by tests)."""
         end = time.monotonic() + timeout_s
-        while not self.healthy_invokers():
+        while not self.invokers.usable():
             if time.monotonic() > end:
                 return False
             await asyncio.sleep(0.01)
         return True
 
-    async def publish(self, message: ActivationMessage, fq_action_name: str) -> None:
-        """Send the activation to an invoker; register a waiter first if the caller blocks."""
-        healthy = self.healthy_invokers()
-        if not healthy:
-            raise ServiceUnavailable()
-        cluster = max(self._last_ping) + 1
-        namespace = message.user.namespace.name
-        target = next(i for i in probe_order(namespace, fq_action_name, cluster) if i in healthy)
+    async def publish(self, message: ActivationMessage, action: Action) -> None:
+        """Send the activation to an invoker; registers the waiter first if the caller blocks."""
+        memory = action.limits.memory
+        target = self.invokers.choose(message.user.namespace.name, action.fully_qualified_name, memory)
+        deadline = time.monotonic() + forced_timeout_s(action.limits.timeout)
+        self.in_flight[message.activationId] = InFlight(message, target, memory, action.exec.kind, deadline)
         if message.blocking:
             self._waiters[message.activationId] = asyncio.get_running_loop().create_future()
-        self.in_flight[message.activationId] = target
         try:
             await self._bus.send(invoker_topic(target), message.serialize())
         except BaseException:
             self._waiters.pop(message.activationId, None)
             self.in_flight.pop(message.activationId, None)
+            self.invokers.release(target, memory, system_error=None)
             raise
 
     async def wait(self, activation_id: str, timeout_s: float) -> Activation | None:
@@ -144,30 +133,92 @@ class LoadBalancer:
     def completed(self, activation_id: str) -> bool:
         return activation_id not in self.in_flight
 
+    # consuming -----------------------------------------------------------------------------------
+
     async def _consume(self, consumer: Consumer, handle: Callable[[bytes], None]) -> None:
         try:
             while True:
-                for value in await consumer.receive(max_messages=500, timeout_s=1.0):
-                    try:
-                        handle(value)
-                    except (ValidationError, orjson.JSONDecodeError):
-                        log.exception("dropping a malformed bus message")
-                    except Exception:  # one bad message must not end the loop (and with it, health)
-                        log.exception("handling a bus message failed")
-                await consumer.commit()
+                for delivery in await consumer.receive(max_messages=500, timeout_s=1.0):
+                    self._handle(handle, delivery)
+                    await consumer.ack(delivery)
         finally:
             await consumer.close()
 
+    @staticmethod
+    def _handle(handle: Callable[[bytes], None], delivery: Delivery) -> None:
+        try:
+            handle(delivery.value)
+        except (ValidationError, orjson.JSONDecodeError):
+            log.exception("dropping a malformed bus message")
+        except Exception:  # one bad message must not end the loop (and with it, health)
+            log.exception("handling a bus message failed")
+
     def _on_completion(self, value: bytes) -> None:
         ack = CompletionMessage.model_validate_json(value)
-        self.in_flight.pop(ack.activationId, None)
-        waiter = self._waiters.get(ack.activationId)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(ack.response)
+        entry = self.in_flight.pop(ack.activationId, None)
+        if entry is not None:
+            self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError)
+        self._resolve(ack.activationId, ack.response)
 
     def _on_ping(self, value: bytes) -> None:
-        ping = PingMessage.model_validate_json(value)
-        if ping.isEnabled:
-            self._last_ping[ping.name.instance] = time.monotonic()
-        else:
-            self._last_ping.pop(ping.name.instance, None)
+        self.invokers.on_ping(PingMessage.model_validate_json(value))
+
+    def _resolve(self, activation_id: str, record: Activation | None) -> None:
+        waiter = self._waiters.get(activation_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(record)
+
+    # nothing lost --------------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(SUPERVISION_PERIOD_S)
+            try:
+                await self._fail_lost_activations()
+            except Exception:
+                log.exception("supervising in-flight activations failed")
+
+    async def _fail_lost_activations(self) -> None:
+        now = time.monotonic()
+        statuses = self.invokers.statuses()
+        lost = [
+            entry
+            for entry in self.in_flight.values()
+            if statuses.get(entry.invoker) == "offline" or now > entry.deadline
+        ]
+        for entry in lost:
+            log.warning(
+                "activation %s on invoker%d is lost (%s); recording it as a whisk internal error",
+                entry.message.activationId,
+                entry.invoker,
+                statuses.get(entry.invoker),
+            )
+            await self._store.put_activation(_lost_record(entry))
+            # The invoker may have stored a real record first: whatever the store holds is the answer.
+            stored = await self._store.get_activation(entry.message.user.namespace.name, entry.message.activationId)
+            self.in_flight.pop(entry.message.activationId, None)
+            self.invokers.release(entry.invoker, entry.memory_mb, system_error=True)
+            self._resolve(entry.message.activationId, stored)
+
+
+def _lost_record(entry: InFlight) -> Activation:
+    message = entry.message
+    now_ms = time.time() * 1000
+    return Activation(
+        activationId=message.activationId,
+        namespace=message.user.namespace.name,
+        name=message.action.name,
+        subject=message.user.subject,
+        version=message.action.version,
+        start=int(now_ms),
+        end=int(now_ms),
+        duration=0,
+        cause=message.cause,
+        response=ActivationResponse.error(StatusCode.WHISK_ERROR, LOST_MESSAGE),
+        annotations=[
+            KeyValue(key="path", value=f"{message.action.path}/{message.action.name}"),
+            KeyValue(key="waitTime", value=round(now_ms - message.transaction.start_ms)),
+            KeyValue(key="kind", value=entry.kind),
+            KeyValue(key="timeout", value=False),
+        ],
+    )

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from invoker.pool import ActionKey, Instance, Pool
 from invoker.results import init_failure, run_response, whisk_error
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
-from pywhisk.bus import Bus, Consumer
+from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.entities import Action, KeyValue
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
@@ -69,27 +69,34 @@ class Invoker:
         self._actions: OrderedDict[tuple[str, str, str | None], Action] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumer: Consumer | None = None
+        self._closing = False
 
     async def start(self) -> None:
         for executor in self._executors.values():
             await executor.start()
         await self.pool.start()
-        consumer = await self._bus.subscribe(invoker_topic(self.settings.invoker_id), "invoker")
+        self._consumer = await self._bus.subscribe(invoker_topic(self.settings.invoker_id), "invoker")
         await self._ping()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._consume(consumer), name="invoker-consume"),
+            loop.create_task(self._consume(self._consumer), name="invoker-consume"),
             loop.create_task(self._ping_forever(), name="invoker-ping"),
         ]
 
     async def close(self) -> None:
+        """Stop reading, let the activations in progress finish and be recorded, then let go."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._running:  # drain: every accepted activation still ends in a record
+        if self._running:
             await asyncio.wait(self._running, timeout=self.settings.drain_timeout_s)
+        if self._consumer is not None:
+            # Whatever did not finish is not acknowledged: the bus delivers it again.
+            await self._consumer.close()
         await self.pool.close()
         for executor in self._executors.values():
             await executor.close()
@@ -98,18 +105,14 @@ class Invoker:
 
     async def _consume(self, consumer: Consumer) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while True:
-                await self._slots.acquire()  # bounded work in progress, taken before reading more
-                self._slots.release()
-                for value in await consumer.receive(max_messages=100, timeout_s=1.0):
-                    await self._slots.acquire()
-                    task = loop.create_task(self._handle(value))
-                    self._running.add(task)
-                    task.add_done_callback(self._done)
-                await consumer.commit()
-        finally:
-            await consumer.close()
+        while True:
+            await self._slots.acquire()  # bounded work in progress, taken before reading more
+            self._slots.release()
+            for delivery in await consumer.receive(max_messages=100, timeout_s=1.0):
+                await self._slots.acquire()
+                task = loop.create_task(self._handle(consumer, delivery))
+                self._running.add(task)
+                task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -128,18 +131,20 @@ class Invoker:
 
     # one activation ------------------------------------------------------------------------------
 
-    async def _handle(self, value: bytes) -> None:
+    async def _handle(self, consumer: Consumer, delivery: Delivery) -> None:
         try:
-            message = ActivationMessage.model_validate_json(value)
+            message = ActivationMessage.model_validate_json(delivery.value)
         except (ValidationError, orjson.JSONDecodeError):
             log.exception("dropping a malformed activation message")
+            await consumer.ack(delivery)
             return
         try:
             record = await self._activate(message)
         except Exception:
             log.exception("activation %s failed inside the invoker", message.activationId)
             record = self._record(message, None, whisk_error("An internal error occurred."), [], {})
-        await self._finish(message, record)
+        if await self._finish(message, record):
+            await consumer.ack(delivery)
 
     async def _activate(self, message: ActivationMessage) -> Activation:
         action = await self._action(message)
@@ -200,14 +205,11 @@ class Invoker:
         healthy = response.statusCode != StatusCode.DEVELOPER_ERROR
         return self._record(message, action, response, logs, timings, result.timed_out), healthy
 
-    async def _finish(self, message: ActivationMessage, record: Activation) -> None:
-        for attempt in range(5):
-            try:
-                await self._store.put_activation(record)
-                break
-            except Exception:
-                log.exception("storing activation %s failed (attempt %d)", record.activationId, attempt + 1)
-                await asyncio.sleep(0.1 * 2**attempt)
+    async def _finish(self, message: ActivationMessage, record: Activation) -> bool:
+        """Store the record, then tell the controller. False if the record could not be stored
+        before shutdown: the message is then left unacknowledged, to be delivered again."""
+        if not await self._store_record(record):
+            return False
         ack = CompletionMessage(
             transid=message.transid,
             activationId=message.activationId,
@@ -215,7 +217,27 @@ class Invoker:
             instance=self.instance,
             response=record if message.blocking else None,
         )
-        await self._bus.send(completed_topic(message.rootControllerIndex.asString), ack.serialize())
+        try:
+            await self._bus.send(completed_topic(message.rootControllerIndex.asString), ack.serialize())
+        except Exception:  # the record is stored; the controller falls back to the store
+            log.exception("sending the completion of %s failed", message.activationId)
+        return True
+
+    async def _store_record(self, record: Activation) -> bool:
+        # A store outage (e.g. CouchDB restarting) must not lose the record: retry until it is back,
+        # backing off to a few seconds, for as long as the invoker runs.
+        attempt = 0
+        while True:
+            try:
+                await self._store.put_activation(record)
+                return True
+            except Exception as exc:
+                attempt += 1
+                if self._closing and attempt > 3:
+                    log.error("giving up storing %s at shutdown: %s", record.activationId, exc)
+                    return False
+                log.warning("storing activation %s failed (attempt %d): %s", record.activationId, attempt, exc)
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
 
     # helpers -------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,23 @@ class Settings(BaseSettings):
 
     controller_id: int = 0
     invoker_id: int = 0
+
+    # Backends. Standalone always uses memory + sqlite; the distributed roles default to Kafka + CouchDB
+    # on the local development services (deploy/local/services up).
+    bus: Literal["memory", "kafka"] = "kafka"
+    store: Literal["sqlite", "couchdb"] = "couchdb"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = ""
+    couchdb_url: str = "http://127.0.0.1:5984"
+    couchdb_username: str | None = None
+    couchdb_password: str | None = None
+    couchdb_db_prefix: str = "pywhisk_"
+    # Activation records older than this are deleted by the store (None keeps them forever).
+    activation_retention_days: float | None = None
+    # An invoker without a ping for this long is offline ([OW] InvokerSupervision: 10 s).
+    invoker_offline_after_s: float = Field(default=10.0, gt=0)
+    # How many controllers share the invokers: each gets user_memory / controllers of every invoker.
+    controllers: int = Field(default=1, ge=1)
 
     # Invoker pool (OpenWhisk's ContainerPool): total MB of live instances and idle eviction.
     user_memory_mb: int = Field(default=4096, ge=128)

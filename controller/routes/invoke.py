@@ -67,7 +67,7 @@ async def invoke_action(
         initArgs=[p.key for p in action.parameters if p.init],
     )
     balancer: LoadBalancer = request.app.state.balancer
-    await balancer.publish(message, action.fully_qualified_name)
+    await balancer.publish(message, action)
     headers = {"x-openwhisk-activation-id": activation_id}
     if not blocking:
         return JSONResponse({"activationId": activation_id}, status_code=202, headers=headers)

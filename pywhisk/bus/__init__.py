@@ -1,27 +1,40 @@
 """The ``Bus`` seam: topics of bytes between controllers and invokers (Kafka in distributed mode).
 
-Semantics follow Kafka's, narrowed to what pywhisk needs: ``send`` appends to a topic; a consumer in a
-group receives each message once per group; ``commit`` acknowledges everything received so far, and
-messages received but not committed when a consumer dies are delivered again (at-least-once).
+Semantics follow Kafka's, narrowed to what pywhisk needs: ``send`` appends to a topic and returns once
+the bus holds the message; a consumer in a group receives each message once per group. Each received
+``Delivery`` is acknowledged with ``ack`` when fully handled (for an invoker: when its activation
+record is stored). Acknowledgements may come in any order; the bus remembers, per partition, only
+the prefix of acknowledged messages, and every message not covered by it when a consumer goes away
+is delivered again (at-least-once).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One received message and where it sits in its topic."""
+
+    value: bytes
+    partition: int
+    offset: int
 
 
 @runtime_checkable
 class Consumer(Protocol):
     """A subscription of one consumer group to one topic."""
 
-    async def receive(self, max_messages: int, timeout_s: float) -> list[bytes]:
+    async def receive(self, max_messages: int, timeout_s: float) -> list[Delivery]:
         """Up to ``max_messages`` messages; waits at most ``timeout_s`` for the first one."""
 
-    async def commit(self) -> None:
-        """Acknowledge every message received so far."""
+    async def ack(self, delivery: Delivery) -> None:
+        """``delivery`` is fully handled and need never be delivered again."""
 
     async def close(self) -> None:
-        """Stop consuming; uncommitted messages go back to the group."""
+        """Stop consuming; unacknowledged messages go back to the group."""
 
 
 @runtime_checkable

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 
-from pywhisk.bus import Consumer
+from pywhisk.bus import Consumer, Delivery
 
 
 class _Topic:
     """One topic: a queue per consumer group, and a backlog kept until the first group subscribes."""
 
     def __init__(self) -> None:
-        self.groups: dict[str, asyncio.Queue[bytes]] = {}
-        self.backlog: deque[bytes] = deque()
+        self.groups: dict[str, asyncio.Queue[Delivery]] = {}
+        self.backlog: deque[Delivery] = deque()
+        self._offsets = itertools.count()
 
     def publish(self, value: bytes) -> None:
+        delivery = Delivery(value, partition=0, offset=next(self._offsets))
         if not self.groups:
-            self.backlog.append(value)
+            self.backlog.append(delivery)
         for queue in self.groups.values():
-            queue.put_nowait(value)
+            queue.put_nowait(delivery)
 
-    def join(self, group: str) -> asyncio.Queue[bytes]:
+    def join(self, group: str) -> asyncio.Queue[Delivery]:
         if group not in self.groups:
-            queue: asyncio.Queue[bytes] = asyncio.Queue()
+            queue: asyncio.Queue[Delivery] = asyncio.Queue()
             while self.backlog:
                 queue.put_nowait(self.backlog.popleft())
             self.groups[group] = queue
@@ -32,12 +35,12 @@ class _Topic:
 
 
 class MemoryConsumer(Consumer):
-    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
+    def __init__(self, queue: asyncio.Queue[Delivery]) -> None:
         self._queue = queue
-        self._uncommitted: list[bytes] = []
+        self._unacked: dict[int, Delivery] = {}
 
-    async def receive(self, max_messages: int, timeout_s: float) -> list[bytes]:
-        batch: list[bytes] = []
+    async def receive(self, max_messages: int, timeout_s: float) -> list[Delivery]:
+        batch: list[Delivery] = []
         if self._queue.empty():
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races
             # with an arriving message, and the consume loops would then never stop.
@@ -46,19 +49,19 @@ class MemoryConsumer(Consumer):
                     batch.append(await self._queue.get())
         while len(batch) < max_messages and not self._queue.empty():
             batch.append(self._queue.get_nowait())
-        self._uncommitted.extend(batch)
+        self._unacked.update((d.offset, d) for d in batch)
         return batch
 
-    async def commit(self) -> None:
-        self._uncommitted.clear()
+    async def ack(self, delivery: Delivery) -> None:
+        self._unacked.pop(delivery.offset, None)
 
     async def close(self) -> None:
         # Redeliver what was received but never acknowledged, in order and ahead of newer messages,
         # as Kafka does after a rebalance.
         newer = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
-        for value in [*self._uncommitted, *newer]:
-            self._queue.put_nowait(value)
-        self._uncommitted.clear()
+        for delivery in [*sorted(self._unacked.values(), key=lambda d: d.offset), *newer]:
+            self._queue.put_nowait(delivery)
+        self._unacked.clear()
 
 
 class MemoryBus:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from controller.loadbalancer import LoadBalancer, coprime_steps, java_string_hash, probe_order
+from controller.invokers import coprime_steps, java_string_hash, probe_order
+from controller.loadbalancer import LoadBalancer
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.bus import Consumer
 from pywhisk.bus.memory import MemoryBus
+from pywhisk.entities import Action, Exec
 from pywhisk.errors import ServiceUnavailable
 from pywhisk.identity import guest_identity
 from pywhisk.messages import (
@@ -24,8 +27,12 @@ from pywhisk.messages import (
     completed_topic,
     invoker_topic,
 )
+from pywhisk.settings import Settings
+from pywhisk.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.unit
+
+HELLO = Action(namespace="guest", name="hello", exec=Exec(kind="wasm:wasi", code="AA==", binary=True))
 
 
 def _java_hash_reference(text: str) -> int:
@@ -119,11 +126,14 @@ async def bus() -> AsyncIterator[MemoryBus]:
 
 
 @pytest.fixture
-async def balancer(bus: MemoryBus) -> AsyncIterator[LoadBalancer]:
-    balancer = LoadBalancer(bus, controller_id=0)
+async def balancer(bus: MemoryBus, tmp_path: Path) -> AsyncIterator[LoadBalancer]:
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    await store.start()
+    balancer = LoadBalancer(bus, store, Settings(data_dir=tmp_path, controller_id=0))
     await balancer.start()
     yield balancer
     await balancer.close()
+    await store.close()
 
 
 def _message(blocking: bool, action: str = "hello") -> ActivationMessage:
@@ -151,10 +161,13 @@ def _record(activation_id: str) -> Activation:
     )
 
 
-async def _ping(bus: MemoryBus, balancer: LoadBalancer, invoker: int, enabled: bool = True) -> None:
-    await bus.send(HEALTH_TOPIC, PingMessage(name=InvokerInstance(instance=invoker), isEnabled=enabled).serialize())
+async def _ping(
+    bus: MemoryBus, balancer: LoadBalancer, invoker: int, enabled: bool = True, memory: str = "2048 MB"
+) -> None:
+    ping = PingMessage(name=InvokerInstance(instance=invoker, userMemory=memory), isEnabled=enabled)
+    await bus.send(HEALTH_TOPIC, ping.serialize())
     for _ in range(200):
-        if (invoker in balancer.healthy_invokers()) == enabled:
+        if (invoker in balancer.invokers.usable()) == enabled:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"ping of invoker{invoker} not seen")
@@ -172,14 +185,14 @@ async def _complete(bus: MemoryBus, message: ActivationMessage, record: Activati
 
 
 async def _receive_one(consumer: Consumer) -> bytes:
-    values = await consumer.receive(max_messages=10, timeout_s=1.0)
-    assert len(values) == 1
-    return values[0]
+    deliveries = await consumer.receive(max_messages=10, timeout_s=1.0)
+    assert len(deliveries) == 1
+    return deliveries[0].value
 
 
 async def test_publish_without_any_invoker_is_503_no_invokers_available(balancer: LoadBalancer) -> None:
     with pytest.raises(ServiceUnavailable) as caught:
-        await balancer.publish(_message(blocking=False), "/guest/hello")
+        await balancer.publish(_message(blocking=False), HELLO)
     assert caught.value.status_code == 503
     assert caught.value.message == "No invokers available"
 
@@ -191,7 +204,7 @@ async def test_after_a_ping_the_activation_arrives_on_the_invokers_topic(
     await _ping(bus, balancer, 0)
     message = _message(blocking=False)
 
-    await balancer.publish(message, "/guest/hello")
+    await balancer.publish(message, HELLO)
 
     delivered = ActivationMessage.model_validate_json(await _receive_one(invoker0))
     assert delivered == message
@@ -207,9 +220,9 @@ async def test_wait_for_invoker_is_true_once_one_has_pinged(bus: MemoryBus, bala
 async def test_disabled_invoker_gets_no_work(bus: MemoryBus, balancer: LoadBalancer) -> None:
     await _ping(bus, balancer, 0)
     await _ping(bus, balancer, 0, enabled=False)
-    assert balancer.healthy_invokers() == []
+    assert balancer.invokers.usable() == []
     with pytest.raises(ServiceUnavailable):
-        await balancer.publish(_message(blocking=False), "/guest/hello")
+        await balancer.publish(_message(blocking=False), HELLO)
 
 
 async def test_activation_goes_to_the_first_healthy_invoker_in_probe_order(
@@ -222,7 +235,7 @@ async def test_activation_goes_to_the_first_healthy_invoker_in_probe_order(
         if i != order[0]:
             await _ping(bus, balancer, i)
 
-    await balancer.publish(_message(blocking=False), "/guest/hello")
+    await balancer.publish(_message(blocking=False), HELLO)
 
     assert len(await consumers[expected].receive(max_messages=10, timeout_s=1.0)) == 1
     for i, consumer in consumers.items():
@@ -233,7 +246,7 @@ async def test_activation_goes_to_the_first_healthy_invoker_in_probe_order(
 async def test_blocking_wait_resolves_from_the_completion_ack(bus: MemoryBus, balancer: LoadBalancer) -> None:
     await _ping(bus, balancer, 0)
     message = _message(blocking=True)
-    await balancer.publish(message, "/guest/hello")
+    await balancer.publish(message, HELLO)
 
     waiting = asyncio.create_task(balancer.wait(message.activationId, timeout_s=2))
     await _complete(bus, message, _record(message.activationId))
@@ -248,7 +261,7 @@ async def test_blocking_wait_resolves_from_the_completion_ack(bus: MemoryBus, ba
 async def test_ack_that_came_before_the_wait_is_not_lost(bus: MemoryBus, balancer: LoadBalancer) -> None:
     await _ping(bus, balancer, 0)
     message = _message(blocking=True)
-    await balancer.publish(message, "/guest/hello")
+    await balancer.publish(message, HELLO)
     await _complete(bus, message, _record(message.activationId))
     for _ in range(200):
         if balancer.completed(message.activationId):
@@ -265,7 +278,7 @@ async def test_ack_without_record_resolves_the_wait_to_none_but_marks_completion
 ) -> None:
     await _ping(bus, balancer, 0)
     message = _message(blocking=True)
-    await balancer.publish(message, "/guest/hello")
+    await balancer.publish(message, HELLO)
 
     waiting = asyncio.create_task(balancer.wait(message.activationId, timeout_s=2))
     await _complete(bus, message, None)
@@ -277,7 +290,7 @@ async def test_ack_without_record_resolves_the_wait_to_none_but_marks_completion
 async def test_wait_times_out_to_none(bus: MemoryBus, balancer: LoadBalancer) -> None:
     await _ping(bus, balancer, 0)
     message = _message(blocking=True)
-    await balancer.publish(message, "/guest/hello")
+    await balancer.publish(message, HELLO)
 
     assert await balancer.wait(message.activationId, timeout_s=0.05) is None
     assert balancer.completed(message.activationId) is False
@@ -286,15 +299,15 @@ async def test_wait_times_out_to_none(bus: MemoryBus, balancer: LoadBalancer) ->
 async def test_wait_for_a_non_blocking_activation_returns_none_at_once(bus: MemoryBus, balancer: LoadBalancer) -> None:
     await _ping(bus, balancer, 0)
     message = _message(blocking=False)
-    await balancer.publish(message, "/guest/hello")
+    await balancer.publish(message, HELLO)
     assert await asyncio.wait_for(balancer.wait(message.activationId, timeout_s=10), 1) is None
 
 
 async def test_non_blocking_completion_frees_the_in_flight_entry(bus: MemoryBus, balancer: LoadBalancer) -> None:
     await _ping(bus, balancer, 0)
     message = _message(blocking=False)
-    await balancer.publish(message, "/guest/hello")
-    assert balancer.in_flight == {message.activationId: 0}
+    await balancer.publish(message, HELLO)
+    assert {key: entry.invoker for key, entry in balancer.in_flight.items()} == {message.activationId: 0}
 
     await _complete(bus, message, None)
     for _ in range(200):
@@ -310,4 +323,98 @@ async def test_malformed_bus_messages_are_dropped_and_the_balancer_keeps_working
     await bus.send(HEALTH_TOPIC, b"not json")
     await bus.send(completed_topic(0), b'{"unexpected": true}')
     await _ping(bus, balancer, 0)
-    assert balancer.healthy_invokers() == [0]
+    assert balancer.invokers.usable() == [0]
+
+
+async def test_memory_permits_move_work_off_a_full_home_invoker(bus: MemoryBus, balancer: LoadBalancer) -> None:
+    order = probe_order("guest", "/guest/hello", 2)
+    home, other = order
+    consumers = {i: await bus.subscribe(invoker_topic(i), "invoker") for i in range(2)}
+    await _ping(bus, balancer, home, memory="512 MB")  # room for two 256 MB activations
+    await _ping(bus, balancer, other, memory="512 MB")
+
+    for _ in range(3):
+        await balancer.publish(_message(blocking=False), HELLO)
+
+    assert len(await consumers[home].receive(max_messages=10, timeout_s=1.0)) == 2
+    assert len(await consumers[other].receive(max_messages=10, timeout_s=1.0)) == 1
+
+
+async def test_when_every_invoker_is_full_the_work_still_goes_out(bus: MemoryBus, balancer: LoadBalancer) -> None:
+    consumer = await bus.subscribe(invoker_topic(0), "invoker")
+    await _ping(bus, balancer, 0, memory="256 MB")
+
+    for _ in range(3):  # one fits; the others overload the only invoker and queue there
+        await balancer.publish(_message(blocking=False), HELLO)
+
+    assert len(await consumer.receive(max_messages=10, timeout_s=1.0)) == 3
+
+
+async def test_completion_gives_the_memory_back(bus: MemoryBus, balancer: LoadBalancer) -> None:
+    await _ping(bus, balancer, 0, memory="1024 MB")
+    message = _message(blocking=False)
+    await balancer.publish(message, HELLO)
+    state = balancer.invokers._states[0]
+    assert state.free_mb == 1024 - 256
+
+    await _complete(bus, message, None)
+    for _ in range(200):
+        if state.free_mb == 1024:
+            break
+        await asyncio.sleep(0.005)
+    assert state.free_mb == 1024
+
+
+async def test_activations_of_an_invoker_gone_offline_are_recorded_as_whisk_errors(
+    bus: MemoryBus, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "lost.sqlite3")
+    await store.start()
+    balancer = LoadBalancer(bus, store, Settings(data_dir=tmp_path, invoker_offline_after_s=0.2))
+    await balancer.start()
+    try:
+        await _ping(bus, balancer, 0)
+        blocking, background = _message(blocking=True), _message(blocking=False)
+        await balancer.publish(blocking, HELLO)
+        await balancer.publish(background, HELLO)
+
+        # No completion and no more pings: within the offline time plus a supervision round,
+        # both end in a record and the blocking caller gets it.
+        record = await balancer.wait(blocking.activationId, timeout_s=5)
+
+        assert record is not None
+        assert record.status_code == StatusCode.WHISK_ERROR
+        assert record.response.result == {
+            "error": "The activation did not complete: the invoker running it stopped responding."
+        }
+        for _ in range(200):  # the second one is recorded in the same supervision round
+            if not balancer.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert balancer.in_flight == {}
+        stored = await store.get_activation("guest", background.activationId)
+        assert stored is not None and stored.status_code == StatusCode.WHISK_ERROR
+        with pytest.raises(ServiceUnavailable):
+            await balancer.publish(_message(blocking=False), HELLO)
+    finally:
+        await balancer.close()
+        await store.close()
+
+
+async def test_a_record_stored_by_the_invoker_wins_over_the_lost_record(bus: MemoryBus, tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "won.sqlite3")
+    await store.start()
+    balancer = LoadBalancer(bus, store, Settings(data_dir=tmp_path, invoker_offline_after_s=0.2))
+    await balancer.start()
+    try:
+        await _ping(bus, balancer, 0)
+        message = _message(blocking=True)
+        await balancer.publish(message, HELLO)
+        await store.put_activation(_record(message.activationId))  # stored, but the ack never came
+
+        record = await balancer.wait(message.activationId, timeout_s=5)
+
+        assert record is not None and record.status_code == StatusCode.SUCCESS
+    finally:
+        await balancer.close()
+        await store.close()
