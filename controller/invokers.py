@@ -85,7 +85,10 @@ class Invokers:
 
     def on_ping(self, ping: PingMessage) -> None:
         """A ping; a disabled invoker (draining, or switched off by an operator) counts as offline."""
-        now = time.monotonic() if ping.isEnabled else float("-inf")
+        age_s = time.time() - ping.timestamp / 1000 if ping.timestamp is not None else 0.0
+        if age_s > self.offline_after_s:
+            return
+        now = time.monotonic() - max(age_s, 0.0) if ping.isEnabled else float("-inf")
         capacity = max(_megabytes(ping.name.userMemory) // self.controllers, 128)
         state = self._states.get(ping.name.instance)
         if state is None:

@@ -127,7 +127,8 @@ class Invoker:
                 log.exception("health ping failed")
 
     async def _ping(self) -> None:
-        await self._bus.send(HEALTH_TOPIC, PingMessage(name=self.instance).serialize())
+        ping = PingMessage(name=self.instance, timestamp=time.time() * 1000)
+        await self._bus.send(HEALTH_TOPIC, ping.serialize())
 
     # one activation ------------------------------------------------------------------------------
 

@@ -113,6 +113,73 @@ def _exit_quietly_after_shutdown() -> None:
         signal.signal(sig, lambda *_: None)
 
 
+def build_controller(settings: Settings) -> FastAPI:
+    """A controller of the distributed mode: the API over Kafka and CouchDB (or what settings say)."""
+    from controller.app import create_app
+    from pywhisk.backends import create_bus, create_store
+
+    bus = create_bus(settings, client_id=f"controller{settings.controller_id}")
+    return create_app(settings, create_store(settings), bus)
+
+
+async def run_invoker(settings: Settings) -> None:
+    """An invoker of the distributed mode, until SIGINT/SIGTERM; then it drains and stops."""
+    import asyncio
+    import signal
+
+    from invoker.invoker import Invoker
+    from pywhisk.backends import create_bus, create_store
+    from pywhisk.runtimes import RuntimeManifest
+
+    store = create_store(settings)
+    bus = create_bus(settings, client_id=f"invoker{settings.invoker_id}")
+    invoker = Invoker(settings, bus, store, load_executors(settings), RuntimeManifest.load_default())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await store.start()
+    await bus.start()
+    try:
+        await invoker.start()
+        console.print(f"[bold green]pywhisk invoker{settings.invoker_id}[/] is consuming invoker{settings.invoker_id}")
+        await stop.wait()
+        console.print(f"invoker{settings.invoker_id}: draining")
+        await invoker.close()
+    finally:
+        await bus.close()
+        await store.close()
+
+
+@app.command()
+def controller(
+    controller_id: Annotated[int | None, typer.Option("--id", help="Controller index C (topic completedC)")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port of the API [default: 3233]")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")] = None,
+) -> None:
+    """Run a controller: the REST API and load balancer, over Kafka and CouchDB."""
+    import uvicorn
+
+    settings = _settings(controller_id=controller_id, port=port, host=host)
+    _exit_quietly_after_shutdown()
+    console.print(
+        f"[bold green]pywhisk controller{settings.controller_id}[/] on http://{settings.host}:{settings.port} "
+        f"(bus {settings.bus}, store {settings.store})"
+    )
+    uvicorn.run(build_controller(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def invoker(
+    invoker_id: Annotated[int | None, typer.Option("--id", help="Invoker index N (topic invokerN)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Module cache [default: ~/.pywhisk]")] = None,
+) -> None:
+    """Run an invoker: consumes its topic, runs actions, writes records."""
+    import asyncio
+
+    asyncio.run(run_invoker(_settings(invoker_id=invoker_id, data_dir=data_dir)))
+
+
 @app.command("executor-wasm")
 def executor_wasm(
     port: Annotated[int | None, typer.Option(help="HTTP port [default: 9000]")] = None,

@@ -87,6 +87,9 @@ class PingMessage(BaseModel):
 
     name: InvokerInstance
     isEnabled: bool = True
+    # Not in OpenWhisk's ping: when it was sent (epoch ms), so a controller replaying the health
+    # topic after a restart does not take old pings for signs of life.
+    timestamp: float | None = None
 
     def serialize(self) -> bytes:
         return orjson.dumps(self.model_dump())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from controller.invokers import coprime_steps, java_string_hash, probe_order
+from controller.invokers import Invokers, coprime_steps, java_string_hash, probe_order
 from controller.loadbalancer import LoadBalancer
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.bus import Consumer
@@ -418,3 +419,23 @@ async def test_a_record_stored_by_the_invoker_wins_over_the_lost_record(bus: Mem
     finally:
         await balancer.close()
         await store.close()
+
+
+def test_a_stale_ping_replayed_from_the_health_topic_is_not_a_sign_of_life() -> None:
+    invokers = Invokers(controllers=1, offline_after_s=10)
+    old = time.time() * 1000 - 60_000
+
+    invokers.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="1024 MB"), timestamp=old))
+    assert invokers.usable() == []
+
+    invokers.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="1024 MB"), timestamp=time.time() * 1000))
+    assert invokers.usable() == [0]
+
+
+def test_capacity_is_shared_between_controllers() -> None:
+    invokers = Invokers(controllers=4, offline_after_s=10)
+    invokers.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="2048 MB")))
+    assert invokers._states[0].capacity_mb == 512
+    small = Invokers(controllers=4, offline_after_s=10)
+    small.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="256 MB")))
+    assert small._states[0].capacity_mb == 128  # never below one smallest action
