@@ -14,7 +14,7 @@ from controller.auth import Authenticator
 from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
 from controller.responses import JSONResponse
-from controller.routes import actions, activations, invoke, namespaces
+from controller.routes import actions, activations, invoke, invokers, namespaces
 from pywhisk.bus import Bus
 from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, WhiskError
 from pywhisk.identity import guest_identity
@@ -79,6 +79,7 @@ def create_app(
     # namespaces last: its catch-all collection route must not shadow the others.
     for module in (actions, invoke, activations, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(invokers.router)  # at the root, as in OpenWhisk
 
     _install_error_handlers(app)
     app.add_middleware(

@@ -76,7 +76,9 @@ class Invoker:
         for executor in self._executors.values():
             await executor.start()
         await self.pool.start()
-        self._consumer = await self._bus.subscribe(invoker_topic(self.settings.invoker_id), "invoker")
+        # A group per invoker, as OpenWhisk: one invoker's restart must not rebalance the others.
+        topic = invoker_topic(self.settings.invoker_id)
+        self._consumer = await self._bus.subscribe(topic, group=topic)
         await self._ping()
         loop = asyncio.get_running_loop()
         self._tasks = [

@@ -32,6 +32,9 @@ def _settings(**overrides: Any) -> Settings:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Client libraries log every request or reconnect attempt at INFO; keep the log about pywhisk.
+    for noisy in ("httpx", "aiokafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,13 +13,14 @@ from controller.query import flag, json_body
 from controller.responses import JSONResponse
 from pywhisk.activation import Activation, StatusCode, new_activation_id
 from pywhisk.entities import Action, as_dict
-from pywhisk.errors import BadRequest, NotFound
+from pywhisk.errors import BadRequest, NotFound, ServiceUnavailable, WhiskError
 from pywhisk.identity import Identity
 from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance
 from pywhisk.settings import Settings
 from pywhisk.store import Store
 
 router = APIRouter()
+log = logging.getLogger("pywhisk.controller")
 
 INVOKE_SCHEMA = {
     "requestBody": {
@@ -67,7 +69,13 @@ async def invoke_action(
         initArgs=[p.key for p in action.parameters if p.init],
     )
     balancer: LoadBalancer = request.app.state.balancer
-    await balancer.publish(message, action)
+    try:
+        await balancer.publish(message, action)
+    except WhiskError:
+        raise
+    except Exception as exc:  # the bus did not take the message: nothing was accepted
+        log.warning("publishing activation %s failed: %s", activation_id, exc)
+        raise ServiceUnavailable("The activation could not be scheduled: the message bus is unavailable.") from exc
     headers = {"x-openwhisk-activation-id": activation_id}
     if not blocking:
         return JSONResponse({"activationId": activation_id}, status_code=202, headers=headers)

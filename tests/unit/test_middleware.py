@@ -616,3 +616,10 @@ async def test_action_put_with_code_over_48_mb_is_413(api: httpx.AsyncClient) ->
     code = "A" * (48 * MB + 4)
     response = await api.put(f"{ACTIONS}/huge", json={"exec": {"kind": "wasm:wasi", "code": code}})
     assert_whisk_error(response, 413, f"Request larger than allowed: {len(code)} > {48 * MB} bytes.")
+
+
+async def test_invokers_route_reports_health_like_openwhisk(api: httpx.AsyncClient) -> None:
+    response = await api.get("/invokers")
+
+    assert response.status_code == 200
+    assert response.json() == {"invoker0": "up"}

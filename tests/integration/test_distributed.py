@@ -1,0 +1,243 @@
+"""Distributed mode against the real services: controller and invoker processes, Kafka, CouchDB API."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from controller.invokers import probe_order
+from tests.conftest import GUEST_AUTH, wasm_code
+from tests.couchdb_service import couchdb_url  # noqa: F401
+from tests.distributed import Deployment, start_deployment
+from tests.integration.helpers import annotations, create_wasm_action, invoke, wait_for_record
+from tests.kafka_service import KafkaBroker, kafka_broker, private_kafka_broker  # noqa: F401
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+# Plenty of memory, so every activation goes to its home invoker and hashing is visible.
+ROOMY = {"PYWHISK_USER_MEMORY_MB": "65536", "PYWHISK_WASM_THREADS": "64"}
+
+
+@pytest.fixture(scope="module")
+def deployment(kafka_broker: str, couchdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:  # noqa: F811
+    deployment = start_deployment(kafka_broker, couchdb_url, tmp_path_factory.mktemp("dist"), invoker_env=ROOMY)
+    yield deployment
+    deployment.stop()
+
+
+def _homes(names: list[str], invokers: int) -> dict[str, int]:
+    return {name: probe_order("guest", f"/guest/{name}", invokers)[0] for name in names}
+
+
+async def _invoke_many(
+    apihost: str, calls: list[tuple[str, dict[str, object]]], concurrency: int
+) -> list[httpx.Response]:
+    uuid, key = GUEST_AUTH.split(":")
+    limits = httpx.Limits(max_connections=concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=120, limits=limits) as client:
+
+        async def one(name: str, params: dict[str, object]) -> httpx.Response:
+            async with semaphore:
+                return await client.post(f"/namespaces/_/actions/{name}", params={"blocking": "true"}, json=params)
+
+        return await asyncio.gather(*(one(name, params) for name, params in calls))
+
+
+async def _consumed(bootstrap: str, prefix: str, invoker: int) -> int:
+    """Messages invoker N has acknowledged: its consumer group's committed offset on its topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topic = f"{prefix}invoker{invoker}"
+        offsets = await admin.list_consumer_group_offsets(topic)
+        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    finally:
+        await admin.close()
+
+
+def test_500_invocations_spread_over_both_invokers_with_one_record_each(deployment: Deployment) -> None:
+    names = [f"spread-{i}" for i in range(12)]
+    homes = _homes(names, 2)
+    assert set(homes.values()) == {0, 1}, "the names hash to both invokers"
+    with deployment.client() as api:
+        for name in names:
+            create_wasm_action(api, name, "hello")
+    calls = [(names[i % len(names)], {"name": str(i)}) for i in range(500)]
+
+    responses = asyncio.run(_invoke_many(deployment.apihost(), calls, concurrency=40))
+
+    assert Counter(r.status_code for r in responses) == {200: 500}
+    with deployment.client() as api:
+        for name in names:
+            records = api.get("/namespaces/_/activations", params={"name": name, "limit": 200, "docs": "true"}).json()
+            expected = sum(1 for call in calls if call[0] == name)
+            assert len(records) == len({r["activationId"] for r in records}) == expected
+            assert all("waitTime" in annotations(r) for r in records)
+            cold = [r for r in records if "initTime" in annotations(r)]
+            assert 1 <= len(cold) < expected, f"{name}: the first start is cold, later ones reuse warm instances"
+    # Home hashing, seen from Kafka: each invoker consumed exactly the activations homed on it.
+    per_invoker = Counter(homes[name] for name, _ in calls)
+    for invoker in (0, 1):
+        consumed = asyncio.run(_consumed(deployment.bootstrap_servers, deployment.prefix, invoker))
+        assert consumed == per_invoker[invoker]
+
+
+def test_standalone_errors_look_the_same_in_distributed_mode(deployment: Deployment) -> None:
+    with deployment.client() as api:
+        create_wasm_action(api, "dist-loop", "loop", timeout=1000)
+        create_wasm_action(api, "dist-bomb", "membomb", memory=128)
+        looped = invoke(api, "dist-loop")
+        bombed = invoke(api, "dist-bomb")
+    assert looped.status_code == 502
+    assert looped.json()["response"]["result"] == {"error": "The action exceeded its time limits of 1000 milliseconds."}
+    assert bombed.json()["response"]["result"] == {"error": "The action exhausted its memory and was aborted."}
+
+
+def test_kill_9_of_an_invoker_loses_no_accepted_activation(
+    kafka_broker: str,  # noqa: F811
+    couchdb_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    deployment = start_deployment(kafka_broker, couchdb_url, tmp_path, invoker_env=ROOMY)
+    try:
+        names = [f"sleepy-{i}" for i in range(6)]
+        homes = _homes(names, 2)
+        assert set(homes.values()) == {0, 1}
+        with deployment.client() as api:
+            for name in names:
+                create_wasm_action(api, name, "sleep", timeout=20000)
+        calls = [(names[i % len(names)], {"ms": 3000}) for i in range(100)]
+
+        killer = threading.Timer(1.0, deployment.kill_invoker, args=(0,))
+        killer.start()
+        started = time.monotonic()
+        responses = asyncio.run(_invoke_many(deployment.apihost(), calls, concurrency=100))
+        killer.join()
+        elapsed = time.monotonic() - started
+
+        # Every blocking caller got an answer: success from invoker1, or the controller's record of
+        # an activation lost with invoker0 (after the 10 s offline detection).
+        outcomes = Counter((r.status_code, r.json()["response"]["status"]) for r in responses)
+        assert set(outcomes) <= {(200, "success"), (500, "whisk internal error")}, outcomes
+        assert outcomes[(500, "whisk internal error")] > 0, "invoker0 had activations in flight"
+        assert elapsed < 60
+        ids = [r.json()["activationId"] for r in responses]
+        assert len(set(ids)) == 100
+        deployment.wait_for_invokers({"invoker0": "down", "invoker1": "up"})
+
+        # While invoker0 is down its actions go to invoker1.
+        homed_on_0 = next(name for name in names if homes[name] == 0)
+        with deployment.client() as api:
+            assert invoke(api, homed_on_0, {"ms": 1}).status_code == 200
+
+        deployment.start_invoker(0)
+        deployment.wait_for_invokers({"invoker0": "up", "invoker1": "up"})
+        before = asyncio.run(_consumed(deployment.bootstrap_servers, deployment.prefix, 0))
+        with deployment.client() as api:
+            assert invoke(api, homed_on_0, {"ms": 1}).status_code == 200
+            time.sleep(4)  # let the restarted invoker0 replay what it had not acknowledged
+            for activation_id in ids:
+                record = api.get(f"/namespaces/_/activations/{activation_id}").json()
+                assert record["activationId"] == activation_id
+            total = sum(
+                api.get("/namespaces/_/activations", params={"name": name, "count": "true"}).json()["activations"]
+                for name in names
+            )
+        assert total == 100 + 2, "exactly one record per activation, none doubled by the replay"
+        assert asyncio.run(_consumed(deployment.bootstrap_servers, deployment.prefix, 0)) > before
+    finally:
+        deployment.stop()
+
+
+def test_two_controllers_share_one_platform(
+    kafka_broker: str,  # noqa: F811
+    couchdb_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    deployment = start_deployment(kafka_broker, couchdb_url, tmp_path, controllers=2, invokers=1)
+    try:
+        with deployment.client(0) as first, deployment.client(1) as second:
+            create_wasm_action(first, "shared", "hello")
+            accepted = first.post("/namespaces/_/actions/shared", json={"name": "via first"})
+            assert accepted.status_code == 202
+            record = wait_for_record(second, accepted.json()["activationId"])
+            assert record["response"]["result"] == {"greeting": "Hello, via first!"}
+            blocking = invoke(second, "shared", {"name": "via second"}, result="true")
+            assert blocking.json() == {"greeting": "Hello, via second!"}
+    finally:
+        deployment.stop()
+
+
+def test_broker_restart_under_light_load_loses_nothing_accepted(
+    private_kafka_broker: KafkaBroker,  # noqa: F811
+    couchdb_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    deployment = start_deployment(private_kafka_broker.bootstrap_servers, couchdb_url, tmp_path)
+    accepted: list[str] = []
+    refused: Counter[int] = Counter()
+    stop = threading.Event()
+
+    def load() -> None:
+        with deployment.client(timeout=30) as api:
+            while not stop.is_set():
+                try:
+                    response = api.post("/namespaces/_/actions/steady", json={"name": "load"})
+                except httpx.HTTPError:
+                    refused[0] += 1
+                    continue
+                if response.status_code == 202:
+                    accepted.append(response.json()["activationId"])
+                else:
+                    refused[response.status_code] += 1
+                time.sleep(0.05)
+
+    try:
+        with deployment.client() as api:
+            create_wasm_action(api, "steady", "hello")
+        worker = threading.Thread(target=load)
+        worker.start()
+        time.sleep(2)
+        private_kafka_broker.down()
+        time.sleep(2)
+        private_kafka_broker.up()
+        deployment.wait_for_invokers({"invoker0": "up", "invoker1": "up"})
+        time.sleep(3)
+        stop.set()
+        worker.join()
+
+        assert len(accepted) > 20
+        assert set(refused) <= {0, 503}, refused  # refused while the broker was away, never lost
+        with deployment.client() as api:
+            for activation_id in accepted:
+                record = wait_for_record(api, activation_id, timeout_s=90)
+                assert record["response"]["status"] in ("success", "whisk internal error")
+            assert api.get("/namespaces/_/activations", params={"name": "steady", "count": "true"}).json() == {
+                "activations": len(accepted)
+            }
+            assert invoke(api, "steady", {"name": "after"}, result="true").json() == {"greeting": "Hello, after!"}
+    finally:
+        stop.set()
+        deployment.stop()
+
+
+def test_code_of_an_action_reaches_every_invoker(deployment: Deployment) -> None:
+    # The invokers read actions from CouchDB by revision: an update is seen at once.
+    with deployment.client() as api:
+        create_wasm_action(api, "changing", "hello")
+        assert invoke(api, "changing", {"name": "one"}, result="true").json() == {"greeting": "Hello, one!"}
+        api.put(
+            "/namespaces/_/actions/changing",
+            params={"overwrite": "true"},
+            json={"exec": {"kind": "wasm:wasi", "code": wasm_code("echo")}},
+        ).raise_for_status()
+        assert invoke(api, "changing", {"name": "two"}, result="true").json() == {"name": "two"}
