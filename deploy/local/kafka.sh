@@ -125,7 +125,7 @@ format_storage() {
     say "formatting $state/log for cluster $cluster_id"
     "$java_tool" -Dlog4j2.configurationFile="$conf/log4j2.properties" -Dkafka.logs.dir="$state" \
         -cp "$libs/*" kafka.tools.StorageTool format --ignore-formatted \
-        -t "$cluster_id" -c "$properties" >"$state/format.out" 2>&1 \
+        --cluster-id="$cluster_id" --config="$properties" >"$state/format.out" 2>&1 \
         || { cat "$state/format.out" >&2; die "formatting the storage failed"; }
 }
 

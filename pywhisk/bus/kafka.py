@@ -233,6 +233,9 @@ class KafkaConsumer(Consumer):
             # without a receive the member is dropped and its partitions go to another invoker.
             max_poll_interval_ms=int(bus._max_poll_interval_s * 1000),
             max_partition_fetch_bytes=max(bus._max_message_bytes, 1024 * 1024),
+            # A topic created just before may not be in the broker's metadata yet (seen on a fresh
+            # KRaft broker): the group then gets no partitions until the next refresh, 5 min by default.
+            metadata_max_age_ms=3000,
         )
 
     async def receive(self, max_messages: int, timeout_s: float) -> list[Delivery]:
