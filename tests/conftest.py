@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from pywhisk.identity import GUEST_KEY, GUEST_UUID
+from tests.couchdb_service import couchdb_url  # noqa: F401
+from tests.kafka_service import kafka_broker, private_kafka_broker  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 WASM_DIR = REPO / "actions" / "wasm"
@@ -102,9 +104,27 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert code == 0, f"standalone exited with {code}:\n{server.log_path.read_text()}"
 
 
+@pytest.fixture(scope="session")
+def distributed(kafka_broker: str, couchdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:  # noqa: F811
+    """One controller and two invokers over the local Kafka and CouchDB-API services."""
+    from tests.distributed import start_deployment
+
+    roomy = {"PYWHISK_USER_MEMORY_MB": "65536", "PYWHISK_WASM_THREADS": "32"}
+    deployment = start_deployment(kafka_broker, couchdb_url, tmp_path_factory.mktemp("distributed"), invoker_env=roomy)
+    yield deployment.server()
+    deployment.stop()
+
+
+@pytest.fixture(scope="session", params=["standalone", pytest.param("distributed", marks=pytest.mark.kafka)])
+def platform(request: pytest.FixtureRequest) -> Server:
+    """The API suites run against both modes: the same answers are expected from each."""
+    server: Server = request.getfixturevalue(request.param)
+    return server
+
+
 @pytest.fixture
-def api(standalone: Server) -> Iterator[httpx.Client]:
-    with standalone.client() as client:
+def api(platform: Server) -> Iterator[httpx.Client]:
+    with platform.client() as client:
         yield client
 
 

@@ -15,10 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from controller.invokers import probe_order
 from tests.conftest import GUEST_AUTH, wasm_code
-from tests.couchdb_service import couchdb_url  # noqa: F401
 from tests.distributed import Deployment, start_deployment
 from tests.integration.helpers import annotations, create_wasm_action, invoke, wait_for_record
-from tests.kafka_service import KafkaBroker, kafka_broker, private_kafka_broker  # noqa: F401
+from tests.kafka_service import KafkaBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -27,7 +26,7 @@ ROOMY = {"PYWHISK_USER_MEMORY_MB": "65536", "PYWHISK_WASM_THREADS": "64"}
 
 
 @pytest.fixture(scope="module")
-def deployment(kafka_broker: str, couchdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:  # noqa: F811
+def deployment(kafka_broker: str, couchdb_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     deployment = start_deployment(kafka_broker, couchdb_url, tmp_path_factory.mktemp("dist"), invoker_env=ROOMY)
     yield deployment
     deployment.stop()
@@ -103,8 +102,8 @@ def test_standalone_errors_look_the_same_in_distributed_mode(deployment: Deploym
 
 
 def test_kill_9_of_an_invoker_loses_no_accepted_activation(
-    kafka_broker: str,  # noqa: F811
-    couchdb_url: str,  # noqa: F811
+    kafka_broker: str,
+    couchdb_url: str,
     tmp_path: Path,
 ) -> None:
     deployment = start_deployment(kafka_broker, couchdb_url, tmp_path, invoker_env=ROOMY)
@@ -159,8 +158,8 @@ def test_kill_9_of_an_invoker_loses_no_accepted_activation(
 
 
 def test_two_controllers_share_one_platform(
-    kafka_broker: str,  # noqa: F811
-    couchdb_url: str,  # noqa: F811
+    kafka_broker: str,
+    couchdb_url: str,
     tmp_path: Path,
 ) -> None:
     deployment = start_deployment(kafka_broker, couchdb_url, tmp_path, controllers=2, invokers=1)
@@ -178,8 +177,8 @@ def test_two_controllers_share_one_platform(
 
 
 def test_broker_restart_under_light_load_loses_nothing_accepted(
-    private_kafka_broker: KafkaBroker,  # noqa: F811
-    couchdb_url: str,  # noqa: F811
+    private_kafka_broker: KafkaBroker,
+    couchdb_url: str,
     tmp_path: Path,
 ) -> None:
     deployment = start_deployment(private_kafka_broker.bootstrap_servers, couchdb_url, tmp_path)

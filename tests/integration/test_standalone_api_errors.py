@@ -1,4 +1,5 @@
-"""Bad requests against a real standalone server: OpenWhisk's status and message, nothing changed."""
+"""Bad requests against a real server, standalone and distributed: OpenWhisk's status and message,
+nothing changed."""
 
 from __future__ import annotations
 
@@ -82,17 +83,17 @@ def test_payload_over_one_megabyte_is_413(api: httpx.Client, unique_name: str) -
     assert api.get("/namespaces/_/activations", params={"name": unique_name}).json() == []
 
 
-def test_wrong_key_is_401(standalone: Server) -> None:
+def test_wrong_key_is_401(platform: Server) -> None:
     uuid, _ = GUEST_AUTH.split(":")
-    response = httpx.get(f"{standalone.apihost}/api/v1/namespaces/_/actions", auth=(uuid, "x" * 64))
+    response = httpx.get(f"{platform.apihost}/api/v1/namespaces/_/actions", auth=(uuid, "x" * 64))
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Basic realm="OpenWhisk secure realm"'
     assert response.json()["error"] == "The supplied authentication is invalid."
 
 
-def test_missing_credentials_are_401(standalone: Server) -> None:
-    assert httpx.get(f"{standalone.apihost}/api/v1/namespaces").status_code == 401
+def test_missing_credentials_are_401(platform: Server) -> None:
+    assert httpx.get(f"{platform.apihost}/api/v1/namespaces").status_code == 401
 
 
 def test_other_namespace_is_403(api: httpx.Client) -> None:
@@ -125,8 +126,8 @@ def test_update_bumps_version_and_keeps_code(api: httpx.Client, unique_name: str
     assert updated.json()["exec"]["code"] == wasm_code("hello")
 
 
-def test_cors_and_request_id_on_every_answer(standalone: Server) -> None:
-    response = httpx.options(f"{standalone.apihost}/api/v1/namespaces/_/actions")
+def test_cors_and_request_id_on_every_answer(platform: Server) -> None:
+    response = httpx.options(f"{platform.apihost}/api/v1/namespaces/_/actions")
 
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"

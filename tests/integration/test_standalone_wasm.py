@@ -1,4 +1,5 @@
-"""WASM actions through the whole standalone path: HTTP → controller → bus → invoker → Wasmtime → SQLite."""
+"""WASM actions through the whole path, HTTP → controller → bus → invoker → Wasmtime → store, in both
+modes: standalone (memory bus, SQLite) and distributed (Kafka, CouchDB API)."""
 
 from __future__ import annotations
 
@@ -144,9 +145,9 @@ def test_trap_is_a_developer_error(api: httpx.Client, unique_name: str) -> None:
     _assert_serving(api, unique_name)
 
 
-def test_infinite_loop_ends_at_the_time_limit_and_others_proceed(standalone: Server, unique_name: str) -> None:
+def test_infinite_loop_ends_at_the_time_limit_and_others_proceed(platform: Server, unique_name: str) -> None:
     async def scenario() -> tuple[httpx.Response, list[float]]:
-        async with standalone.async_client() as client:
+        async with platform.async_client() as client:
             create = client.put(
                 f"/namespaces/_/actions/{unique_name}",
                 json={"exec": {"kind": "wasm:wasi", "code": _code("loop")}, "limits": {"timeout": 2000}},
@@ -268,10 +269,10 @@ def test_logs_over_the_limit_are_truncated_with_openwhisk_message(api: httpx.Cli
     assert record["logs"][-1].endswith("Logs were truncated because the total bytes size exceeds the limit of 0 bytes.")
 
 
-def test_200_concurrent_blocking_invokes_all_succeed_with_one_record_each(standalone: Server, unique_name: str) -> None:
+def test_200_concurrent_blocking_invokes_all_succeed_with_one_record_each(platform: Server, unique_name: str) -> None:
     async def scenario() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with standalone.async_client(limits=limits) as client:
+        async with platform.async_client(limits=limits) as client:
             create = await client.put(
                 f"/namespaces/_/actions/{unique_name}", json={"exec": {"kind": "wasm:wasi", "code": _code("hello")}}
             )
@@ -293,7 +294,7 @@ def test_200_concurrent_blocking_invokes_all_succeed_with_one_record_each(standa
     )
     ids = {r.json()["activationId"] for r in responses}
     assert len(ids) == 200
-    with standalone.client() as api:
+    with platform.client() as api:
         listed: list[str] = []
         for skip in (0, 200):
             page = api.get("/namespaces/_/activations", params={"name": unique_name, "limit": 200, "skip": skip})
