@@ -1,6 +1,7 @@
 """Benchmark (not a test): cold and warm end-to-end latency and warm throughput of `hello`.
 
     python bench/hello.py                      # starts its own standalone server in a temp dir
+    python bench/hello.py --distributed        # 1 controller + 2 invokers over deploy/local/services
     python bench/hello.py --apihost http://127.0.0.1:3233 --auth UUID:KEY
 
 Cold: N distinct actions of the same module, each invoked once (a fresh instance each; the module's
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import GUEST_AUTH, start_standalone, stop_standalone  # noqa: E402
+from tests.distributed import start_deployment  # noqa: E402
 
 
 def ann(record: dict[str, Any], key: str) -> Any:
@@ -162,10 +165,17 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=1000, help="sequential warm invokes")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of the throughput phase")
+    parser.add_argument("--distributed", action="store_true", help="start 1 controller + 2 invokers instead")
     args = parser.parse_args()
-    server = None
-    if not args.apihost:
-        server = start_standalone(Path(tempfile.mkdtemp(prefix="pywhisk-bench-")))
+    work_dir = Path(tempfile.mkdtemp(prefix="pywhisk-bench-"))
+    server, deployment = None, None
+    if args.distributed:
+        subprocess.run([str(REPO / "deploy" / "local" / "services"), "up"], check=True)
+        deployment = start_deployment("127.0.0.1:9092", "http://127.0.0.1:5984", work_dir)
+        args.apihost = deployment.apihost()
+        print(f"started controller0 + invoker0 + invoker1 at {args.apihost} (Kafka, CouchDB API)")
+    elif not args.apihost:
+        server = start_standalone(work_dir)
         args.apihost = server.apihost
         print(f"started standalone at {server.apihost} (data in {server.data_dir})")
     try:
@@ -173,6 +183,8 @@ def main() -> None:
     finally:
         if server:
             stop_standalone(server)
+        if deployment:
+            deployment.stop()
 
 
 if __name__ == "__main__":
