@@ -439,3 +439,22 @@ def test_capacity_is_shared_between_controllers() -> None:
     small = Invokers(controllers=4, offline_after_s=10)
     small.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="256 MB")))
     assert small._states[0].capacity_mb == 128  # never below one smallest action
+
+
+def test_more_than_three_system_errors_in_ten_make_an_invoker_unhealthy_until_the_cool_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    invokers = Invokers(controllers=1, offline_after_s=1000)
+    invokers.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="1024 MB")))
+    for _ in range(3):
+        invokers.release(0, 0, system_error=True)
+    assert invokers.statuses() == {0: "up"}, "three system errors are tolerated"
+
+    invokers.release(0, 0, system_error=True)
+
+    assert invokers.statuses() == {0: "unhealthy"}
+    with pytest.raises(ServiceUnavailable):
+        invokers.choose("guest", "/guest/hello", 256)
+    later = time.monotonic() + 11
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert invokers.statuses() == {0: "up"}, "after the cool-down it gets work again, with a clean record"
