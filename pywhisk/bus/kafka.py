@@ -304,10 +304,31 @@ class KafkaConsumer(Consumer):
         except BaseException:
             await _quietly(self._consumer.stop(), self._bus.timeout_s)
             raise
+        await self._await_topic_metadata()
         self._consumer.subscribe([self.topic], listener=_CommitBeforeRevoke(self))
         self._committer = asyncio.get_running_loop().create_task(
             self._commit_forever(), name=f"kafka-commit-{self.group}"
         )
+
+    async def _await_topic_metadata(self) -> None:
+        """Wait until this consumer's metadata lists the topic's partitions.
+
+        On a fresh broker a just-created topic can be missing from the first metadata answer; a group
+        joined then gets no partitions and, seen here, received nothing for minutes.
+        """
+        client = self._consumer._client
+        deadline = asyncio.get_running_loop().time() + self._bus.timeout_s
+        while not client.cluster.partitions_for_topic(self.topic):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("topic %s has no partition metadata yet; joining anyway", self.topic)
+                return
+            client.add_topic(self.topic)  # track it, so metadata requests ask about it
+            try:
+                async with asyncio.timeout(1.0):
+                    await client.force_metadata_update()
+            except (TimeoutError, KafkaError):
+                pass  # asked again on the next round
+            await asyncio.sleep(0.05)
 
     async def _commit_forever(self) -> None:
         while True:
