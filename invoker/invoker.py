@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from invoker.pool import ActionKey, Instance, Pool
+from invoker.pool import ActionKey, Instance, Pool, StemCells
 from invoker.results import init_failure, run_response, whisk_error
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
@@ -64,7 +64,7 @@ class Invoker:
         self._store = store
         self._executors = executors
         self._manifest = manifest
-        self.pool = Pool(settings.user_memory_mb, settings.idle_timeout_s)
+        self.pool = Pool(settings.user_memory_mb, settings.idle_timeout_s, settings.pause_grace_s)
         self._slots = asyncio.Semaphore(settings.invoker_max_in_progress)
         self._actions: OrderedDict[tuple[str, str, str | None], Action] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
@@ -76,6 +76,12 @@ class Invoker:
         for executor in self._executors.values():
             await executor.start()
         await self.pool.start()
+        for runtime in self._manifest.all_runtimes():
+            serving = self._executors.get(runtime.executor)
+            if serving is None:
+                continue
+            for cells in runtime.stemCells:
+                self.pool.prewarm(StemCells(serving, runtime.kind, cells.memory, cells.count))
         # A group per invoker, as OpenWhisk: one invoker's restart must not rebalance the others.
         topic = invoker_topic(self.settings.invoker_id)
         self._consumer = await self._bus.subscribe(topic, group=topic)
@@ -159,7 +165,8 @@ class Invoker:
             return self._record(message, action, response, [], {})
 
         key = ActionKey(message.user.namespace.name, action.fully_qualified_name, action.rev or action.version)
-        instance = await self.pool.acquire(key, executor, action.limits.memory, action.limits.concurrency)
+        limits = action.limits
+        instance = await self.pool.acquire(key, executor, limits.memory, limits.concurrency, kind=action.exec.kind)
         healthy = False
         try:
             record, healthy = await self._run_on(instance, message, action)
@@ -174,13 +181,15 @@ class Invoker:
         timings: dict[str, float] = {}
         logs: list[str] = []
         receipt_ms = message.transaction.start_ms
-        if not instance.initialized:
+        if not instance.created:  # a stem cell was created (and started) before it was needed
             try:
                 await instance.executor.create(self._spec(instance, action))
             except ExecutorError as exc:
                 log.warning("provisioning %s failed: %s", action.fully_qualified_name, exc)
                 response = whisk_error("Failed to provision resources to run the action.")
                 return self._record(message, action, response, logs, timings), False
+            instance.created = True
+        if not instance.initialized:
             init_start = time.time() * 1000
             timings["waitTime"] = init_start - receipt_ms
             init = await instance.executor.init(

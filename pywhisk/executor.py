@@ -111,6 +111,17 @@ class Executor(Protocol):
         """Remove the instance; idempotent."""
 
 
+@runtime_checkable
+class PausableExecutor(Executor, Protocol):
+    """An executor that can freeze an idle instance (``docker pause``) and thaw it for the next run."""
+
+    async def pause(self, instance_id: str) -> None:
+        """Freeze the instance; it uses no CPU until resumed."""
+
+    async def resume(self, instance_id: str) -> None:
+        """Thaw a paused instance."""
+
+
 def load_executor_factories() -> dict[str, Callable[[Settings], Executor]]:
     """Every installed executor plugin, by entry-point name."""
     return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}

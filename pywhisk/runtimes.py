@@ -10,6 +10,13 @@ from pydantic import BaseModel, Field
 from pywhisk.errors import BadRequest
 
 
+class StemCellConfig(BaseModel):
+    """Prewarmed instances to keep ready: ``{"count": 2, "memory": 256}`` (memory in MB)."""
+
+    count: int
+    memory: int = 256
+
+
 class Runtime(BaseModel):
     kind: str
     executor: str
@@ -17,6 +24,7 @@ class Runtime(BaseModel):
     binary: bool = False
     image: str | None = None
     aliases: list[str] = Field(default_factory=list)
+    stemCells: list[StemCellConfig] = Field(default_factory=list)
 
 
 class RuntimeManifest(BaseModel):
@@ -28,6 +36,9 @@ class RuntimeManifest(BaseModel):
     def load_default(cls) -> RuntimeManifest:
         text = files("pywhisk").joinpath("runtimes.json").read_text()
         return cls.model_validate(json.loads(text))
+
+    def all_runtimes(self) -> list[Runtime]:
+        return [runtime for family in self.runtimes.values() for runtime in family]
 
     def _by_name(self) -> dict[str, Runtime]:
         table: dict[str, Runtime] = {}

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Invoker pool (OpenWhisk's ContainerPool): total MB of live instances and idle eviction.
     user_memory_mb: int = Field(default=4096, ge=128)
     idle_timeout_s: float = Field(default=600.0, gt=0)
+    # An idle instance whose executor can pause (Docker) is paused after this ([OW] pause-grace: 10 s).
+    pause_grace_s: float = Field(default=10.0, ge=0)
 
     # Activations one invoker holds in progress (running or queued in its pool) before reading more.
     invoker_max_in_progress: int = Field(default=10_000, ge=1)
