@@ -23,6 +23,7 @@ from controller.invokers import Invokers
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.entities import Action, KeyValue
+from pywhisk.lifecycle import every
 from pywhisk.messages import (
     HEALTH_TOPIC,
     ActivationMessage,
@@ -76,7 +77,10 @@ class LoadBalancer:
         self._tasks = [
             loop.create_task(self._consume(completions, self._on_completion), name="lb-completions"),
             loop.create_task(self._consume(health, self._on_ping), name="lb-health"),
-            loop.create_task(self._supervise(), name="lb-supervision"),
+            loop.create_task(
+                every(SUPERVISION_PERIOD_S, self._fail_lost_activations, "supervising in-flight activations", log),
+                name="lb-supervision",
+            ),
         ]
 
     async def close(self) -> None:
@@ -169,14 +173,6 @@ class LoadBalancer:
             waiter.set_result(record)
 
     # nothing lost --------------------------------------------------------------------------------
-
-    async def _supervise(self) -> None:
-        while True:
-            await asyncio.sleep(SUPERVISION_PERIOD_S)
-            try:
-                await self._fail_lost_activations()
-            except Exception:
-                log.exception("supervising in-flight activations failed")
 
     async def _fail_lost_activations(self) -> None:
         now = time.monotonic()

@@ -24,6 +24,7 @@ from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.entities import Action, KeyValue
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
+from pywhisk.lifecycle import every
 from pywhisk.messages import (
     HEALTH_TOPIC,
     ActivationMessage,
@@ -89,7 +90,7 @@ class Invoker:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._consume(self._consumer), name="invoker-consume"),
-            loop.create_task(self._ping_forever(), name="invoker-ping"),
+            loop.create_task(every(PING_INTERVAL_S, self._ping, "health ping", log), name="invoker-ping"),
         ]
 
     async def close(self) -> None:
@@ -125,14 +126,6 @@ class Invoker:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._slots.release()
-
-    async def _ping_forever(self) -> None:
-        while True:
-            await asyncio.sleep(PING_INTERVAL_S)
-            try:
-                await self._ping()
-            except Exception:
-                log.exception("health ping failed")
 
     async def _ping(self) -> None:
         ping = PingMessage(name=self.instance, timestamp=time.time() * 1000)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -12,3 +15,13 @@ class Service(Protocol):
 
     async def close(self) -> None:
         """Stop background tasks and release resources; safe to call once after start."""
+
+
+async def every(period_s: float, work: Callable[[], Awaitable[None]], what: str, log: logging.Logger) -> None:
+    """Run ``work`` every ``period_s`` until cancelled; a failure is logged and the next round comes anyway."""
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            await work()
+        except Exception:
+            log.exception("%s failed", what)
