@@ -1,1 +1,2 @@
-"""Docker executor: OpenWhisk action-proxy containers. Arrives with its own issue; nothing here yet."""
+"""Docker executor: actions in containers speaking OpenWhisk's action-proxy protocol (runtimes/ holds the
+images' proxy and recipes; executor.py drives the containers)."""

@@ -108,6 +108,8 @@ def _checked_exec(exec_: Exec, manifest: RuntimeManifest) -> Exec:
     code = exec_.code
     if code is not None and len(code) > MAX_CODE_BYTES:
         raise PayloadTooLarge(len(code), MAX_CODE_BYTES)
+    if runtime.kind == "blackbox" and not exec_.image:
+        raise BadRequest("exec malformed: image undefined (a blackbox action names its Docker image)")
     if not code and not exec_.image:
         raise BadRequest("exec malformed: code undefined")
     binary = is_binary_code(code) if code else False

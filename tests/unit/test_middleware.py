@@ -347,7 +347,8 @@ async def test_unknown_kind_is_400_listing_the_valid_kinds(api: httpx.AsyncClien
     assert_whisk_error(
         response,
         400,
-        "The specified runtime 'cobol:85' is not supported by this platform. Valid values are: wasm:default, wasm:wasi",
+        "The specified runtime 'cobol:85' is not supported by this platform. Valid values are: "
+        "blackbox, python:3, python:3.11, python:default, wasm:default, wasm:wasi",
     )
 
 

@@ -1,0 +1,215 @@
+"""The Docker side of the executor: blocking docker SDK calls, which the executor runs on its pool.
+
+It uses the SDK's low-level ``APIClient``: ``containers.create`` of the high-level client inspects the
+container again after creating it, an extra round trip to dockerd on every cold start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import docker
+import docker.errors
+from docker.types import HostConfig, LogConfig, Ulimit
+
+from pywhisk.errors import ExecutorError
+
+PYTHON_IMAGE = "pywhisk/action-python-v3.11:latest"
+SKELETON_IMAGE = "pywhisk/dockerskeleton:latest"  # blackbox without an image: OpenWhisk's native skeleton
+PROXY_PORT = 8080
+OWNER_LABEL = "pywhisk.owner"
+INSTANCE_LABEL = "pywhisk.instance"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StartedContainer:
+    """A started container: where its proxy listens, its attach stream and its OOM counter."""
+
+    container_id: str
+    ip: str
+    attach: socket.socket
+    # The cgroup file that counts the container's OOM kills; None where the invoker cannot see it.
+    oom_counter: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostMortem:
+    """What became of a container after a failed ``/init`` or ``/run``."""
+
+    memory_exhausted: bool
+    running: bool
+
+
+class DockerHost:
+    """The containers of one invoker on one Docker daemon, all labelled with its ``owner`` name."""
+
+    def __init__(self, client: docker.DockerClient, owner: str) -> None:
+        self.client = client
+        self.api = client.api
+        self.owner = owner
+
+    def start_container(self, instance_id: str, image: str, memory_mb: int, cpu_shares: int) -> StartedContainer:
+        """``docker create`` + attach + ``docker start`` + inspect; removes what it made if a step fails."""
+        try:
+            created = self.api.create_container(
+                image,
+                detach=True,
+                labels={OWNER_LABEL: self.owner, INSTANCE_LABEL: instance_id},
+                host_config=self.host_config(memory_mb, cpu_shares),
+            )
+        except docker.errors.ImageNotFound:
+            # No registry is assumed (measurements.md): pywhisk's runtime images are built locally.
+            hint = "run deploy/local/build-images" if image.startswith("pywhisk/") else "build or load it on this host"
+            raise ExecutorError(f"image {image} not found; {hint}") from None
+        except docker.errors.DockerException as error:
+            raise ExecutorError(f"docker create {image} failed: {error}") from error
+        container_id: str = created["Id"]
+        attach: socket.socket | None = None
+        try:
+            # Attach before start: nothing the proxy writes is missed, and nothing but the HTTP
+            # response head can be sitting in the SDK's read buffer when the socket is handed over.
+            attach = self._attach(container_id)
+            self.api.start(container_id)
+            state = self.api.inspect_container(container_id)
+            ip = _container_ip(state)
+            return StartedContainer(container_id, ip, attach, _oom_counter(int(state["State"]["Pid"])))
+        except Exception as error:
+            if attach is not None:
+                attach.close()
+            try:
+                self.remove(container_id)
+            except Exception as cleanup:  # the first error is the one to report
+                logger.warning("removing the failed container %s: %s", container_id[:12], cleanup)
+            if isinstance(error, ExecutorError):
+                raise
+            raise ExecutorError(f"starting a container of {image} failed: {error}") from error
+
+    def host_config(self, memory_mb: int, cpu_shares: int) -> HostConfig:
+        """OpenWhisk's run args (reference/openwhisk.md §5.5) and no privileges."""
+        return self.api.create_host_config(
+            mem_limit=f"{memory_mb}m",
+            memswap_limit=f"{memory_mb}m",  # = mem_limit: no swap on top of the action's memory
+            cpu_shares=cpu_shares,
+            pids_limit=1024,
+            ulimits=[Ulimit(name="nofile", soft=1024, hard=1024)],
+            # The proxy binds 8080 (> 1024) and writes only files it owns: it needs no capability.
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            # Logs reach the executor over the attach stream; the json-file (for `docker logs`) is
+            # capped so that an action printing forever in a warm container cannot fill the disk.
+            log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
+        )
+
+    def kill(self, container_id: str) -> None:
+        """SIGKILL the container (it stays, for inspection, until ``remove``)."""
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self.api.kill(container_id)  # APIError: it is no longer running
+
+    def remove(self, container_id: str) -> None:
+        """Kill and remove the container (one API call with ``force``); idempotent."""
+        try:
+            self.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if error.status_code != 409:  # 409: a removal of it is already in progress
+                raise ExecutorError(f"docker rm {container_id[:12]} failed: {error}") from error
+
+    def pause(self, container_id: str) -> None:
+        """Freeze the container's processes (``docker pause``)."""
+        self._call(self.api.pause, container_id, "pause")
+
+    def unpause(self, container_id: str) -> None:
+        """Thaw the container's processes (``docker unpause``)."""
+        self._call(self.api.unpause, container_id, "unpause")
+
+    def post_mortem(self, container_id: str, oom_counter: Path | None) -> PostMortem:
+        """Did the container run out of memory, and is it still running?
+
+        The cgroup's OOM counter comes first: when the kernel kills an action's child process, the
+        proxy survives and answers, and dockerd 20.10 never sets ``State.OOMKilled`` (measured here);
+        for a container that died the counter is gone with its cgroup, and the flag is set.
+        """
+        oom_killed = _oom_kills(oom_counter) > 0
+        try:
+            state = self.api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            return PostMortem(memory_exhausted=oom_killed, running=False)
+        return PostMortem(memory_exhausted=oom_killed or bool(state["OOMKilled"]), running=bool(state["Running"]))
+
+    def remove_owned(self) -> int:
+        """Remove every container labelled with this owner (orphans of an earlier run); how many."""
+        found = self.api.containers(all=True, quiet=True, filters={"label": f"{OWNER_LABEL}={self.owner}"})
+        for container in found:
+            self.remove(container["Id"])
+        return len(found)
+
+    def _attach(self, container_id: str) -> socket.socket:
+        params = {"stdout": 1, "stderr": 1, "stream": 1}
+        raw = self.api.attach_socket(container_id, params=params)
+        inner = getattr(raw, "_sock", raw)  # the socket under the SDK's SocketIO
+        if isinstance(inner, ssl.SSLSocket):  # a duplicate fd would lose the TLS session
+            raw.close()
+            raise ExecutorError("the docker executor needs dockerd on a unix socket or plain TCP, not TLS")
+        # A duplicate the event loop owns outright; closing the SDK's objects leaves it connected.
+        attach = cast(socket.socket, inner.dup())
+        raw.close()
+        inner.close()
+        return attach
+
+    def _call(self, method: Any, container_id: str, what: str) -> None:
+        try:
+            method(container_id)
+        except docker.errors.DockerException as error:
+            raise ExecutorError(f"docker {what} {container_id[:12]} failed: {error}") from error
+
+
+def _container_ip(state: dict[str, Any]) -> str:
+    settings = state["NetworkSettings"]
+    ip = settings.get("IPAddress") or next(
+        (net["IPAddress"] for net in (settings.get("Networks") or {}).values() if net.get("IPAddress")), ""
+    )
+    if not ip:
+        raise ExecutorError("the container has no IP address (is it on a bridge network?)")
+    return str(ip)
+
+
+def _oom_counter(pid: int) -> Path | None:
+    """The cgroup file counting the OOM kills of the container whose init process is ``pid``."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None  # the invoker runs in another pid namespace
+    paths: dict[str, str] = {}
+    for line in lines:  # "4:memory:/docker/<id>" (v1) or "0::/docker/<id>" (v2)
+        _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "-", "")
+        paths.setdefault(controllers, path)
+    if "memory" in paths:  # cgroup v1: oom_kill in memory.oom_control (kernel >= 4.13)
+        candidate = Path("/sys/fs/cgroup/memory") / paths["memory"].lstrip("/") / "memory.oom_control"
+    elif "" in paths:  # cgroup v2: oom_kill in memory.events
+        candidate = Path("/sys/fs/cgroup") / paths[""].lstrip("/") / "memory.events"
+    else:
+        return None
+    return candidate if os.access(candidate, os.R_OK) else None
+
+
+def _oom_kills(counter: Path | None) -> int:
+    if counter is None:
+        return 0
+    try:
+        for line in counter.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass  # the cgroup went with the container
+    return 0
