@@ -92,3 +92,24 @@ def _wait_until_up(url: str) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError(f"{url} did not answer")
+
+
+def test_without_a_docker_daemon_standalone_runs_wasm_and_docker_kinds_get_a_clear_error(tmp_path: Path) -> None:
+    server = start_standalone(tmp_path, env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    try:
+        with server.client() as api:
+            create_wasm_action(api, "still-wasm", "hello")
+            assert invoke(api, "still-wasm", result="true").json() == {"greeting": "Hello, stranger!"}
+            code = "def main(args):\n    return {}\n"
+            api.put("/namespaces/_/actions/py", json={"exec": {"kind": "python:3", "code": code}}).raise_for_status()
+            started = time.monotonic()
+            response = invoke(api, "py")
+        assert time.monotonic() - started < 10, "an answer, not a hang"
+        assert response.status_code == 500
+        assert response.json()["response"]["status"] == "whisk internal error"
+        assert response.json()["response"]["result"] == {
+            "error": "No executor on this invoker can run actions of kind 'python:3.11'."
+        }
+        assert "executor 'docker' is not available" in server.log_path.read_text()
+    finally:
+        assert stop_standalone(server) == 0
