@@ -48,15 +48,20 @@ def summary(values: list[float]) -> str:
     )
 
 
-async def run(apihost: str, auth: str, cold_n: int, warm_n: int, concurrency: int, duration: float) -> None:
+async def run(
+    apihost: str, auth: str, cold_n: int, warm_n: int, concurrency: int, duration: float, options: argparse.Namespace
+) -> None:
     uuid, key = auth.split(":")
-    code = base64.b64encode((REPO / "actions" / "wasm" / "hello.wasm").read_bytes()).decode()
+    if options.kind == "python":
+        kind, code = "python:3", (REPO / "actions" / "python" / "hello.py").read_text()
+    else:
+        kind, code = "wasm:wasi", base64.b64encode((REPO / "actions" / "wasm" / "hello.wasm").read_bytes()).decode()
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     prefix = f"bench-{os.urandom(3).hex()}"
     async with httpx.AsyncClient(base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=120, limits=limits) as c:
 
         async def create(name: str) -> None:
-            body = {"exec": {"kind": "wasm:wasi", "code": code}}
+            body = {"exec": {"kind": kind, "code": code}, "limits": {"memory": options.memory}}
             (await c.put(f"/namespaces/_/actions/{name}", json=body)).raise_for_status()
 
         async def invoke(name: str) -> tuple[float, dict[str, Any]]:
@@ -78,6 +83,7 @@ async def run(apihost: str, auth: str, cold_n: int, warm_n: int, concurrency: in
         for i in range(cold_n):
             name = f"{prefix}-cold-{i}"
             await create(name)
+            await asyncio.sleep(options.cold_gap)  # e.g. time for the pool to refill its stem cells
             elapsed, record = await invoke(name)
             assert ann(record, "initTime") is not None, "expected a cold start"
             client_ms.append(elapsed)
@@ -166,6 +172,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of the throughput phase")
     parser.add_argument("--distributed", action="store_true", help="start 1 controller + 2 invokers instead")
+    parser.add_argument("--kind", choices=["wasm", "python"], default="wasm", help="hello.wasm or hello.py (Docker)")
+    parser.add_argument("--memory", type=int, default=256, help="action memory (MB); python stem cells are 256 MB")
+    parser.add_argument("--cold-gap", type=float, default=0.0, help="seconds to wait before each cold invoke")
     args = parser.parse_args()
     work_dir = Path(tempfile.mkdtemp(prefix="pywhisk-bench-"))
     server, deployment = None, None
@@ -179,7 +188,7 @@ def main() -> None:
         args.apihost = server.apihost
         print(f"started standalone at {server.apihost} (data in {server.data_dir})")
     try:
-        asyncio.run(run(args.apihost, args.auth, args.cold, args.warm, args.concurrency, args.duration))
+        asyncio.run(run(args.apihost, args.auth, args.cold, args.warm, args.concurrency, args.duration, args))
     finally:
         if server:
             stop_standalone(server)
