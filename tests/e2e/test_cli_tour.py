@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, WASM_DIR, Server
+from tests.docker_service import docker_daemon  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +113,20 @@ def test_non_blocking_invoke_then_result_by_id(pywsk: Pywsk, unique_name: str) -
         if result.returncode == 0:
             break
     assert json.loads(result.stdout) == {"greeting": "Hello, Async!"}
+
+
+@pytest.mark.docker
+def test_python_action_from_a_py_file_cold_then_warm(pywsk: Pywsk, unique_name: str, docker_daemon: object) -> None:  # noqa: F811
+    created = pywsk("action", "create", unique_name, str(REPO / "actions" / "python" / "hello.py"))
+    assert created.stdout.strip() == f"ok: created action {unique_name}"
+
+    assert json.loads(pywsk("action", "invoke", unique_name, "-r", "-p", "name", "Py").stdout) == {
+        "greeting": "Hello, Py!"
+    }
+    cold = pywsk.json_after_ok("activation", "get", "--last")
+    pywsk("action", "invoke", unique_name, "-r", "-p", "name", "Again")
+    warm = pywsk.json_after_ok("activation", "get", "--last")
+
+    assert {"waitTime", "initTime"} <= _annotation_keys(cold)
+    assert "initTime" not in _annotation_keys(warm)
+    assert "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX" not in pywsk("activation", "logs", "--last").stdout
