@@ -174,7 +174,9 @@ class SqliteStore:
 
     async def list_actions(self, namespace: str, limit: int, skip: int) -> list[Action]:
         rows = await self._read(
-            "SELECT rev, doc FROM entities WHERE namespace = ? AND type = ? ORDER BY updated DESC LIMIT ? OFFSET ?",
+            # Ties within a millisecond: the later write (the higher rowid, REPLACE reinserts) first.
+            "SELECT rev, doc FROM entities WHERE namespace = ? AND type = ? "
+            "ORDER BY updated DESC, rowid DESC LIMIT ? OFFSET ?",
             (namespace, _ACTION, limit, skip),
         )
         return [self._action(rev, doc) for rev, doc in rows]
@@ -222,7 +224,7 @@ class SqliteStore:
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:
         where, params = self._where(query)
         rows = await self._read(
-            f"SELECT doc FROM activations WHERE {where} ORDER BY start DESC LIMIT ? OFFSET ?",
+            f"SELECT doc FROM activations WHERE {where} ORDER BY start DESC, rowid DESC LIMIT ? OFFSET ?",
             (*params, query.limit, query.skip),
         )
         return [Activation.model_validate_json(row[0]) for row in rows]
