@@ -1,0 +1,392 @@
+"""The ``loadgen`` command line: set up the benchmark actions, run the four experiments, report and compare.
+
+Server options (``--apihost``, ``--auth``, ``--executor``, ``--actions-dir``) are accepted before the command and
+after it; the API host and key default to ``$WSK_CONFIG_FILE`` or ``~/.wskprops``, then to pywhisk standalone's
+``http://127.0.0.1:3233`` and the guest key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import resource
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+
+from loadgen.actions import BENCHMARKS, DEFAULT_MEMORY_MB, Executor, default_actions_dir, setup
+from loadgen.client import WhiskClient
+from loadgen.config import Target, resolve_target
+from loadgen.errors import LoadgenError
+from loadgen.experiments import Context
+from loadgen.experiments.capacity import CapacityParams, run_capacity
+from loadgen.experiments.coldstart import ColdStartParams, run_coldstart
+from loadgen.experiments.ramp import ConcurrencyParams, MixedParams, run_concurrency, run_mixed
+from loadgen.progress import RichReporter
+from loadgen.report import compare as compare_runs
+from loadgen.report import generate_report
+
+T = TypeVar("T")
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+app = typer.Typer(
+    help="Load generator and report tool: cold start, concurrency, mixed load and capacity on an OpenWhisk API host.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class ExecutorChoice(enum.StrEnum):
+    """Which build of the benchmark actions to create."""
+
+    wasm = "wasm"
+    docker = "docker"
+    python = "python"
+
+
+class ColdAction(enum.StrEnum):
+    """The action copied for the cold-start experiment."""
+
+    hello = "hello"
+    hash = "hash"
+
+
+ApihostOpt = Annotated[
+    str | None,
+    typer.Option("--apihost", help="API host URL (default: APIHOST of ~/.wskprops, or http://127.0.0.1:3233)"),
+]
+AuthOpt = Annotated[
+    str | None, typer.Option("--auth", help="uuid:key (default: AUTH of ~/.wskprops, or the guest key)")
+]
+ExecutorOpt = Annotated[
+    ExecutorChoice | None,
+    typer.Option(
+        "--executor",
+        help="wasm (kind wasm:wasi), docker (native binaries in dockerskeleton) or python (python:3) (default: wasm)",
+    ),
+]
+ActionsDirOpt = Annotated[
+    Path | None, typer.Option("--actions-dir", help="the actions/ folder (default: the repository's actions/)")
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="directory for activations.jsonl and summary.json")]
+MemoryOpt = Annotated[int, typer.Option("--memory", help="memory limit (MB) of the created actions")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="client timeout (s) of one blocking invoke")]
+
+
+@dataclass(frozen=True)
+class Globals:
+    """Server options given before the command."""
+
+    apihost: str | None = None
+    auth: str | None = None
+    executor: ExecutorChoice | None = None
+    actions_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server options resolved: command option, else global option, else properties file, else default."""
+
+    target: Target
+    executor: Executor
+    actions_dir: Path
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    executor: ExecutorOpt = None,
+    actions_dir: ActionsDirOpt = None,
+) -> None:
+    """Reproduce the WebAssembly-vs-Docker serverless experiments (reference §6-8) against any OpenWhisk API host."""
+    ctx.obj = Globals(apihost, auth, executor, actions_dir)
+
+
+@app.command("setup")
+def setup_command(
+    ctx: typer.Context,
+    executor: ExecutorOpt = None,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    actions_dir: ActionsDirOpt = None,
+    action: Annotated[
+        list[str] | None, typer.Option("--action", help="only these benchmarks (repeatable) (default: all five)")
+    ] = None,
+    memory: MemoryOpt = DEFAULT_MEMORY_MB,
+) -> None:
+    """Create or update the actions lg-<executor>-{hello,hash,prime,net,sleep}."""
+    settings = _settings(ctx, apihost, auth, executor, actions_dir)
+    chosen = tuple(action) if action else BENCHMARKS
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        _fail(f"unknown benchmark {', '.join(unknown)} (one of {', '.join(BENCHMARKS)})")
+
+    async def body(client: WhiskClient, info: dict[str, Any]) -> list[str]:
+        return await setup(client, settings.executor, settings.actions_dir, chosen, memory_mb=memory)
+
+    names = _run(_with_client(settings, 4, 60.0, body))
+    console.print(f"created or updated {len(names)} actions: {', '.join(names)}")
+
+
+@app.command()
+def coldstart(
+    ctx: typer.Context,
+    out: OutOpt,
+    levels: Annotated[int, typer.Option(help="highest number of concurrent requests (levels 1..N)")] = 15,
+    runs: Annotated[int, typer.Option(help="repetitions of the whole 1..N sequence")] = 3,
+    action: Annotated[
+        ColdAction, typer.Option(help="copied action: hello (MF) or hash (WoW, 1000 iterations)")
+    ] = ColdAction.hello,
+    idle_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-wait",
+            help="seconds to wait between levels instead of updating the actions (then the server's idle timeout "
+            "must be shorter) (default: update every action before each level: a new revision is never warm)",
+        ),
+    ] = None,
+    executor: ExecutorOpt = None,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    actions_dir: ActionsDirOpt = None,
+    memory: MemoryOpt = DEFAULT_MEMORY_MB,
+    timeout: TimeoutOpt = 180.0,
+) -> None:
+    """L concurrent requests to L distinct actions for L = 1..N, every one a verified cold start."""
+    settings = _settings(ctx, apihost, auth, executor, actions_dir)
+    params = ColdStartParams(levels, runs, action.value, idle_wait, memory)
+    rows = _run(_with_context(settings, out, levels + 4, timeout, lambda c: run_coldstart(c, params)))
+    console.print(f"{len(rows)} cold activations in {out}; every one has an initTime. Next: loadgen report {out}")
+
+
+@app.command()
+def concurrency(
+    ctx: typer.Context,
+    out: OutOpt,
+    action: Annotated[ColdAction, typer.Option(help="hello (no load) or hash (CPU load)")] = ColdAction.hello,
+    increase_after: Annotated[float, typer.Option(help="seconds at each level before one more request is added")] = 5.0,
+    abort_after: Annotated[int, typer.Option(help="the highest level (requests in flight)")] = 15,
+    runs: Annotated[int, typer.Option(help="repetitions of the ramp (MF: 10)")] = 1,
+    iterations: Annotated[int, typer.Option(help="hash iterations per request")] = 100_000,
+    seed: Annotated[int | None, typer.Option(help="random seed (hash inputs)")] = None,
+    executor: ExecutorOpt = None,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    actions_dir: ActionsDirOpt = None,
+    memory: MemoryOpt = DEFAULT_MEMORY_MB,
+    timeout: TimeoutOpt = 180.0,
+) -> None:
+    """The closed-loop ramp: 1 request in flight, one more every --increase-after seconds, up to --abort-after."""
+    settings = _settings(ctx, apihost, auth, executor, actions_dir)
+    params = ConcurrencyParams(
+        increase_after_s=increase_after,
+        abort_after=abort_after,
+        runs=runs,
+        memory_mb=memory,
+        seed=seed,
+        action=action.value,
+        iterations=iterations,
+    )
+    rows = _run(_with_context(settings, out, abort_after + 4, timeout, lambda c: run_concurrency(c, params)))
+    console.print(f"{len(rows)} activations in {out}. Next: loadgen report {out}")
+
+
+@app.command()
+def mixed(
+    ctx: typer.Context,
+    out: OutOpt,
+    io_share: Annotated[
+        int, typer.Option(help="percent of requests to net (MF: 10, 25, 50, 75, 90); the rest to prime")
+    ] = 50,
+    increase_after: Annotated[float, typer.Option(help="seconds at each level before one more request is added")] = 5.0,
+    abort_after: Annotated[int, typer.Option(help="the highest level (requests in flight)")] = 15,
+    runs: Annotated[int, typer.Option(help="repetitions of the ramp (MF: 10)")] = 1,
+    net_ms: Annotated[int | None, typer.Option(help="net's blocking time (ms) (default: the action's, 300)")] = None,
+    prime_n: Annotated[int | None, typer.Option(help="which prime prime computes (default: the action's)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed of the net/prime draws")] = None,
+    executor: ExecutorOpt = None,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    actions_dir: ActionsDirOpt = None,
+    memory: MemoryOpt = DEFAULT_MEMORY_MB,
+    timeout: TimeoutOpt = 180.0,
+) -> None:
+    """The same ramp, each request drawn net (I/O) or prime (CPU) by --io-share."""
+    settings = _settings(ctx, apihost, auth, executor, actions_dir)
+    params = MixedParams(
+        increase_after_s=increase_after,
+        abort_after=abort_after,
+        runs=runs,
+        memory_mb=memory,
+        seed=seed,
+        io_share=io_share,
+        net_ms=net_ms,
+        prime_n=prime_n,
+    )
+    rows = _run(_with_context(settings, out, abort_after + 4, timeout, lambda c: run_mixed(c, params)))
+    console.print(f"{len(rows)} activations in {out}. Next: loadgen report {out}")
+
+
+@app.command()
+def capacity(
+    ctx: typer.Context,
+    out: OutOpt,
+    action: Annotated[str, typer.Option(help="the action to hold open (sleep)")] = "sleep",
+    start: Annotated[int, typer.Option(help="first level (simultaneous requests)")] = 100,
+    step: Annotated[int, typer.Option(help="level increment")] = 100,
+    max_level: Annotated[int, typer.Option("--max", help="last level")] = 2000,
+    ms: Annotated[int, typer.Option(help="how long each activation sleeps (ms)")] = 5000,
+    max_wait_ms: Annotated[
+        float | None,
+        typer.Option(help="also fail a level if any waitTime exceeds this (ms): queued is not simultaneous"),
+    ] = None,
+    require_simultaneous: Annotated[
+        bool,
+        typer.Option(
+            "--require-simultaneous",
+            help="also fail a level if fewer than all its activations slept at the same time (queued)",
+        ),
+    ] = False,
+    action_concurrency: Annotated[
+        int, typer.Option(help="the action's concurrency limit (activations per instance)")
+    ] = 1,
+    pause: Annotated[float, typer.Option(help="seconds between levels")] = 2.0,
+    sample_interval: Annotated[float, typer.Option(help="seconds between resource samples")] = 0.5,
+    server_pid: Annotated[
+        list[int] | None,
+        typer.Option("--server-pid", help="server process(es) to sample (default: the API host's listener)"),
+    ] = None,
+    executor: ExecutorOpt = None,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    actions_dir: ActionsDirOpt = None,
+    memory: MemoryOpt = DEFAULT_MEMORY_MB,
+    timeout: TimeoutOpt = 180.0,
+) -> None:
+    """Raise the number of simultaneous sleep activations until the first failure or --max; sample CPU and memory."""
+    if action != "sleep":
+        _fail("capacity holds activations open with the sleep action (--action sleep)")
+    settings = _settings(ctx, apihost, auth, executor, actions_dir)
+    params = CapacityParams(
+        action=action,
+        start=start,
+        step=step,
+        max=max_level,
+        ms=ms,
+        memory_mb=memory,
+        action_concurrency=action_concurrency,
+        max_wait_ms=max_wait_ms,
+        require_simultaneous=require_simultaneous,
+        pause_s=pause,
+        sample_interval_s=sample_interval,
+        server_pids=tuple(server_pid or ()),
+    )
+    _raise_open_files(max_level * 2 + 256)
+    outcomes = _run(_with_context(settings, out, max_level + 8, timeout, lambda c: run_capacity(c, params)))
+    passed = [o.level for o in outcomes if o.passed]
+    peak = max((o.peak_simultaneous for o in outcomes), default=0)
+    console.print(
+        f"highest fully successful level: {passed[-1] if passed else 0} (peak {peak} simultaneous activations); "
+        f"raw files in {out}. Next: loadgen report {out}"
+    )
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="an experiment's --out directory")],
+    out: Annotated[Path | None, typer.Option("--out", help="where to write (default: RUN_DIR/report)")] = None,
+) -> None:
+    """Tables (Markdown + CSV) and figures (PNG) of one experiment, from its raw files alone."""
+    written = _run_sync(lambda: generate_report(run_dir, out))
+    console.print(f"wrote {len(written)} files to {written[-1].parent} (start with {written[-1].name})")
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="run A (e.g. the Docker run)")],
+    b: Annotated[Path, typer.Argument(help="run B (e.g. the WASM run)")],
+    out: Annotated[Path | None, typer.Option("--out", help="where to write (default: A/../compare-A-vs-B)")] = None,
+) -> None:
+    """Slowdown ratios A / B per level (mean and median) of two runs of the same experiment."""
+    written = _run_sync(lambda: compare_runs(a, b, out))
+    console.print(f"wrote {len(written)} files to {written[-1].parent} (start with {written[-1].name})")
+
+
+def main() -> None:
+    """The console script."""
+    app()
+
+
+def _settings(
+    ctx: typer.Context,
+    apihost: str | None,
+    auth: str | None,
+    executor: ExecutorChoice | None,
+    actions_dir: Path | None,
+) -> Settings:
+    given = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    chosen = executor or given.executor or ExecutorChoice.wasm
+    return Settings(
+        target=resolve_target(apihost or given.apihost, auth or given.auth),
+        executor=chosen.value,
+        actions_dir=actions_dir or given.actions_dir or default_actions_dir(),
+    )
+
+
+async def _with_client(
+    settings: Settings, connections: int, timeout_s: float, body: Callable[[WhiskClient, dict[str, Any]], Awaitable[T]]
+) -> T:
+    async with WhiskClient(settings.target, max_connections=connections, timeout_s=timeout_s) as client:
+        info = await client.check()
+        return await body(client, info)
+
+
+async def _with_context(
+    settings: Settings, out: Path, connections: int, timeout_s: float, body: Callable[[Context], Awaitable[T]]
+) -> T:
+    async def with_reporter(client: WhiskClient, info: dict[str, Any]) -> T:
+        with RichReporter() as reporter:
+            return await body(Context(client, settings.executor, settings.actions_dir, out, reporter, info))
+
+    return await _with_client(settings, connections, timeout_s, with_reporter)
+
+
+def _run(work: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await work
+
+    return _run_sync(lambda: asyncio.run(wrapped()))
+
+
+def _run_sync(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except LoadgenError as error:
+        _fail(str(error))
+    except httpx.HTTPError as error:
+        _fail(f"HTTP request failed: {type(error).__name__}: {error}")
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(1)
+
+
+def _raise_open_files(wanted: int) -> None:
+    # Thousands of simultaneous connections need as many descriptors; raise the soft limit up to the hard one.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -1,0 +1,220 @@
+"""A tiny async OpenWhisk REST client: put an action, invoke it blocking, get an activation record.
+
+Only what the experiments need, over httpx with a connection pool sized for the experiment (one connection per
+request in flight, so the client never queues requests itself). Invocations never raise for a failed request:
+the outcome (record, HTTP status or transport error) is returned, because the experiments must record failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from loadgen.config import Target
+from loadgen.errors import LoadgenError
+
+# Statuses an activation record can carry in `response.status` (reference/openwhisk.md §3).
+SUCCESS = "success"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The outcome of one blocking invoke, as the client saw it.
+
+    ``record`` is the activation record (the blocking answer, or fetched by polling after a 202); ``status`` is
+    the record's ``response.status``, or ``"http <code>"`` / ``"transport error"`` / ``"accepted"`` (a 202 whose
+    record was not fetched) when there is no record.
+    """
+
+    action: str
+    activation_id: str | None
+    http_status: int | None
+    client_ms: float
+    issued_at: float
+    completed_at: float
+    record: dict[str, Any] | None
+    status: str
+    error: str | None = None
+    polled: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """Answered in time by the blocking invoke with a successful activation."""
+        return self.http_status == 200 and self.status == SUCCESS and not self.polled
+
+    def annotation(self, key: str) -> Any:
+        """The value of an annotation of the record (``waitTime``, ``initTime``, ...), or None."""
+        if self.record is None:
+            return None
+        for pair in self.record.get("annotations") or []:
+            if isinstance(pair, dict) and pair.get("key") == key:
+                return pair.get("value")
+        return None
+
+
+class WhiskClient:
+    """An OpenWhisk API client for one namespace; use as ``async with WhiskClient(target, ...) as client``."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        max_connections: int = 32,
+        timeout_s: float = 180.0,
+        namespace: str = "_",
+        poll_timeout_s: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.target = target
+        self.namespace = namespace
+        self.poll_timeout_s = poll_timeout_s
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=f"{target.apihost}/api/v1",
+            auth=target.credentials,
+            timeout=httpx.Timeout(timeout_s, connect=30.0, pool=None),
+            limits=limits,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> WhiskClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def check(self) -> dict[str, Any]:
+        """The API's info document (``GET /api/v1``), after checking the key works; a LoadgenError otherwise."""
+        try:
+            info = await self._http.get(f"{self.target.apihost}/api/v1", timeout=10.0)
+            listing = await self._http.get(f"/namespaces/{self.namespace}/actions", params={"limit": 1}, timeout=10.0)
+        except httpx.HTTPError as error:
+            raise LoadgenError(f"cannot reach the API host {self.target.apihost}: {_describe(error)}") from error
+        if listing.status_code in (401, 403):
+            raise LoadgenError(f"the API host {self.target.apihost} refused the auth key (HTTP {listing.status_code})")
+        if listing.status_code != 200:
+            raise LoadgenError(f"{self.target.apihost} does not answer like an OpenWhisk API: {_error_text(listing)}")
+        try:
+            body = info.json()
+        except ValueError:
+            body = {}
+        return body if isinstance(body, dict) else {}
+
+    async def put_action(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or update (``overwrite=true``) an action; the stored document. Every update is a new revision."""
+        try:
+            response = await self._http.put(
+                f"/namespaces/{self.namespace}/actions/{quote(name, safe='')}",
+                params={"overwrite": "true"},
+                json=body,
+            )
+        except httpx.HTTPError as error:
+            raise LoadgenError(f"PUT action {name} failed: {_describe(error)}") from error
+        if response.status_code != 200:
+            raise LoadgenError(f"PUT action {name}: HTTP {response.status_code}: {_error_text(response)}")
+        document: dict[str, Any] = response.json()
+        return document
+
+    async def get_activation(self, activation_id: str) -> dict[str, Any] | None:
+        """The activation record, or None while it does not exist yet (404)."""
+        response = await self._http.get(f"/namespaces/{self.namespace}/activations/{activation_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise LoadgenError(f"GET activation {activation_id}: HTTP {response.status_code}: {_error_text(response)}")
+        record: dict[str, Any] = response.json()
+        return record
+
+    async def invoke(self, name: str, params: dict[str, Any], *, poll: bool = True) -> Invocation:
+        """Invoke blocking (``blocking=true&result=false``, as WoW's tools do) and time it on the client.
+
+        A 202 means the server stopped waiting (OpenWhisk's 60 s blocking limit): with ``poll`` the record is then
+        fetched until it exists (``polled`` is set, so callers can tell it did not finish within the blocking wait).
+        """
+        issued = time.monotonic()
+        try:
+            response = await self._http.post(
+                f"/namespaces/{self.namespace}/actions/{quote(name, safe='')}",
+                params={"blocking": "true", "result": "false"},
+                json=params,
+            )
+        except httpx.HTTPError as error:
+            done = time.monotonic()
+            return Invocation(
+                name, None, None, (done - issued) * 1000, issued, done, None, "transport error", _describe(error)
+            )
+        done = time.monotonic()
+        client_ms = (done - issued) * 1000
+        activation_id = response.headers.get("x-openwhisk-activation-id")
+        body = _json_or_none(response)
+        if isinstance(body, dict) and isinstance(body.get("activationId"), str):
+            activation_id = body["activationId"]
+        if response.status_code == 202 and activation_id:
+            if not poll:
+                return Invocation(name, activation_id, 202, client_ms, issued, done, None, "accepted")
+            record = await self._poll(activation_id)
+            status = _record_status(record) if record else "accepted"
+            missing = None if record else f"no record after {self.poll_timeout_s:.0f} s of polling"
+            return Invocation(name, activation_id, 202, client_ms, issued, done, record, status, missing, polled=True)
+        if isinstance(body, dict) and isinstance(body.get("response"), dict):
+            return Invocation(
+                name, activation_id, response.status_code, client_ms, issued, done, body, _record_status(body)
+            )
+        return Invocation(
+            name,
+            activation_id,
+            response.status_code,
+            client_ms,
+            issued,
+            done,
+            None,
+            f"http {response.status_code}",
+            _error_text(response),
+        )
+
+    async def _poll(self, activation_id: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + self.poll_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                record = await self.get_activation(activation_id)
+            except (httpx.HTTPError, LoadgenError):
+                record = None
+            if record is not None:
+                return record
+            await asyncio.sleep(0.5)
+        return None
+
+
+def _record_status(record: dict[str, Any]) -> str:
+    response = record.get("response")
+    if isinstance(response, dict) and isinstance(response.get("status"), str):
+        return str(response["status"])
+    return "unknown"
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_text(response: httpx.Response) -> str:
+    body = _json_or_none(response)
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return response.text[:200] or response.reason_phrase
+
+
+def _describe(error: httpx.HTTPError) -> str:
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
