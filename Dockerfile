@@ -38,6 +38,7 @@ COPY controller ./controller
 COPY invoker ./invoker
 COPY executor_wasm ./executor_wasm
 COPY executor_docker ./executor_docker
+COPY loadgen ./loadgen
 RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info \
     && pip check
