@@ -168,14 +168,20 @@ def coldstart(
     console.print(f"{len(rows)} cold activations in {out}; every one has an initTime. Next: loadgen report {out}")
 
 
+# The options the two ramps (concurrency, mixed) share.
+IncreaseAfterOpt = Annotated[float, typer.Option(help="seconds at each level before one more request is added")]
+AbortAfterOpt = Annotated[int, typer.Option(help="the highest level (requests in flight)")]
+RampRunsOpt = Annotated[int, typer.Option(help="repetitions of the ramp (MF: 10)")]
+
+
 @app.command()
 def concurrency(
     ctx: typer.Context,
     out: OutOpt,
     action: Annotated[ColdAction, typer.Option(help="hello (no load) or hash (CPU load)")] = ColdAction.hello,
-    increase_after: Annotated[float, typer.Option(help="seconds at each level before one more request is added")] = 5.0,
-    abort_after: Annotated[int, typer.Option(help="the highest level (requests in flight)")] = 15,
-    runs: Annotated[int, typer.Option(help="repetitions of the ramp (MF: 10)")] = 1,
+    increase_after: IncreaseAfterOpt = 5.0,
+    abort_after: AbortAfterOpt = 15,
+    runs: RampRunsOpt = 1,
     iterations: Annotated[int, typer.Option(help="hash iterations per request")] = 100_000,
     seed: Annotated[int | None, typer.Option(help="random seed (hash inputs)")] = None,
     executor: ExecutorOpt = None,
@@ -207,9 +213,9 @@ def mixed(
     io_share: Annotated[
         int, typer.Option(help="percent of requests to net (MF: 10, 25, 50, 75, 90); the rest to prime")
     ] = 50,
-    increase_after: Annotated[float, typer.Option(help="seconds at each level before one more request is added")] = 5.0,
-    abort_after: Annotated[int, typer.Option(help="the highest level (requests in flight)")] = 15,
-    runs: Annotated[int, typer.Option(help="repetitions of the ramp (MF: 10)")] = 1,
+    increase_after: IncreaseAfterOpt = 5.0,
+    abort_after: AbortAfterOpt = 15,
+    runs: RampRunsOpt = 1,
     net_ms: Annotated[int | None, typer.Option(help="net's blocking time (ms) (default: the action's, 300)")] = None,
     prime_n: Annotated[int | None, typer.Option(help="which prime prime computes (default: the action's)")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed of the net/prime draws")] = None,
