@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     couchdb_db_prefix: str = "pywhisk_"
     # Activation records older than this are deleted by the store (None keeps them forever).
     activation_retention_days: float | None = None
+    # Largest stored activation record (its JSON): logs past it are cut with OpenWhisk's notice, so a
+    # 10 MB log limit still fits CouchDB 3's default max_document_size of 8,000,000 bytes.
+    activation_max_bytes: int = Field(default=7_000_000, ge=1_048_576 + 262_144)
     # An invoker without a ping for this long is offline ([OW] InvokerSupervision: 10 s).
     invoker_offline_after_s: float = Field(default=10.0, gt=0)
     # How many controllers share the invokers: each gets user_memory / controllers of every invoker.
@@ -67,6 +70,12 @@ class Settings(BaseSettings):
     wasm_executor_url: str | None = None
     wasm_threads: int = Field(default=8, ge=1)
     wasm_executor_port: int = 9000
+    # What a wasm:wasi action's annotations may be granted (executor_wasm/grants.py, docs/security.md):
+    # directories (and their subdirectories) it may preopen read-only, host environment variables it
+    # may read, and WoW's `http.get` import. Nothing by default. Lists are JSON: '["/srv/data"]'.
+    wasm_grant_dirs: list[Path] = Field(default_factory=list)
+    wasm_grant_env: list[str] = Field(default_factory=list)
+    wasm_grant_net: bool = False
 
     log_level: str = "INFO"
 
