@@ -16,7 +16,7 @@ from controller.middleware import WhiskMiddleware
 from controller.responses import JSONResponse
 from controller.routes import actions, activations, invoke, invokers, namespaces
 from pywhisk.bus import Bus
-from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, WhiskError
+from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
 from pywhisk.identity import guest_identity
 from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
@@ -27,6 +27,7 @@ log = logging.getLogger("pywhisk.controller")
 
 API_PREFIX = "/api/v1"
 MAX_ACTION_PUT_BYTES = 50 * 1024 * 1024
+STORE_UNAVAILABLE = "The service is temporarily unavailable: the database cannot be reached. Try again later."
 
 
 def create_app(
@@ -100,6 +101,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WhiskError)
     async def whisk_error(request: Request, exc: WhiskError) -> JSONResponse:
         return _error_response(request, exc)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        # The store is down or restarting (its message names the backend; logged, not shown).
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return _error_response(request, ServiceUnavailable(STORE_UNAVAILABLE))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

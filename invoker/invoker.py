@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import OrderedDict
 from typing import Any
@@ -22,8 +23,8 @@ from invoker.results import init_failure, run_response, whisk_error
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.entities import Action, KeyValue
-from pywhisk.errors import ExecutorError
-from pywhisk.executor import Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
+from pywhisk.errors import ExecutorError, StoreUnavailable
+from pywhisk.executor import ConcurrentExecutor, Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.lifecycle import every
 from pywhisk.messages import (
     HEALTH_TOPIC,
@@ -142,6 +143,9 @@ class Invoker:
             return
         try:
             record = await self._activate(message)
+        except StoreUnavailable as exc:  # only when closing: left unacknowledged, delivered again
+            log.warning("activation %s left for redelivery: %s", message.activationId, exc)
+            return
         except Exception:
             log.exception("activation %s failed inside the invoker", message.activationId)
             record = self._record(message, None, whisk_error("An internal error occurred."), [], {})
@@ -159,7 +163,10 @@ class Invoker:
 
         key = ActionKey(message.user.namespace.name, action.fully_qualified_name, action.rev or action.version)
         limits = action.limits
-        instance = await self.pool.acquire(key, executor, limits.memory, limits.concurrency, kind=action.exec.kind)
+        concurrency = limits.concurrency
+        if isinstance(executor, ConcurrentExecutor):
+            concurrency = max(concurrency, executor.max_runs_per_instance)
+        instance = await self.pool.acquire(key, executor, limits.memory, concurrency, kind=action.exec.kind)
         healthy = False
         try:
             record, healthy = await self._run_on(instance, message, action)
@@ -204,6 +211,9 @@ class Invoker:
             instance.id, self._run_request(message, action), limits.timeout, log_limit
         )
         timings["end"] = time.time() * 1000
+        if result.queued_ms and "initTime" not in timings:  # queued inside the executor: still waiting
+            timings["waitTime"] += result.queued_ms
+            timings["start"] += result.queued_ms
         logs.extend(result.logs)
         response = run_response(result, limits.timeout)
         # [OW] ContainerProxy: a developer error (including a timeout) destroys the instance.
@@ -242,7 +252,7 @@ class Invoker:
                     log.error("giving up storing %s at shutdown: %s", record.activationId, exc)
                     return False
                 log.warning("storing activation %s failed (attempt %d): %s", record.activationId, attempt, exc)
-                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+                await asyncio.sleep(_backoff_s(attempt))
 
     # helpers -------------------------------------------------------------------------------------
 
@@ -251,7 +261,7 @@ class Invoker:
         cache_key = (message.action.path, message.action.name, message.revision)
         action = self._actions.get(cache_key)
         if action is None:
-            action = await self._store.get_action(message.action.path, message.action.name)
+            action = await self._fetch_action(message.action.path, message.action.name)
             if action is None:
                 return None
             self._actions[cache_key] = action
@@ -260,6 +270,19 @@ class Invoker:
         else:
             self._actions.move_to_end(cache_key)
         return action
+
+    async def _fetch_action(self, namespace: str, name: str) -> Action | None:
+        # While the store is away the activation waits for it (unacknowledged) rather than failing.
+        attempt = 0
+        while True:
+            try:
+                return await self._store.get_action(namespace, name)
+            except StoreUnavailable as exc:
+                attempt += 1
+                if self._closing and attempt > 3:
+                    raise
+                log.warning("reading action %s/%s failed (attempt %d): %s", namespace, name, attempt, exc)
+                await asyncio.sleep(_backoff_s(attempt))
 
     def _executor_for(self, action: Action) -> Executor | None:
         pinned = action.annotation("executor")
@@ -343,6 +366,11 @@ class Invoker:
             logs=logs,
             annotations=annotations,
         )
+
+
+def _backoff_s(attempt: int) -> float:
+    """Exponential from 0.2 s, capped at 5 s, with jitter so thousands of waiters do not retry in step."""
+    return min(0.1 * 2**attempt, 5.0) * random.uniform(0.5, 1.0)
 
 
 def _env_value(value: Any) -> str:

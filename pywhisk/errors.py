@@ -68,5 +68,12 @@ class ServiceUnavailable(WhiskError):
     default_message = "No invokers available"
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached or failed on its side (e.g. CouchDB restarting): try again later.
+
+    Not a ``WhiskError``: its message names the backend; the controller answers 503 in its own words.
+    """
+
+
 class ExecutorError(Exception):
     """An executor could not provision or drive an instance (a platform failure, not the action's)."""

@@ -7,14 +7,19 @@ The server is left running after the session, like a developer's local service: 
 
 ``PYWHISK_TEST_COUCHDB_URL`` points the tests at another server (e.g. a CouchDB 3 with
 ``http://admin:password@host:5984``) instead of starting one.
+
+``private_couchdb`` is a server of the test's own, on a free port with throwaway data, for tests that
+stop or restart it (chaos); it is stopped when the test ends.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,6 +60,51 @@ def drop_databases(url: str, prefix: str) -> None:
                 client.delete(f"/{db}")
 
 
+@dataclass
+class CouchDBServer:
+    """A pouchdb-server of one test: its own port and data directory (kept across restarts)."""
+
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PYWHISK_COUCHDB_PORT": str(self.port), "PYWHISK_DATA": str(self.data_dir)}
+
+    def up(self) -> None:
+        """Start it (its databases survive a down/up); returns when it answers."""
+        couchdb_up(self.env)
+
+    def down(self) -> None:
+        """Stop it and wait until it has exited."""
+        couchdb_down(self.env)
+
+
+def require_couchdb_tools() -> None:
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed: cannot run pouchdb-server (apt-get install nodejs npm)")
+
+
+@pytest.fixture
+def private_couchdb(tmp_path: Path) -> Iterator[CouchDBServer]:
+    """A CouchDB-API server for this test only (free port, data under tmp_path), stopped at the end."""
+    require_couchdb_tools()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = CouchDBServer(port=port, data_dir=tmp_path / "couchdb")
+    try:
+        server.up()
+        yield server
+    finally:
+        server.down()
+
+
 @pytest.fixture(scope="session")
 def couchdb_url() -> Iterator[str]:
     """The URL of a running CouchDB-API server (credentials, if any, in the URL's user info)."""
@@ -62,7 +112,5 @@ def couchdb_url() -> Iterator[str]:
     if external:
         yield external
         return
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed: cannot run pouchdb-server (apt-get install nodejs npm)")
+    require_couchdb_tools()
     yield couchdb_up()

@@ -29,6 +29,7 @@ class Deployment:
     work_dir: Path
     controllers: int = 1
     invoker_env: dict[str, str] = field(default_factory=dict)
+    controller_env: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}_")
     controller_procs: dict[int, tuple[subprocess.Popen[bytes], str]] = field(default_factory=dict)
     invoker_procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -62,7 +63,9 @@ class Deployment:
 
     def start_controller(self, index: int) -> None:
         port = free_port()
-        process = self._spawn(f"controller{index}", "controller", "--id", str(index), "--port", str(port))
+        process = self._spawn(
+            f"controller{index}", "controller", "--id", str(index), "--port", str(port), extra=self.controller_env
+        )
         apihost = f"http://127.0.0.1:{port}"
         self.controller_procs[index] = (process, apihost)
         self._wait(lambda: httpx.get(f"{apihost}/api/v1", timeout=1).status_code == 200, f"controller{index}", process)

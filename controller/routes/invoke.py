@@ -13,7 +13,7 @@ from controller.query import flag, json_body
 from controller.responses import JSONResponse
 from pywhisk.activation import Activation, StatusCode, new_activation_id
 from pywhisk.entities import Action, as_dict
-from pywhisk.errors import BadRequest, NotFound, ServiceUnavailable, WhiskError
+from pywhisk.errors import BadRequest, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
 from pywhisk.identity import Identity
 from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance
 from pywhisk.settings import Settings
@@ -117,5 +117,8 @@ async def _blocking_result(
     record = await balancer.wait(activation_id, wait_ms / 1000)
     if record is None and balancer.completed(activation_id):
         # The completion came without the record (e.g. too large for the bus): read the store.
-        record = await store.get_activation(namespace, activation_id)
+        try:
+            record = await store.get_activation(namespace, activation_id)
+        except StoreUnavailable as exc:  # accepted all the same: the caller gets the id and polls later
+            log.warning("reading the record of %s failed: %s", activation_id, exc)
     return record

@@ -28,7 +28,7 @@ import orjson
 
 from pywhisk.activation import Activation
 from pywhisk.entities import Action
-from pywhisk.errors import ConcurrentModification, Conflict
+from pywhisk.errors import ConcurrentModification, Conflict, StoreUnavailable
 from pywhisk.identity import Identity
 from pywhisk.store import ActivationQuery
 
@@ -91,8 +91,8 @@ class CouchDBError(Exception):
         self.error = error
 
 
-class CouchDBUnavailable(CouchDBError):
-    """CouchDB could not be reached (refused, unresolvable, or timed out)."""
+class CouchDBUnavailable(CouchDBError, StoreUnavailable):
+    """CouchDB could not be reached (refused, unresolvable, or timed out) or answered 5xx."""
 
 
 @dataclass
@@ -482,7 +482,10 @@ class CouchStore:
         error = body.get("error") if isinstance(body, dict) else None
         reason = body.get("reason") if isinstance(body, dict) else None
         hint = " (check the CouchDB username and password)" if status in (401, 403) else ""
-        return CouchDBError(f"{what}: CouchDB at {self._url} answered {status} {error}: {reason}{hint}", status, error)
+        message = f"{what}: CouchDB at {self._url} answered {status} {error}: {reason}{hint}"
+        # A server error is CouchDB's trouble, not the request's: callers retry or answer 503.
+        kind = CouchDBUnavailable if status >= 500 else CouchDBError
+        return kind(message, status, error)
 
 
 def _action(doc: dict[str, Any]) -> Action:
