@@ -25,7 +25,9 @@ import orjson
 import wasmtime
 
 from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, create_engine
+from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
 from executor_wasm.runner import EpochTicker, RunSpec, run_module
+from executor_wasm.sleeps import ComputeSlots, define_poll_oneoff
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.settings import Settings
@@ -56,6 +58,7 @@ class _Instance:
     compiled: CompiledModule | None = None
     name: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    grants: Grants = NO_GRANTS
 
 
 class WasmExecutor:
@@ -63,20 +66,33 @@ class WasmExecutor:
 
     name = "wasm"
 
+    @property
+    def max_runs_per_instance(self) -> int:
+        """Every run has its own Store, so one instance takes as many runs as the executor allows."""
+        return self.settings.wasm_max_runs
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = create_engine()
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()  # once: ~50 µs, shared by every store (measurements.md)
+        define_poll_oneoff(self.linker)
         self.cache = ModuleCache(self.engine, self.linker, settings.module_cache_dir)
+        # Actions granted net_access link against a Linker that also defines http.get (grants.py).
+        net_linker = create_linker(self.engine, net_access=True)
+        self.net_cache = ModuleCache(self.engine, net_linker, settings.module_cache_dir)
+        self.grant_policy = GrantPolicy.from_settings(settings)
         self._ticker = EpochTicker(self.engine)
         self._pool: ThreadPoolExecutor | None = None
+        self._slots = ComputeSlots(settings.wasm_threads)
         self._instances: dict[str, _Instance] = {}
 
     async def start(self) -> None:
         """Start the worker threads and the epoch ticker."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.settings.wasm_threads, thread_name_prefix="wasm")
+            # A thread per run in progress: a sleeping guest keeps its thread but not its compute slot.
+            self._pool = ThreadPoolExecutor(max_workers=self.settings.wasm_max_runs, thread_name_prefix="wasm")
+            self._slots.closing.clear()
         self._ticker.start()
 
     async def close(self) -> None:
@@ -86,6 +102,7 @@ class WasmExecutor:
         if pool is not None:
             # Runs in progress would hold the pool until their deadlines; pass every deadline now.
             self._ticker.hurry()
+            self._slots.closing.set()  # and wake every sleeping guest
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         self._ticker.stop()
 
@@ -108,10 +125,15 @@ class WasmExecutor:
             return ProxyResult(status=403, body=_REINIT)
         if not request.code:
             return ProxyResult(status=403, body=_NO_CODE)
+        try:
+            grants = self.grant_policy.grant(instance.spec.annotations)
+        except GrantDenied as denied:
+            return ProxyResult(status=502, body=orjson.dumps({"error": str(denied)}).decode())
+        cache = self.net_cache if grants.net_access else self.cache
         started = time.perf_counter()
         instance.initializing = True
         try:
-            compiled = await self._in_pool(self._load, request.code, timeout_s=timeout_ms / 1000)
+            compiled = await self._in_pool(self._load, request.code, cache, timeout_s=timeout_ms / 1000)
         except InvalidModule as error:
             body = orjson.dumps({"error": f"Invalid WebAssembly module: {error}"}).decode()
             return ProxyResult(status=502, body=body, duration_ms=_since(started))
@@ -120,6 +142,7 @@ class WasmExecutor:
         if compiled is None:  # the compile goes on in the background and lands in the cache
             return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
         instance.compiled, instance.name, instance.env = compiled, request.name, dict(request.env)
+        instance.grants = grants
         return ProxyResult(status=200, body=_INIT_OK, duration_ms=_since(started))
 
     async def run(self, instance_id: str, request: RunRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
@@ -129,18 +152,19 @@ class WasmExecutor:
             return ProxyResult(status=500, body=_NOT_READY)
         spec = RunSpec(
             argv0=instance.name,
-            env={**instance.env, **request.environment()},
+            env={**instance.grants.env, **instance.env, **request.environment()},
             stdin=orjson.dumps(request.value),
             memory_bytes=instance.spec.memory_mb * 1_048_576,
             timeout_ms=timeout_ms,
             log_limit_bytes=log_limit_bytes,
+            grants=instance.grants,
         )
         started = time.perf_counter()
-        result = await self._in_pool(
-            run_module, self.engine, instance.compiled, spec, timeout_s=timeout_ms / 1000 + RUN_GUARD_S
-        )
+        job = self._job(run_module, self.engine, instance.compiled, spec)
+        result = await self._await_job(job, timeout_s=timeout_ms / 1000 + RUN_GUARD_S)
         if result is None:  # stuck in a host call; its logs are still being written
-            return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
+            result = ProxyResult(status=None, timed_out=True, duration_ms=_since(started) - job.queued_ms)
+        result.queued_ms = job.queued_ms
         return result
 
     async def destroy(self, instance_id: str) -> None:
@@ -153,19 +177,26 @@ class WasmExecutor:
         except KeyError:
             raise UnknownInstance(f"no wasm instance {instance_id}") from None
 
-    def _load(self, code: str) -> CompiledModule:
-        return self.cache.load(decode_module(code))
+    def _load(self, code: str, cache: ModuleCache) -> CompiledModule:
+        return cache.load(decode_module(code))
 
     async def _in_pool(self, fn: Callable[..., T], *args: object, timeout_s: float) -> T | None:
         """``fn(*args)`` on the pool; None when it has not finished ``timeout_s`` after it started.
 
-        The timeout counts from when a worker picks the job up, not from submission, so a queue in
-        front of a busy pool does not time runs out. Threads cannot be killed: a job that overruns
-        keeps its worker until it returns (for runs, at the next epoch check of the guest).
+        The timeout counts from when the job gets a compute slot, not from submission, so a queue in
+        front of busy slots does not time runs out. Threads cannot be killed: a job that overruns
+        keeps its worker until it returns (for runs, at the next epoch check or sleep of the guest).
         """
+        job = self._job(fn, *args)
+        return await self._await_job(job, timeout_s)
+
+    def _job(self, fn: Callable[..., T], *args: object) -> _Job[T]:
+        return _Job(fn, args, self._slots)
+
+    async def _await_job(self, job: _Job[T], timeout_s: float) -> T | None:
         if self._pool is None:
             raise ExecutorError("the wasm executor is not started")
-        job: _Job[T] = _Job(fn, args)
+        fn = job.fn
         future = asyncio.get_running_loop().run_in_executor(self._pool, job)
         try:
             while True:
@@ -212,17 +243,24 @@ def decode_module(code: str) -> bytes:
 
 
 class _Job(Generic[T]):
-    """A callable for the pool that records when a worker started it."""
+    """A callable for the pool that runs under a compute slot and records when it got one."""
 
-    __slots__ = ("args", "fn", "started_at")
+    __slots__ = ("args", "fn", "slots", "started_at", "submitted_at")
 
-    def __init__(self, fn: Callable[..., T], args: tuple[object, ...]) -> None:
-        self.fn, self.args = fn, args
+    def __init__(self, fn: Callable[..., T], args: tuple[object, ...], slots: ComputeSlots) -> None:
+        self.fn, self.args, self.slots = fn, args, slots
+        self.submitted_at = time.monotonic()
         self.started_at: float | None = None
 
     def __call__(self) -> T:
-        self.started_at = time.monotonic()
-        return self.fn(*self.args)
+        with self.slots.held():
+            self.started_at = time.monotonic()
+            return self.fn(*self.args)
+
+    @property
+    def queued_ms(self) -> float:
+        """How long the job waited for a thread and a compute slot."""
+        return ((self.started_at or time.monotonic()) - self.submitted_at) * 1000
 
 
 def _since(started: float) -> float:

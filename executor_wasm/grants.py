@@ -24,7 +24,6 @@ A request outside the operator's bounds fails the action's ``/init`` with a mess
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import wasmtime
 
+from executor_wasm.sleeps import define_poll_oneoff, host_sleep
 from pywhisk.settings import Settings
 
 DIR_ANNOTATION = "dir"
@@ -118,13 +118,14 @@ def create_linker(engine: wasmtime.Engine, net_access: bool) -> wasmtime.Linker:
     """
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    define_poll_oneoff(linker)
     if net_access:
         linker.define_func("http", "get", wasmtime.FuncType([], [wasmtime.ValType.i32()]), _http_get)
     return linker
 
 
 def _http_get() -> int:
-    time.sleep(HTTP_GET_BLOCK_S)
+    host_sleep(HTTP_GET_BLOCK_S)  # gives up the compute slot and ends at the run's deadline
     return 0
 
 

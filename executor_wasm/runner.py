@@ -23,6 +23,8 @@ from wasmtime import _ffi as ffi
 from wasmtime._func import enter_wasm
 
 from executor_wasm.cache import CompiledModule, describe_error
+from executor_wasm.grants import NO_GRANTS, Grants, apply_preopens
+from executor_wasm.sleeps import DeadlinePassed, deadline_passed, run_deadline
 from executor_wasm.stdio import OUTPUT_SLACK, CappedOutput, Stdin, collect_logs, take_result
 from pywhisk.executor import ProxyResult
 
@@ -42,6 +44,7 @@ class RunSpec:
     memory_bytes: int
     timeout_ms: int
     log_limit_bytes: int
+    grants: Grants = NO_GRANTS  # read-only preopens granted by annotation (grants.py)
 
 
 def deadline_ticks(timeout_ms: int) -> int:
@@ -53,18 +56,29 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
     """Instantiate ``compiled`` in a fresh Store, call ``_start`` and report like an action proxy."""
     started = time.perf_counter()
     cap = spec.log_limit_bytes + OUTPUT_SLACK
-    with CappedOutput("stdout", cap) as stdout, CappedOutput("stderr", cap) as stderr, Stdin() as stdin:
+    with (
+        CappedOutput("stdout", cap) as stdout,
+        CappedOutput("stderr", cap) as stderr,
+        Stdin() as stdin,
+        run_deadline(spec.timeout_ms / 1000),
+    ):
         store = wasmtime.Store(engine)
         store.set_limits(memory_size=spec.memory_bytes)
         store.set_epoch_deadline(deadline_ticks(spec.timeout_ms))
         wasi = wasmtime.WasiConfig()
         wasi.argv = [spec.argv0]
         wasi.env = list(spec.env.items())
+        apply_preopens(wasi, spec.grants)
         stdin.attach(wasi, spec.stdin)
         stdout.attach(wasi)
         stderr.attach(wasi)
         store.set_wasi(wasi)
-        outcome = _execute(store, compiled, spec.memory_bytes)
+        try:
+            outcome = _execute(store, compiled, spec.memory_bytes)
+        except DeadlinePassed:  # wasmtime-py re-raises what a host function raised
+            outcome = _TIMED_OUT
+        if deadline_passed():  # stopped in a sleep (sleeps.py), whatever error the guest saw
+            outcome = _TIMED_OUT
         # Closing the store drops the WASI context and with it Wasmtime's handles on the memfds.
         store.close()
         out, err = stdout.read(), stderr.read()

@@ -81,6 +81,9 @@ class ProxyResult(BaseModel):
     exited: bool = False
     # Milliseconds the call took inside the executor, when it can tell more precisely than the caller.
     duration_ms: float | None = None
+    # Milliseconds the call waited inside the executor before it started (a queue for worker slots):
+    # part of the activation's waitTime, not of its duration.
+    queued_ms: float = 0.0
 
 
 @runtime_checkable
@@ -120,6 +123,18 @@ class PausableExecutor(Executor, Protocol):
 
     async def resume(self, instance_id: str) -> None:
         """Thaw a paused instance."""
+
+
+@runtime_checkable
+class ConcurrentExecutor(Executor, Protocol):
+    """An executor whose instances serve many runs at once, each isolated from the others.
+
+    A WASM instance is a compiled module; every run gets its own Store. So the pool keeps one
+    instance per action and lets it take up to ``max_runs_per_instance`` runs at once, whatever the
+    action's ``concurrency`` limit, and charges its memory once; the executor bounds its runs itself.
+    """
+
+    max_runs_per_instance: int
 
 
 def load_executor_factories() -> dict[str, Callable[[Settings], Executor]]:

@@ -245,6 +245,33 @@ async def test_a_guest_blocked_in_a_host_sleep_still_answers_at_its_timeout(exec
     assert time.monotonic() - started < 1.4
 
 
+async def test_a_sleep_past_the_timeout_ends_at_the_deadline_with_its_logs(executor: WasmExecutor) -> None:
+    # The host poll_oneoff (sleeps.py) stops the sleep at the deadline itself, so the run ends in
+    # its own thread (not by the executor's guard) and what the guest printed before is kept.
+    started = time.monotonic()
+    result = await invoke(executor, "sleep", {"ms": 60_000}, timeout_ms=300)
+    elapsed = time.monotonic() - started
+    assert result.timed_out and result.status is None
+    assert 0.3 <= elapsed < 1.0
+    assert log_text(result) == ["stdout: sleep: sleeping 60000 ms"]
+
+
+async def test_sleeping_guests_do_not_hold_compute_slots(executor: WasmExecutor) -> None:
+    # 40 guests sleeping 500 ms at once on 4 compute slots: all asleep together, done in ~0.5 s
+    # rather than the 5 s that 10 rounds of 4 would take; a busy guest still gets a slot meanwhile.
+    started = time.monotonic()
+    sleeps = [asyncio.create_task(invoke(executor, "sleep", {"ms": 500})) for _ in range(40)]
+    await asyncio.sleep(0.1)
+    hello = await invoke(executor, "hello", {"name": "meanwhile"})
+    hello_after = time.monotonic() - started
+    results = await asyncio.gather(*sleeps)
+    elapsed = time.monotonic() - started
+    assert hello.status == 200 and hello_after < 0.5
+    assert [r.status for r in results] == [200] * 40
+    assert all(orjson.loads(r.body) == {"slept": 500} for r in results)
+    assert elapsed < 2.5, f"40 sleeps of 0.5 s on 4 slots took {elapsed:.2f} s"
+
+
 async def test_a_memory_bomb_exhausts_its_memory(executor: WasmExecutor) -> None:
     result = await invoke(executor, "membomb", memory_mb=128)
     assert result.memory_exhausted and result.status is None
