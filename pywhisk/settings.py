@@ -68,7 +68,10 @@ class Settings(BaseSettings):
 
     # The WASM executor: in-process by default; set the URL to use a `pywhisk executor-wasm` service.
     wasm_executor_url: str | None = None
+    # Guests executing at once (CPU-bound), and runs in progress at once, most of them asleep
+    # (a guest waiting in a WASI sleep gives its slot to another run: executor_wasm/sleeps.py).
     wasm_threads: int = Field(default=8, ge=1)
+    wasm_max_runs: int = Field(default=4096, ge=1)
     wasm_executor_port: int = 9000
     # What a wasm:wasi action's annotations may be granted (executor_wasm/grants.py, docs/security.md):
     # directories (and their subdirectories) it may preopen read-only, host environment variables it
