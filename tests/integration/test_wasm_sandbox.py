@@ -247,12 +247,12 @@ async def test_http_get_is_linked_only_when_granted(granting: WasmExecutor, stri
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_malformed_grant_annotations_fail_the_init(granting: WasmExecutor) -> None:
-    for annotations, message in [
+    for requested, message in [
         ({"dir": 42}, "The annotation dir must be a string or a list of strings."),
         ({"env": {"a": 1}}, "The annotation env must be a string or a list of strings."),
         ({"net_access": "yes"}, "The annotation net_access must be true or false."),
     ]:
-        response = await activate(granting, "sandbox", {"op": "getenv", "name": "x"}, annotations)
+        response = await activate(granting, "sandbox", {"op": "getenv", "name": "x"}, requested)
         assert response.statusCode == StatusCode.DEVELOPER_ERROR
         assert error_of(response) == message
 
@@ -266,12 +266,14 @@ def test_grants_reach_the_executor_through_the_api(tmp_path: Path, host: HostFil
     try:
         with server.client() as api:
             code = module_code("sandbox")
-            for name, annotations_ in [("granted", [{"key": "dir", "value": str(host.granted)}]), ("plain", [])]:
-                body = {"exec": {"kind": "wasm:wasi", "code": code}, "annotations": annotations_}
+            for name, pairs in [("granted", [{"key": "dir", "value": str(host.granted)}]), ("plain", [])]:
+                body = {"exec": {"kind": "wasm:wasi", "code": code}, "annotations": pairs}
                 assert api.put(f"/namespaces/_/actions/{name}", json=body).status_code == 200
             path = f"{host.granted}/file.txt"
             granted = invoke(api, "granted", {"op": "read", "path": path})
-            assert granted.status_code == 200 and granted.json()["response"]["result"] == {"content": "granted content\n"}
+            assert granted.status_code == 200 and granted.json()["response"]["result"] == {
+                "content": "granted content\n"
+            }
             plain = invoke(api, "plain", {"op": "read", "path": path}).json()
             assert plain["response"]["status"] == "application error"
             assert plain["response"]["result"] == {"error": f"read {path}: No such file or directory"}
