@@ -15,13 +15,14 @@ from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
 from controller.responses import JSONResponse
 from controller.routes import actions, activations, invoke, invokers, namespaces
+from controller.throttles import Throttles
 from pywhisk.bus import Bus
 from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
-from pywhisk.identity import guest_identity
 from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store import Store
+from pywhisk.tenancy import seed_guest_subject
 
 log = logging.getLogger("pywhisk.controller")
 
@@ -51,8 +52,8 @@ def create_app(
             for service in chain:
                 await service.start()
                 started.append(service)
-            if seed_guest and await store.get_identity(guest_identity().authkey.uuid) is None:
-                await store.put_identity(guest_identity())
+            if seed_guest:
+                await seed_guest_subject(store)
             yield
         finally:
             for service in reversed(started):
@@ -75,7 +76,8 @@ def create_app(
     app.state.store = store
     app.state.balancer = balancer
     app.state.manifest = manifest or RuntimeManifest.load_default()
-    app.state.authenticator = Authenticator(store)
+    app.state.authenticator = Authenticator(store, settings.identity_cache_ttl_s)
+    app.state.throttles = Throttles(settings, balancer)
 
     # namespaces last: its catch-all collection route must not shadow the others.
     for module in (actions, invoke, activations, namespaces):

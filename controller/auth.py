@@ -1,54 +1,98 @@
-"""Basic authentication (``uuid:key``) and entitlement to a namespace."""
+"""Basic authentication (``uuid:key``) and entitlement to a namespace.
+
+A key is checked against the salted hash in its subject document (``pywhisk.identity.verify_key``). Found
+identities and their namespace's limits are cached for ``cache_ttl_s`` (5 s by default,
+``PYWHISK_IDENTITY_CACHE_TTL_S``), so a key deleted or a limit changed with ``pywhisk admin`` takes effect
+within that time on every controller, without a restart. Within the TTL a repeated credential is compared
+(constant-time) with the one already verified, so the hash is not recomputed on every request.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
+from dataclasses import dataclass
 
 from fastapi import Request
 
 from pywhisk.entities import DEFAULT_NAMESPACE
 from pywhisk.errors import Forbidden, Unauthorized
-from pywhisk.identity import AuthKey, Identity, Namespace, parse_basic_auth
+from pywhisk.identity import (
+    AuthKey,
+    Identity,
+    Namespace,
+    NamespaceLimits,
+    SubjectNamespace,
+    hash_key,
+    parse_basic_auth,
+    verify_key,
+)
 from pywhisk.store import Store
 
 # akka-http's text for a request without credentials, which OpenWhisk passes through.
 CREDENTIALS_MISSING = "The resource requires authentication, which was not supplied with the request"
-_NOBODY = Identity(subject="", namespace=Namespace(name="", uuid=""), authkey=AuthKey(uuid="", key="0" * 64), rights=[])
+# Verified against when the uuid is unknown, so an unknown uuid costs what a wrong key costs.
+_NOBODY_HASH = hash_key("0" * 64)
+_MAX_CACHED = 10_000
+
+
+@dataclass
+class _Cached:
+    """What the store said about one uuid, and the credential last verified against it."""
+
+    entry: SubjectNamespace | None
+    identity: Identity | None
+    expires: float
+    verified_key: str | None = None
 
 
 class Authenticator:
-    """Looks identities up by uuid, with a short cache so a key change still takes effect quickly."""
+    """Looks identities up by uuid, with a short cache so a key or limit change still takes effect quickly."""
 
     def __init__(self, store: Store, cache_ttl_s: float = 5.0) -> None:
         self._store = store
         self._ttl = cache_ttl_s
-        self._cache: dict[str, tuple[Identity, float]] = {}
+        self._cache: dict[str, _Cached] = {}
 
     async def identify(self, authorization: str | None) -> Identity:
+        """The caller's identity (with its namespace's own limits), or ``Unauthorized``."""
         if not authorization:
             raise Unauthorized(CREDENTIALS_MISSING)
         credentials = parse_basic_auth(authorization)
         if credentials is None:
             raise Unauthorized()
         uuid, key = credentials
-        identity = await self._lookup(uuid)
-        # Compare against a dummy when the uuid is unknown, so both cases cost the same.
-        matches = (identity or _NOBODY).matches_key(key)
-        if identity is None or not matches:
-            raise Unauthorized()
-        return identity
-
-    async def _lookup(self, uuid: str) -> Identity | None:
         cached = self._cache.get(uuid)
-        now = time.monotonic()
-        if cached and cached[1] > now:
-            return cached[0]
-        identity = await self._store.get_identity(uuid)
-        if identity is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[uuid] = (identity, now + self._ttl)
-        return identity
+        if cached is None or cached.expires <= time.monotonic():
+            cached = await self._load(uuid)
+        if cached.verified_key is not None and hmac.compare_digest(cached.verified_key.encode(), key.encode()):
+            assert cached.identity is not None
+            return cached.identity
+        matches = verify_key(key, cached.entry.key_hash if cached.entry else _NOBODY_HASH)
+        if cached.identity is None or not matches:
+            raise Unauthorized()
+        cached.verified_key = key
+        cached.identity = cached.identity.model_copy(update={"authkey": AuthKey(uuid=uuid, key=key)})
+        return cached.identity
+
+    async def _load(self, uuid: str) -> _Cached:
+        subject = await self._store.get_subject_by_uuid(uuid)
+        entry = subject.namespace_for_uuid(uuid) if subject else None
+        cached = _Cached(entry=None, identity=None, expires=time.monotonic() + self._ttl)
+        if subject is None or entry is None:
+            return cached  # unknown uuids are not cached: a key created a moment ago works at once
+        limits = await self._store.get_limits(entry.name)
+        cached.entry = entry
+        cached.identity = Identity(
+            subject=subject.subject,
+            namespace=Namespace(name=entry.name, uuid=uuid),
+            authkey=AuthKey(uuid=uuid, key="0" * 64),  # replaced by the verified key
+            limits=limits or NamespaceLimits(),
+        )
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+        self._cache[uuid] = cached
+        return cached
 
 
 async def authenticate(request: Request) -> Identity:

@@ -67,6 +67,8 @@ class LoadBalancer:
         self.controller_id = settings.controller_id
         self.invokers = Invokers(settings.controllers, settings.invoker_offline_after_s)
         self.in_flight: dict[str, InFlight] = {}
+        # Activations in flight per namespace: the books the concurrent-invocations throttle reads.
+        self._active: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future[Activation | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -108,13 +110,15 @@ class LoadBalancer:
         target = self.invokers.choose(message.user.namespace.name, action.fully_qualified_name, memory)
         deadline = time.monotonic() + forced_timeout_s(action.limits.timeout)
         self.in_flight[message.activationId] = InFlight(message, target, memory, action.exec.kind, deadline)
+        namespace = message.user.namespace.name
+        self._active[namespace] = self._active.get(namespace, 0) + 1
         if message.blocking:
             self._waiters[message.activationId] = asyncio.get_running_loop().create_future()
         try:
             await self._bus.send(invoker_topic(target), message.serialize())
         except BaseException:
             self._waiters.pop(message.activationId, None)
-            self.in_flight.pop(message.activationId, None)
+            self._forget(message.activationId)
             self.invokers.release(target, memory, system_error=None)
             raise
 
@@ -136,6 +140,22 @@ class LoadBalancer:
 
     def completed(self, activation_id: str) -> bool:
         return activation_id not in self.in_flight
+
+    def active_activations(self, namespace: str) -> int:
+        """The namespace's activations published by this controller and not yet completed (or lost)."""
+        return self._active.get(namespace, 0)
+
+    def _forget(self, activation_id: str) -> InFlight | None:
+        """Take an activation off the books: its completion came, it was lost, or it was never sent."""
+        entry = self.in_flight.pop(activation_id, None)
+        if entry is not None:
+            namespace = entry.message.user.namespace.name
+            left = self._active.get(namespace, 0) - 1
+            if left > 0:
+                self._active[namespace] = left
+            else:
+                self._active.pop(namespace, None)
+        return entry
 
     # consuming -----------------------------------------------------------------------------------
 
@@ -159,7 +179,7 @@ class LoadBalancer:
 
     def _on_completion(self, value: bytes) -> None:
         ack = CompletionMessage.model_validate_json(value)
-        entry = self.in_flight.pop(ack.activationId, None)
+        entry = self._forget(ack.activationId)
         if entry is not None:
             self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError)
         self._resolve(ack.activationId, ack.response)
@@ -192,7 +212,8 @@ class LoadBalancer:
             await self._store.put_activation(_lost_record(entry))
             # The invoker may have stored a real record first: whatever the store holds is the answer.
             stored = await self._store.get_activation(entry.message.user.namespace.name, entry.message.activationId)
-            self.in_flight.pop(entry.message.activationId, None)
+            if self._forget(entry.message.activationId) is None:
+                continue  # its completion arrived while the record was written: already released
             self.invokers.release(entry.invoker, entry.memory_mb, system_error=True)
             self._resolve(entry.message.activationId, stored)
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from executor_wasm.executor import KINDS
+from executor_wasm.python.executor import PYTHON_KINDS
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.settings import Settings
@@ -64,8 +65,8 @@ class HttpWasmExecutor:
         await client.aclose()
 
     def kinds(self) -> set[str]:
-        """``wasm:wasi`` and its alias ``wasm:default``."""
-        return set(KINDS)
+        """``wasm:wasi`` and its alias ``wasm:default``, and the ``python:3`` kinds (the service runs both)."""
+        return set(KINDS | PYTHON_KINDS)
 
     async def create(self, spec: InstanceSpec) -> None:
         """Record the instance in the service."""

@@ -12,6 +12,7 @@ def create_executor(settings: Settings) -> Executor:
         from executor_wasm.client import HttpWasmExecutor
 
         return HttpWasmExecutor(settings)
-    from executor_wasm.executor import WasmExecutor
+    # The WasmExecutor with python:3 actions on the Python runner component (issue 7).
+    from executor_wasm.python.executor import WasmPythonExecutor
 
-    return WasmExecutor(settings)
+    return WasmPythonExecutor(settings)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from executor_wasm.executor import UnknownInstance, WasmExecutor
+from executor_wasm.python.executor import WasmPythonExecutor
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.settings import Settings
@@ -39,7 +40,7 @@ class RunBody(BaseModel):
 
 def create_app(settings: Settings, executor: WasmExecutor | None = None) -> FastAPI:
     """The service app; its lifespan starts and closes the executor (a new one unless given)."""
-    wasm = executor or WasmExecutor(settings)
+    wasm = executor or WasmPythonExecutor(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from pywhisk.admin import app as admin_app
 from pywhisk.identity import GUEST_KEY, GUEST_UUID
 from pywhisk.settings import Settings
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from pywhisk.executor import Executor
 
 app = typer.Typer(help="Run pywhisk server roles.", no_args_is_help=True, add_completion=False)
+app.add_typer(admin_app, name="admin")
 console = Console(stderr=True)
 log = logging.getLogger("pywhisk")
 

@@ -61,10 +61,14 @@ class Settings(BaseSettings):
     # Largest accepted request or invoke payload (OpenWhisk: 1 MB).
     max_payload_bytes: int = 1_048_576
 
-    # Namespace throttles reported by /limits (enforced from the tenancy issue on; OpenWhisk defaults).
-    invocations_per_minute: int = 60
-    concurrent_invocations: int = 30
-    fires_per_minute: int = 60
+    # Namespace throttles for namespaces without limits of their own (OpenWhisk's defaults), enforced by
+    # controller/throttles.py; the seeded guest has its own, higher ones (pywhisk/identity.py GUEST_LIMITS).
+    invocations_per_minute: int = Field(default=60, ge=0)
+    concurrent_invocations: int = Field(default=30, ge=0)
+    fires_per_minute: int = Field(default=60, ge=0)
+    # How long a controller trusts an identity and its namespace's limits before reading them again: the
+    # delay before `pywhisk admin` changes (a deleted key, new limits) apply on a running server.
+    identity_cache_ttl_s: float = Field(default=5.0, ge=0)
 
     # The WASM executor: in-process by default; set the URL to use a `pywhisk executor-wasm` service.
     wasm_executor_url: str | None = None
@@ -75,6 +79,9 @@ class Settings(BaseSettings):
     wasm_executor_port: int = 9000
     # What a wasm:wasi action's annotations may be granted (executor_wasm/grants.py, docs/security.md):
     # directories (and their subdirectories) it may preopen read-only, host environment variables it
+    # The Python runner component of python:3 actions on WASM (executor_wasm/python/build.py): built
+    # once per machine (~10 s), so kept in the user's cache and shared by every data directory.
+    python_wasm_cache_dir: Path = Path.home() / ".cache" / "pywhisk" / "python-wasm"
     # may read, and WoW's `http.get` import. Nothing by default. Lists are JSON: '["/srv/data"]'.
     wasm_grant_dirs: list[Path] = Field(default_factory=list)
     wasm_grant_env: list[str] = Field(default_factory=list)

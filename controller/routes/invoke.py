@@ -11,6 +11,7 @@ from controller.auth import authenticate, entitled_namespace
 from controller.loadbalancer import LoadBalancer
 from controller.query import flag, json_body
 from controller.responses import JSONResponse
+from controller.throttles import Throttles
 from pywhisk.activation import Activation, StatusCode, new_activation_id
 from pywhisk.entities import Action, as_dict
 from pywhisk.errors import BadRequest, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
@@ -51,6 +52,9 @@ async def invoke_action(
     if params is not None and not isinstance(params, dict | list):
         raise BadRequest("The request content was malformed:\nparameters must be a JSON object or array")
 
+    throttles: Throttles = request.app.state.throttles
+    throttles.check_rate(identity)  # before the action is read, as OpenWhisk's entitlement check
+
     store: Store = request.app.state.store
     action = await store.get_action(ns, name)
     if action is None:
@@ -69,6 +73,7 @@ async def invoke_action(
         initArgs=[p.key for p in action.parameters if p.init],
     )
     balancer: LoadBalancer = request.app.state.balancer
+    throttles.check_concurrent(identity)  # no await until publish has booked it: a burst cannot overshoot
     try:
         await balancer.publish(message, action)
     except WhiskError:

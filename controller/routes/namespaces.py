@@ -39,12 +39,16 @@ async def list_namespaces(identity: Identity = Depends(authenticate)) -> JSONRes
 async def namespace_limits(
     request: Request, namespace: str, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
+    """The namespace's effective limits: its own (``pywhisk admin namespace limits set``) over the system
+    defaults, for the whole namespace (each of N controllers enforces its share, controller/throttles.py)."""
     entitled_namespace(identity, namespace)
+    settings = request.app.state.settings
+    own = identity.limits
     return JSONResponse(
         {
-            "invocationsPerMinute": request.app.state.settings.invocations_per_minute,
-            "concurrentInvocations": request.app.state.settings.concurrent_invocations,
-            "firesPerMinute": request.app.state.settings.fires_per_minute,
+            "invocationsPerMinute": _own_or(own.invocationsPerMinute, settings.invocations_per_minute),
+            "concurrentInvocations": _own_or(own.concurrentInvocations, settings.concurrent_invocations),
+            "firesPerMinute": _own_or(own.firesPerMinute, settings.fires_per_minute),
             "minActionMemory": MEMORY_MB.minimum * 1024 * 1024,
             "maxActionMemory": MEMORY_MB.maximum * 1024 * 1024,
             "minActionTimeout": TIMEOUT_MS.minimum,
@@ -55,6 +59,10 @@ async def namespace_limits(
             "minActionConcurrency": CONCURRENCY.minimum,
         }
     )
+
+
+def _own_or(own: int | None, default: int) -> int:
+    return default if own is None else own
 
 
 @router.get("/namespaces/{namespace}/{collection}")

@@ -1,6 +1,8 @@
-"""The ``Store`` seam: subjects, entities (actions) and activation records.
+"""The ``Store`` seam: subjects, namespace limits, entities (actions) and activation records.
 
-Backends: SQLite (standalone) and, later, CouchDB (distributed). Revisions give optimistic
+Backends: SQLite (standalone) and CouchDB (distributed). Subjects hold only the salted hash of each
+key (``pywhisk.identity``); a namespace's limits are a separate record, as OpenWhisk's ``{ns}/limits``
+document in the subjects database. Revisions give optimistic
 concurrency: ``put_action`` with ``expected_rev=None`` creates (``Conflict`` if the name is taken),
 otherwise it replaces the revision given (``ConcurrentModification`` if the stored one moved on).
 ``put_activation`` is idempotent on the activation id: a redelivered activation never makes a
@@ -15,7 +17,7 @@ from pydantic import BaseModel
 
 from pywhisk.activation import Activation
 from pywhisk.entities import Action
-from pywhisk.identity import Identity
+from pywhisk.identity import NamespaceLimits, Subject
 
 
 class ActivationQuery(BaseModel):
@@ -39,11 +41,30 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush pending writes and close."""
 
-    async def get_identity(self, uuid: str) -> Identity | None:
-        """The subject whose key has this uuid."""
+    async def get_subject(self, subject: str) -> Subject | None:
+        """The subject document by its name, or None."""
 
-    async def put_identity(self, identity: Identity) -> None:
-        """Create or replace a subject's key and namespace."""
+    async def get_subject_by_uuid(self, uuid: str) -> Subject | None:
+        """The subject holding the key with this uuid (the lookup behind every request), or None."""
+
+    async def put_subject(self, subject: Subject) -> None:
+        """Create or replace a subject document. ``Conflict`` if one of its key uuids belongs to
+        another subject."""
+
+    async def delete_subject(self, subject: str) -> Subject | None:
+        """Remove and return the subject document, or None if there was none."""
+
+    async def list_subjects(self, namespace: str | None = None) -> list[Subject]:
+        """Every subject (with a key for ``namespace``, if given), by name."""
+
+    async def get_limits(self, namespace: str) -> NamespaceLimits | None:
+        """The namespace's own limits, or None when the system defaults apply."""
+
+    async def put_limits(self, namespace: str, limits: NamespaceLimits) -> None:
+        """Create or replace the namespace's own limits."""
+
+    async def delete_limits(self, namespace: str) -> bool:
+        """Drop the namespace's own limits (the defaults apply again); False if it had none."""
 
     async def get_action(self, namespace: str, name: str) -> Action | None:
         """The action, with its ``rev``, or None."""

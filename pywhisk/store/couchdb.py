@@ -1,6 +1,6 @@
 """CouchDB store for distributed mode, over CouchDB's HTTP API (CouchDB 3, or pouchdb-server in tests).
 
-Three databases as in OpenWhisk: ``{prefix}subjects`` (identities by uuid), ``{prefix}whisks`` (entities,
+Three databases as in OpenWhisk: ``{prefix}subjects`` (subjects by name, ``{ns}/limits``), ``{prefix}whisks`` (entities,
 id ``{namespace}/{name}``) and ``{prefix}activations`` (id ``{namespace}/{activationId}``). Listing and
 counting use JavaScript map views with the built-in ``_count`` reduce rather than Mango ``_find``: views
 give newest-first order (``descending=true``), ``skip``/``limit`` and exact counts in one indexed query on
@@ -19,6 +19,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +30,7 @@ import orjson
 from pywhisk.activation import Activation
 from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict, StoreUnavailable
-from pywhisk.identity import Identity
+from pywhisk.identity import NamespaceLimits, Subject
 from pywhisk.store import ActivationQuery
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,16 @@ _RETRIES = 5
 # Design documents. Views are built per design document in CouchDB, so retention's view lives apart:
 # a deployment without retention never pays for its index.
 _DESIGN: dict[str, dict[str, dict[str, dict[str, str]]]] = {
+    "subjects": {
+        # Subject documents are OpenWhisk's shape, {_id: subject, subject, namespaces: [{name, uuid, ...}]},
+        # with the key replaced by its hash; `{namespace}/limits` documents have no `namespaces`.
+        "subjects": {
+            "by_uuid": {
+                "map": "function (doc) { if (Array.isArray(doc.namespaces)) { for (var i = 0; i < "
+                "doc.namespaces.length; i++) { emit(doc.namespaces[i].uuid, null); } } }",
+            },
+        },
+    },
     "whisks": {
         "whisks": {
             # OpenWhisk's entity documents carry ``entityType`` too; listing is by namespace, type, updated.
@@ -167,7 +178,7 @@ class CouchStore:
             if status not in (201, 202, 409, 412):
                 raise self._error(status, body, f"could not create database {db}")
         for db_kind, designs in _DESIGN.items():
-            db = self._whisks if db_kind == "whisks" else self._activations
+            db = {"subjects": self._subjects, "whisks": self._whisks}.get(db_kind, self._activations)
             for name, views in designs.items():
                 await self._ensure_design(db, name, views)
         if self._retention_ms is not None and self._retention is None:
@@ -206,26 +217,88 @@ class CouchStore:
 
     # subjects -------------------------------------------------------------------------------------
 
-    async def get_identity(self, uuid: str) -> Identity | None:
-        """The subject whose key has this uuid."""
-        doc = await self._get_doc(self._subjects, uuid)
-        return Identity.model_validate(doc) if doc is not None else None
+    async def get_subject(self, subject: str) -> Subject | None:
+        """The subject document by its name (its ``_id``), or None."""
+        doc = await self._get_doc(self._subjects, subject)
+        return Subject.model_validate(doc) if doc is not None and "namespaces" in doc else None
 
-    async def put_identity(self, identity: Identity) -> None:
-        """Create or replace a subject's key and namespace."""
-        doc_id = identity.authkey.uuid
-        doc: dict[str, Any] = {**identity.model_dump(mode="json"), "_id": doc_id}
+    async def get_subject_by_uuid(self, uuid: str) -> Subject | None:
+        """The subject holding the key with this uuid, through the ``by_uuid`` view."""
+        params = {"key": _json(uuid), "include_docs": "true", "limit": "1"}
+        status, body = await self._request("GET", f"/{self._subjects}/_design/subjects/_view/by_uuid", params=params)
+        if status != 200:
+            raise self._error(status, body, "could not look up a key")
+        rows = [row for row in body["rows"] if row.get("doc")]
+        return Subject.model_validate(rows[0]["doc"]) if rows else None
+
+    async def put_subject(self, subject: Subject) -> None:
+        """Create or replace the subject document (whatever revision is current)."""
+        for ns in subject.namespaces:
+            owner = await self.get_subject_by_uuid(ns.uuid)
+            if owner is not None and owner.subject != subject.subject:
+                raise Conflict()
+        doc: dict[str, Any] = {**subject.model_dump(mode="json"), "_id": subject.subject}
+        await self._put_replacing(self._subjects, subject.subject, doc)
+
+    async def delete_subject(self, subject: str) -> Subject | None:
+        """Remove and return the subject document, or None."""
+        doc = await self._delete_current(self._subjects, subject, lambda d: "namespaces" in d)
+        return Subject.model_validate(doc) if doc is not None else None
+
+    async def list_subjects(self, namespace: str | None = None) -> list[Subject]:
+        """Every subject document (the subjects database is small: one document per user)."""
+        status, body = await self._request("GET", f"/{self._subjects}/_all_docs", params={"include_docs": "true"})
+        if status != 200:
+            raise self._error(status, body, "could not list subjects")
+        subjects = [
+            Subject.model_validate(row["doc"])
+            for row in body["rows"]
+            if isinstance(row.get("doc"), dict) and isinstance(row["doc"].get("namespaces"), list)
+        ]
+        if namespace is not None:
+            subjects = [s for s in subjects if s.namespace_named(namespace) is not None]
+        return sorted(subjects, key=lambda s: s.subject)
+
+    async def get_limits(self, namespace: str) -> NamespaceLimits | None:
+        """OpenWhisk's ``{namespace}/limits`` document in the subjects database, or None."""
+        doc = await self._get_doc(self._subjects, f"{namespace}/limits")
+        return NamespaceLimits.model_validate(doc) if doc is not None else None
+
+    async def put_limits(self, namespace: str, limits: NamespaceLimits) -> None:
+        """Create or replace the namespace's limits document."""
+        doc_id = f"{namespace}/limits"
+        await self._put_replacing(self._subjects, doc_id, {**limits.model_dump(exclude_none=True), "_id": doc_id})
+
+    async def delete_limits(self, namespace: str) -> bool:
+        """Drop the namespace's limits document; False if there was none."""
+        return await self._delete_current(self._subjects, f"{namespace}/limits", lambda d: True) is not None
+
+    async def _put_replacing(self, db: str, doc_id: str, doc: dict[str, Any]) -> None:
         for _ in range(_RETRIES):
-            status, body = await self._request("PUT", self._doc_path(self._subjects, doc_id), json=doc)
+            status, body = await self._request("PUT", self._doc_path(db, doc_id), json=doc)
             if status in (201, 202):
                 return
             if status != 409:
-                raise self._error(status, body, f"could not store subject {doc_id}")
-            current = await self._get_doc(self._subjects, doc_id)  # replace whatever revision is there now
+                raise self._error(status, body, f"could not store {db}/{doc_id}")
+            current = await self._get_doc(db, doc_id)  # replace whatever revision is there now
             if current is None:
                 doc.pop("_rev", None)
             else:
                 doc["_rev"] = current["_rev"]
+        raise ConcurrentModification()
+
+    async def _delete_current(
+        self, db: str, doc_id: str, wanted: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        for _ in range(_RETRIES):
+            doc = await self._get_doc(db, doc_id)
+            if doc is None or not wanted(doc):
+                return None
+            status, body = await self._request("DELETE", self._doc_path(db, doc_id), params={"rev": doc["_rev"]})
+            if status in (200, 202):
+                return doc
+            if status not in (404, 409):  # changed or deleted under us: look again
+                raise self._error(status, body, f"could not delete {db}/{doc_id}")
         raise ConcurrentModification()
 
     # actions --------------------------------------------------------------------------------------

@@ -21,14 +21,17 @@ import orjson
 from pywhisk.activation import Activation
 from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict
-from pywhisk.identity import Identity
+from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
 from pywhisk.store import ActivationQuery
 
 T = TypeVar("T")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS subjects (
-    uuid TEXT PRIMARY KEY, subject TEXT NOT NULL, namespace TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS subject_keys (
+    uuid TEXT PRIMARY KEY, subject TEXT NOT NULL, namespace TEXT NOT NULL, key_hash TEXT NOT NULL,
+    position INTEGER NOT NULL, UNIQUE (subject, namespace));
+CREATE INDEX IF NOT EXISTS subject_keys_by_namespace ON subject_keys (namespace);
+CREATE TABLE IF NOT EXISTS namespace_limits (namespace TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS entities (
     namespace TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, rev TEXT NOT NULL,
     updated INTEGER NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (namespace, name));
@@ -46,6 +49,28 @@ _ACTION = "action"
 def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     # OR IGNORE: a redelivered activation never makes a second record.
     conn.executemany("INSERT OR IGNORE INTO activations (id, namespace, name, start, doc) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _drop_clear_text_subjects(conn: sqlite3.Connection) -> None:
+    """Before keys were hashed, a ``subjects`` table held the seeded guest's key in clear text (nothing
+    else could create subjects then). Drop it, overwriting its pages; the guest is seeded again, hashed."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subjects'").fetchone():
+        secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("DROP TABLE subjects")
+        conn.execute(f"PRAGMA secure_delete = {int(secure)}")
+
+
+_SUBJECT_ROWS = "SELECT subject, namespace, uuid, key_hash FROM subject_keys "
+
+
+def _subjects(rows: list[tuple[Any, ...]]) -> list[Subject]:
+    """Rows ordered by subject → one ``Subject`` per subject, its namespaces in order."""
+    subjects: dict[str, Subject] = {}
+    for subject, namespace, uuid_, key_hash in rows:
+        entry = SubjectNamespace(name=namespace, uuid=uuid_, key_hash=key_hash)
+        subjects.setdefault(subject, Subject(subject=subject, namespaces=[])).namespaces.append(entry)
+    return list(subjects.values())
 
 
 def _next_rev(rev: str | None) -> str:
@@ -86,6 +111,7 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
         conn.execute("PRAGMA busy_timeout=5000")
         if create_schema:
+            _drop_clear_text_subjects(conn)
             conn.executescript(_SCHEMA)
         return conn
 
@@ -115,18 +141,71 @@ class SqliteStore:
 
     # subjects -------------------------------------------------------------------------------------
 
-    async def get_identity(self, uuid: str) -> Identity | None:
-        rows = await self._read("SELECT doc FROM subjects WHERE uuid = ?", (uuid,))
-        return Identity.model_validate_json(rows[0][0]) if rows else None
+    async def get_subject(self, subject: str) -> Subject | None:
+        rows = await self._read(_SUBJECT_ROWS + "WHERE subject = ? ORDER BY position", (subject,))
+        subjects = _subjects(rows)
+        return subjects[0] if subjects else None
 
-    async def put_identity(self, identity: Identity) -> None:
-        doc = identity.model_dump_json()
+    async def get_subject_by_uuid(self, uuid: str) -> Subject | None:
+        rows = await self._read(
+            _SUBJECT_ROWS + "WHERE subject = (SELECT subject FROM subject_keys WHERE uuid = ?) ORDER BY position",
+            (uuid,),
+        )
+        subjects = _subjects(rows)
+        return subjects[0] if subjects else None
+
+    async def put_subject(self, subject: Subject) -> None:
+        rows = [(ns.uuid, subject.subject, ns.name, ns.key_hash, i) for i, ns in enumerate(subject.namespaces)]
+
+        def replace(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM subject_keys WHERE subject = ?", (subject.subject,))
+            try:
+                conn.executemany(
+                    "INSERT INTO subject_keys (uuid, subject, namespace, key_hash, position) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.IntegrityError as exc:  # a uuid of another subject, or one namespace twice
+                raise Conflict() from exc
+
+        await self._write(replace)
+
+    async def delete_subject(self, subject: str) -> Subject | None:
+        def delete(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            rows = conn.execute(_SUBJECT_ROWS + "WHERE subject = ? ORDER BY position", (subject,)).fetchall()
+            conn.execute("DELETE FROM subject_keys WHERE subject = ?", (subject,))
+            return rows
+
+        subjects = _subjects(await self._write(delete))
+        return subjects[0] if subjects else None
+
+    async def list_subjects(self, namespace: str | None = None) -> list[Subject]:
+        if namespace is None:
+            rows = await self._read(_SUBJECT_ROWS + "ORDER BY subject, position", ())
+        else:
+            rows = await self._read(
+                _SUBJECT_ROWS + "WHERE subject IN (SELECT subject FROM subject_keys WHERE namespace = ?) "
+                "ORDER BY subject, position",
+                (namespace,),
+            )
+        return _subjects(rows)
+
+    async def get_limits(self, namespace: str) -> NamespaceLimits | None:
+        rows = await self._read("SELECT doc FROM namespace_limits WHERE namespace = ?", (namespace,))
+        return NamespaceLimits.model_validate_json(rows[0][0]) if rows else None
+
+    async def put_limits(self, namespace: str, limits: NamespaceLimits) -> None:
+        doc = limits.model_dump_json(exclude_none=True)
         await self._write(
             lambda c: c.execute(
-                "INSERT OR REPLACE INTO subjects (uuid, subject, namespace, doc) VALUES (?, ?, ?, ?)",
-                (identity.authkey.uuid, identity.subject, identity.namespace.name, doc),
+                "INSERT OR REPLACE INTO namespace_limits (namespace, doc) VALUES (?, ?)", (namespace, doc)
             )
         )
+
+    async def delete_limits(self, namespace: str) -> bool:
+        cursor = await self._write(
+            lambda c: c.execute("DELETE FROM namespace_limits WHERE namespace = ?", (namespace,))
+        )
+        return bool(cursor.rowcount)
 
     # actions --------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from controller.app import create_app
 from invoker.invoker import Invoker
 from pywhisk.bus.memory import MemoryBus
-from pywhisk.identity import GUEST_KEY, GUEST_UUID
+from pywhisk.identity import GUEST_KEY, GUEST_LIMITS, GUEST_UUID
 from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
@@ -161,12 +161,13 @@ async def test_namespaces_lists_the_callers_namespace(api: httpx.AsyncClient) ->
 
 
 @pytest.mark.parametrize("namespace", ["_", "guest"])
-async def test_namespace_limits_report_the_system_defaults(api: httpx.AsyncClient, namespace: str) -> None:
+async def test_namespace_limits_report_the_seeded_guests_own_throttles(api: httpx.AsyncClient, namespace: str) -> None:
     response = await api.get(f"/api/v1/namespaces/{namespace}/limits")
     assert response.status_code == 200
     body = response.json()
-    assert body["invocationsPerMinute"] == 60
-    assert body["concurrentInvocations"] == 30
+    assert body["invocationsPerMinute"] == GUEST_LIMITS.invocationsPerMinute
+    assert body["concurrentInvocations"] == GUEST_LIMITS.concurrentInvocations
+    assert body["firesPerMinute"] == 60
     assert body["maxActionMemory"] == 512 * MB
     assert body["maxActionTimeout"] == 300_000
 

@@ -11,7 +11,16 @@ import pytest
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.entities import Action, Exec, KeyValue, Limits
 from pywhisk.errors import ConcurrentModification, Conflict
-from pywhisk.identity import AuthKey, Identity, Namespace, guest_identity
+from pywhisk.identity import (
+    GUEST_KEY,
+    GUEST_UUID,
+    NamespaceLimits,
+    Subject,
+    SubjectNamespace,
+    guest_subject,
+    hash_key,
+    verify_key,
+)
 from pywhisk.store import ActivationQuery, Store
 from pywhisk.store.sqlite import SqliteStore
 
@@ -159,27 +168,83 @@ async def test_list_actions_is_newest_updated_first_with_limit_and_skip(store: S
     assert await store.count_actions("empty") == 0
 
 
-# identities -------------------------------------------------------------------------------------
+# subjects and limits -----------------------------------------------------------------------------
 
 
-async def test_identity_round_trips_by_uuid(store: SqliteStore) -> None:
-    guest = guest_identity()
-    await store.put_identity(guest)
-    assert await store.get_identity(guest.authkey.uuid) == guest
-    assert await store.get_identity("00000000-0000-0000-0000-000000000000") is None
+def _subject(name: str, *namespaces: tuple[str, str]) -> Subject:
+    return Subject(
+        subject=name,
+        namespaces=[SubjectNamespace(name=ns, uuid=uuid, key_hash=hash_key("k" * 64)) for ns, uuid in namespaces],
+    )
 
 
-async def test_put_identity_replaces_the_key(store: SqliteStore) -> None:
-    uuid = "11111111-2222-3333-4444-555555555555"
-    old = Identity(subject="ada", namespace=Namespace(name="ada", uuid=uuid), authkey=AuthKey(uuid=uuid, key="a" * 64))
-    new = old.model_copy(update={"authkey": AuthKey(uuid=uuid, key="b" * 64)})
-    await store.put_identity(old)
-    await store.put_identity(new)
+async def test_subject_is_found_by_name_and_by_each_key_uuid(store: SqliteStore) -> None:
+    ada = _subject(
+        "ada-lovelace",
+        ("ada", "11111111-0000-4000-8000-000000000001"),
+        ("team", "11111111-0000-4000-8000-000000000002"),
+    )
+    await store.put_subject(ada)
 
-    fetched = await store.get_identity(uuid)
-    assert fetched is not None
-    assert fetched.matches_key("b" * 64)
-    assert not fetched.matches_key("a" * 64)
+    assert await store.get_subject("ada-lovelace") == ada
+    assert await store.get_subject_by_uuid("11111111-0000-4000-8000-000000000002") == ada
+    assert await store.get_subject_by_uuid("00000000-0000-0000-0000-000000000000") is None
+    assert await store.get_subject("nobody") is None
+
+
+async def test_the_guest_is_stored_with_a_hash_that_verifies_only_its_key(store: SqliteStore) -> None:
+    await store.put_subject(guest_subject())
+    stored = await store.get_subject_by_uuid(GUEST_UUID)
+    assert stored is not None
+    entry = stored.namespace_for_uuid(GUEST_UUID)
+    assert entry is not None and GUEST_KEY not in entry.key_hash
+    assert verify_key(GUEST_KEY, entry.key_hash)
+    assert not verify_key("x" * 64, entry.key_hash)
+
+
+async def test_put_subject_replaces_its_namespaces(store: SqliteStore) -> None:
+    await store.put_subject(_subject("ada-lovelace", ("ada", "11111111-0000-4000-8000-000000000001")))
+    await store.put_subject(_subject("ada-lovelace", ("team", "11111111-0000-4000-8000-000000000002")))
+
+    assert await store.get_subject_by_uuid("11111111-0000-4000-8000-000000000001") is None
+    fetched = await store.get_subject("ada-lovelace")
+    assert fetched is not None and [ns.name for ns in fetched.namespaces] == ["team"]
+
+
+async def test_a_uuid_of_another_subject_is_a_conflict(store: SqliteStore) -> None:
+    await store.put_subject(_subject("ada-lovelace", ("ada", "11111111-0000-4000-8000-000000000001")))
+    with pytest.raises(Conflict):
+        await store.put_subject(_subject("grace-hopper", ("grace", "11111111-0000-4000-8000-000000000001")))
+    assert await store.get_subject("grace-hopper") is None
+
+
+async def test_list_and_delete_subjects(store: SqliteStore) -> None:
+    await store.put_subject(_subject("grace-hopper", ("grace", "11111111-0000-4000-8000-000000000003")))
+    await store.put_subject(
+        _subject(
+            "ada-lovelace",
+            ("ada", "11111111-0000-4000-8000-000000000001"),
+            ("team", "11111111-0000-4000-8000-000000000002"),
+        )
+    )
+
+    assert [s.subject for s in await store.list_subjects()] == ["ada-lovelace", "grace-hopper"]
+    assert [s.subject for s in await store.list_subjects("team")] == ["ada-lovelace"]
+    deleted = await store.delete_subject("ada-lovelace")
+    assert deleted is not None and len(deleted.namespaces) == 2
+    assert await store.delete_subject("ada-lovelace") is None
+    assert await store.get_subject_by_uuid("11111111-0000-4000-8000-000000000002") is None
+
+
+async def test_limits_set_merge_free_and_delete(store: SqliteStore) -> None:
+    assert await store.get_limits("team") is None
+    await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5))
+    assert await store.get_limits("team") == NamespaceLimits(invocationsPerMinute=5)
+    await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5, concurrentInvocations=0))
+    assert await store.get_limits("team") == NamespaceLimits(invocationsPerMinute=5, concurrentInvocations=0)
+    assert await store.delete_limits("team") is True
+    assert await store.delete_limits("team") is False
+    assert await store.get_limits("team") is None
 
 
 # activations ------------------------------------------------------------------------------------
@@ -272,7 +337,7 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     first = SqliteStore(path)
     await first.start()
     stored = await first.put_action(_action(), expected_rev=None)
-    await first.put_identity(guest_identity())
+    await first.put_subject(guest_subject())
     await asyncio.gather(*(first.put_activation(_activation(_id(n), start=n)) for n in range(20)))
     await first.close()
 
@@ -281,10 +346,28 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     try:
         action = await second.get_action("guest", "hello")
         assert action is not None and action.rev == stored.rev
-        assert await second.get_identity(guest_identity().authkey.uuid) == guest_identity()
+        guest = await second.get_subject_by_uuid(GUEST_UUID)
+        assert guest is not None and guest.subject == "guest"
         assert await second.count_activations(ActivationQuery(namespace="guest")) == 20
         # The revision chain continues where it left off.
         updated = await second.put_action(_action(version="0.0.2"), expected_rev=stored.rev)
         assert updated.rev is not None and updated.rev.startswith("2-")
     finally:
         await second.close()
+
+
+async def test_a_store_from_before_hashed_keys_loses_its_clear_text_subjects_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE subjects (uuid TEXT PRIMARY KEY, subject TEXT, namespace TEXT, doc BLOB)")
+        conn.execute("INSERT INTO subjects VALUES (?, 'guest', 'guest', ?)", (GUEST_UUID, f'{{"key": "{GUEST_KEY}"}}'))
+    store = SqliteStore(path)
+    await store.start()
+    await store.close()
+
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "subjects" not in tables and "subject_keys" in tables
+    assert GUEST_KEY.encode() not in path.read_bytes()

@@ -1,0 +1,167 @@
+"""The Python runner inside the WebAssembly component (CPython 3.14 of componentize-py).
+
+componentize-py imports this module at build time and snapshots the initialised interpreter, so
+every module imported here is already loaded in each fresh instance: the commonly used pure-Python
+standard library is imported on purpose, to make an action's ``import json, hashlib`` free.
+
+The behaviour follows the Docker runtime's action proxy (executor_docker/runtimes/proxy/actionproxy.py):
+an exception in ``main`` is an application error (``{"error": str(exc)}``, traceback on stderr); a
+result that is not a dict or a list is a developer error; ``SystemExit`` is "command exited".
+An exception must never escape an export: the componentize-py runtime aborts the instance on one.
+"""
+
+import base64
+import binascii
+import bisect
+import calendar
+import collections
+import contextlib
+import copy
+import csv
+import dataclasses
+import datetime
+import decimal
+import difflib
+import enum
+import fractions
+import functools
+import hashlib
+import heapq
+import hmac
+import html
+import io
+import itertools
+import json
+import logging
+import marshal
+import math
+import operator
+import os
+import pprint
+import random
+import re
+import secrets
+import statistics
+import string
+import struct
+import sys
+import textwrap
+import time
+import traceback
+import types
+import typing
+import unicodedata
+import urllib.parse
+import uuid
+import zlib
+
+import wit_world  # type: ignore[import-not-found]
+
+OK = 200
+FAILED = 502
+EXITED = 400
+MEMORY_EXHAUSTED = 0
+
+NOT_A_DICTIONARY = "The action did not return a dictionary or array."
+COMMAND_EXITED = "command exited"
+UNAVAILABLE_HINT = (
+    " (the WASM executor offers the Python standard library and pure-Python code only;"
+    " run the action on Docker for native extensions)"
+)
+
+__all__ = [  # imported for the snapshot (see the module docstring), not used here
+    "base64", "binascii", "bisect", "calendar", "collections", "contextlib", "copy", "csv", "dataclasses", "datetime",
+    "decimal", "difflib", "enum", "fractions", "functools", "hashlib", "heapq", "hmac", "html", "io",
+    "itertools", "logging", "math", "operator", "pprint", "re", "secrets", "statistics", "string",
+    "struct", "textwrap", "time", "types", "typing", "unicodedata", "urllib", "uuid", "zlib",
+]  # fmt: skip
+
+# Each print becomes a write at once, so what was printed before a timeout is in the logs.
+sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+class WitWorld(wit_world.WitWorld):
+    def prepare(self, source: str, main: str) -> tuple[int, bytes]:
+        try:
+            code = compile(source, "__main__.py", "exec")
+            _load(code, main)
+            return OK, marshal.dumps(code)
+        except _NoMain as exc:
+            return FAILED, _error(f"Cannot initialize the action: {exc}")
+        except MemoryError:
+            return MEMORY_EXHAUSTED, b""
+        except BaseException as exc:  # anything the module raises fails the init
+            _write_traceback(exc)
+            message = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ImportError):
+                message += UNAVAILABLE_HINT
+            return FAILED, _error(f"Cannot initialize the action: {message}")
+        finally:
+            _flush()
+
+    def run(self, code: bytes, main: str, params: str, env: list[tuple[str, str]]) -> tuple[int, bytes]:
+        try:
+            os.environ.update(env)
+            random.seed()  # the snapshot holds the build's seed: draw a fresh one from WASI
+            function = _load(marshal.loads(code), main)
+            return _call(function, json.loads(params))
+        except MemoryError:
+            return MEMORY_EXHAUSTED, b""
+        except BaseException as exc:  # the module failed this time (init passed)
+            _write_traceback(exc)
+            return FAILED, _error(f"{type(exc).__name__}: {exc}")
+        finally:
+            _flush()
+
+
+class _NoMain(Exception):
+    pass
+
+
+def _load(code: types.CodeType, main: str) -> typing.Callable[[typing.Any], typing.Any]:
+    module = types.ModuleType("__main__")
+    module.__file__ = "__main__.py"
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)  # running the action's code is the point
+    function = getattr(module, main, None)
+    if not callable(function):
+        raise _NoMain(f"the action has no function named {main!r}")
+    return typing.cast(typing.Callable[[typing.Any], typing.Any], function)
+
+
+def _call(function: typing.Callable[[typing.Any], typing.Any], params: typing.Any) -> tuple[int, bytes]:
+    try:
+        result = function(params)
+    except SystemExit:
+        return EXITED, _error(COMMAND_EXITED)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        _write_traceback(exc)
+        result = {"error": str(exc)}
+    if not isinstance(result, (dict, list)):
+        return FAILED, _error(NOT_A_DICTIONARY)
+    try:
+        return OK, json.dumps(result, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        sys.stderr.write(f"the result is not JSON: {exc}\n")
+        return FAILED, _error(NOT_A_DICTIONARY)
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def _write_traceback(exc: BaseException) -> None:
+    # From the action's first frame on: the runner's own frames say nothing to the action's author.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != "__main__.py":
+        tb = tb.tb_next
+    sys.stderr.write("".join(traceback.format_exception(type(exc), exc, tb)))
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # A full log stream must not fail the activation.
+        with contextlib.suppress(Exception):
+            stream.flush()
