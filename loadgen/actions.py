@@ -5,6 +5,7 @@
 | ``wasm`` | ``wasm:wasi`` | ``actions/wasm/<name>.wasm``, base64 |
 | ``docker`` | ``blackbox``, image ``openwhisk/dockerskeleton`` | ``actions/native/<name>`` (executable), base64 |
 | ``python`` | ``python:3`` | ``actions/python/<name>.py``, source text |
+| ``python-wasm`` | ``python:3``, annotation ``executor=wasm`` | the same ``.py`` file, run on the WASM executor |
 
 The same sources are compiled to WASM and to native code, so Docker-vs-WASM compares the same work (reference §8.8).
 """
@@ -19,8 +20,8 @@ from typing import Any, Literal
 from loadgen.client import WhiskClient
 from loadgen.errors import LoadgenError
 
-Executor = Literal["wasm", "docker", "python"]
-EXECUTORS: tuple[Executor, ...] = ("wasm", "docker", "python")
+Executor = Literal["wasm", "docker", "python", "python-wasm"]
+EXECUTORS: tuple[Executor, ...] = ("wasm", "docker", "python", "python-wasm")
 BENCHMARKS = ("hello", "hash", "prime", "net", "sleep")
 
 # 128 MB is OpenWhisk's smallest memory limit. It lets twice 15 instances (e.g. `net` and `prime` in the mixed
@@ -68,7 +69,7 @@ def action_source(executor: Executor, benchmark: str, actions_dir: Path) -> Acti
         source = ActionSource(executor, benchmark, actions_dir / "wasm" / f"{benchmark}.wasm", "wasm:wasi", True)
     elif executor == "docker":
         source = ActionSource(executor, benchmark, actions_dir / "native" / benchmark, "blackbox", True, DOCKERSKELETON)
-    elif executor == "python":
+    elif executor in ("python", "python-wasm"):
         source = ActionSource(executor, benchmark, actions_dir / "python" / f"{benchmark}.py", "python:3", False)
     else:
         raise LoadgenError(f"unknown executor {executor!r} (one of {', '.join(EXECUTORS)})")
@@ -93,11 +94,10 @@ def action_document(
     limits: dict[str, int] = {"memory": memory_mb, "concurrency": concurrency}
     if timeout_ms is not None:
         limits["timeout"] = timeout_ms
-    return {
-        "exec": source.exec_body(),
-        "limits": limits,
-        "annotations": [{"key": "loadgen", "value": f"{source.executor}/{source.benchmark}"}],
-    }
+    annotations = [{"key": "loadgen", "value": f"{source.executor}/{source.benchmark}"}]
+    if source.executor == "python-wasm":  # the python:3 source, pinned to the WASM executor
+        annotations.append({"key": "executor", "value": "wasm"})
+    return {"exec": source.exec_body(), "limits": limits, "annotations": annotations}
 
 
 async def setup(

@@ -49,6 +49,7 @@ class ExecutorChoice(enum.StrEnum):
     wasm = "wasm"
     docker = "docker"
     python = "python"
+    python_wasm = "python-wasm"
 
 
 class ColdAction(enum.StrEnum):
@@ -69,7 +70,8 @@ ExecutorOpt = Annotated[
     ExecutorChoice | None,
     typer.Option(
         "--executor",
-        help="wasm (kind wasm:wasi), docker (native binaries in dockerskeleton) or python (python:3) (default: wasm)",
+        help="wasm (kind wasm:wasi), docker (native binaries in dockerskeleton), python (python:3 on Docker) or"
+        " python-wasm (python:3 on WASM) (default: wasm)",
     ),
 ]
 ActionsDirOpt = Annotated[
