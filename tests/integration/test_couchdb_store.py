@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,16 @@ import pytest
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.entities import Action, Exec, KeyValue, Limits
 from pywhisk.errors import ConcurrentModification, Conflict
-from pywhisk.identity import AuthKey, Identity, Namespace, guest_identity
+from pywhisk.identity import (
+    GUEST_KEY,
+    GUEST_UUID,
+    NamespaceLimits,
+    Subject,
+    SubjectNamespace,
+    guest_subject,
+    hash_key,
+    verify_key,
+)
 from pywhisk.store import ActivationQuery, Store
 from pywhisk.store.couchdb import CouchDBError, CouchDBUnavailable, CouchStore
 from tests.conftest import free_port
@@ -330,27 +340,91 @@ async def test_an_updated_action_moves_to_the_top_of_the_list(store: CouchStore)
     assert await store.count_actions("guest") == 2
 
 
-# identities -------------------------------------------------------------------------------------
+# subjects and limits -----------------------------------------------------------------------------
 
 
-async def test_identity_round_trips_by_uuid(store: CouchStore) -> None:
-    guest = guest_identity()
-    await store.put_identity(guest)
-    assert await store.get_identity(guest.authkey.uuid) == guest
-    assert await store.get_identity("00000000-0000-0000-0000-000000000000") is None
+async def _raw(store: CouchStore, doc_path: str) -> dict[str, Any]:
+    """A document of the subjects database as CouchDB holds it."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{store._url}/{store.databases[0]}/{doc_path}")
+    body: dict[str, Any] = response.json()
+    return body
 
 
-async def test_put_identity_replaces_the_key(store: CouchStore) -> None:
-    uuid = "11111111-2222-3333-4444-555555555555"
-    old = Identity(subject="ada", namespace=Namespace(name="ada", uuid=uuid), authkey=AuthKey(uuid=uuid, key="a" * 64))
-    new = old.model_copy(update={"authkey": AuthKey(uuid=uuid, key="b" * 64)})
-    await store.put_identity(old)
-    await store.put_identity(new)
+def _subject(name: str, *namespaces: tuple[str, str]) -> Subject:
+    return Subject(
+        subject=name,
+        namespaces=[SubjectNamespace(name=ns, uuid=uuid, key_hash=hash_key("k" * 64)) for ns, uuid in namespaces],
+    )
 
-    fetched = await store.get_identity(uuid)
-    assert fetched is not None
-    assert fetched.matches_key("b" * 64)
-    assert not fetched.matches_key("a" * 64)
+
+async def test_subject_is_a_document_named_by_the_subject_and_found_by_each_key_uuid(store: CouchStore) -> None:
+    ada = _subject(
+        "ada-lovelace",
+        ("ada", "11111111-0000-4000-8000-000000000001"),
+        ("team", "11111111-0000-4000-8000-000000000002"),
+    )
+    await store.put_subject(ada)
+
+    assert await store.get_subject("ada-lovelace") == ada
+    assert await store.get_subject_by_uuid("11111111-0000-4000-8000-000000000002") == ada
+    assert await store.get_subject_by_uuid("00000000-0000-0000-0000-000000000000") is None
+    # OpenWhisk's subject document shape, with the key replaced by its salted hash.
+    raw = await _raw(store, "ada-lovelace")
+    assert raw["subject"] == "ada-lovelace"
+    assert [ns["name"] for ns in raw["namespaces"]] == ["ada", "team"]
+    assert all(ns["key_hash"].startswith("hmac-sha256$") and "key" not in ns for ns in raw["namespaces"])
+
+
+async def test_the_guest_is_stored_with_a_hash_that_verifies_only_its_key(store: CouchStore) -> None:
+    await store.put_subject(guest_subject())
+    stored = await store.get_subject_by_uuid(GUEST_UUID)
+    assert stored is not None
+    entry = stored.namespace_for_uuid(GUEST_UUID)
+    assert entry is not None and GUEST_KEY not in entry.key_hash
+    assert verify_key(GUEST_KEY, entry.key_hash)
+    assert not verify_key("x" * 64, entry.key_hash)
+
+
+async def test_put_subject_replaces_its_namespaces_and_refuses_anothers_uuid(store: CouchStore) -> None:
+    await store.put_subject(_subject("ada-lovelace", ("ada", "11111111-0000-4000-8000-000000000001")))
+    await store.put_subject(_subject("ada-lovelace", ("team", "11111111-0000-4000-8000-000000000002")))
+    assert await store.get_subject_by_uuid("11111111-0000-4000-8000-000000000001") is None
+    with pytest.raises(Conflict):
+        await store.put_subject(_subject("grace-hopper", ("grace", "11111111-0000-4000-8000-000000000002")))
+    assert await store.get_subject("grace-hopper") is None
+
+
+async def test_list_and_delete_subjects_next_to_limits_documents(store: CouchStore) -> None:
+    await store.put_subject(_subject("grace-hopper", ("grace", "11111111-0000-4000-8000-000000000003")))
+    await store.put_subject(
+        _subject(
+            "ada-lovelace",
+            ("ada", "11111111-0000-4000-8000-000000000001"),
+            ("team", "11111111-0000-4000-8000-000000000002"),
+        )
+    )
+    await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5))
+
+    assert [s.subject for s in await store.list_subjects()] == ["ada-lovelace", "grace-hopper"]
+    assert [s.subject for s in await store.list_subjects("team")] == ["ada-lovelace"]
+    deleted = await store.delete_subject("ada-lovelace")
+    assert deleted is not None and len(deleted.namespaces) == 2
+    assert await store.delete_subject("ada-lovelace") is None
+    assert await store.delete_subject("team/limits") is None  # a limits document is not a subject
+    assert await store.get_subject_by_uuid("11111111-0000-4000-8000-000000000002") is None
+
+
+async def test_limits_are_the_namespaces_limits_document(store: CouchStore) -> None:
+    assert await store.get_limits("team") is None
+    await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5))
+    await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5, concurrentInvocations=0))
+    assert await store.get_limits("team") == NamespaceLimits(invocationsPerMinute=5, concurrentInvocations=0)
+    raw = await _raw(store, "team%2Flimits")
+    assert raw["invocationsPerMinute"] == 5 and raw["concurrentInvocations"] == 0 and "firesPerMinute" not in raw
+    assert await store.delete_limits("team") is True
+    assert await store.delete_limits("team") is False
+    assert await store.get_limits("team") is None
 
 
 # activations ------------------------------------------------------------------------------------
