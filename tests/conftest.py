@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -45,6 +45,8 @@ class Server:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    # The environment that points `pywhisk admin` at this platform's store.
+    admin_env: dict[str, str] = field(default_factory=dict)
 
     def client(self, timeout: float = 70.0) -> httpx.Client:
         uuid, key = self.auth.split(":")
@@ -78,7 +80,8 @@ def start_standalone(data_dir: Path, *extra: str, env: dict[str, str] | None = N
             raise RuntimeError(f"standalone exited early:\n{log_path.read_text()}")
         try:
             if httpx.get(f"{apihost}/api/v1", timeout=1).status_code == 200:
-                return Server(apihost, GUEST_AUTH, data_dir, process, log_path)
+                admin_env = {"PYWHISK_STORE": "sqlite", "PYWHISK_DATA_DIR": str(data_dir)}
+                return Server(apihost, GUEST_AUTH, data_dir, process, log_path, admin_env)
         except httpx.HTTPError:
             pass
         time.sleep(0.05)

@@ -54,7 +54,17 @@ class Deployment:
     def server(self, controller: int = 0) -> Server:
         """The controller as a ``Server``, so standalone helpers work against it."""
         process, apihost = self.controller_procs[controller]
-        return Server(apihost, GUEST_AUTH, self.work_dir, process, self.work_dir / f"controller{controller}.log")
+        log = self.work_dir / f"controller{controller}.log"
+        return Server(apihost, GUEST_AUTH, self.work_dir, process, log, self.admin_env)
+
+    @property
+    def admin_env(self) -> dict[str, str]:
+        """The environment that points `pywhisk admin` at this deployment's CouchDB databases."""
+        return {
+            "PYWHISK_STORE": "couchdb",
+            "PYWHISK_COUCHDB_URL": self.couchdb_url,
+            "PYWHISK_COUCHDB_DB_PREFIX": self.prefix,
+        }
 
     def client(self, controller: int = 0, timeout: float = 90.0) -> httpx.Client:
         return self.server(controller).client(timeout=timeout)
