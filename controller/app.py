@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from controller.auth import Authenticator
 from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
+from controller.openapi import install_openapi
 from controller.responses import JSONResponse
 from controller.routes import actions, activations, invoke, invokers, namespaces
 from controller.throttles import Throttles
@@ -83,6 +84,7 @@ def create_app(
     for module in (actions, invoke, activations, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(invokers.router)  # at the root, as in OpenWhisk
+    install_openapi(app)
 
     _install_error_handlers(app)
     app.add_middleware(

@@ -19,7 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from invoker.pool import ActionKey, Instance, Pool, StemCells
-from invoker.results import init_failure, run_response, whisk_error
+from invoker.results import bound_record, init_failure, run_response, whisk_error
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.entities import Action, KeyValue
@@ -352,7 +352,7 @@ class Invoker:
             ]
         if "initTime" in timings:
             annotations.append(KeyValue(key="initTime", value=round(timings["initTime"])))
-        return Activation(
+        record = Activation(
             activationId=message.activationId,
             namespace=message.user.namespace.name,
             name=message.action.name,
@@ -366,6 +366,7 @@ class Invoker:
             logs=logs,
             annotations=annotations,
         )
+        return bound_record(record, self.settings.activation_max_bytes)
 
 
 def _backoff_s(attempt: int) -> float:

@@ -23,7 +23,7 @@ def create_store(settings: Settings) -> Store:
     if settings.store == "sqlite":
         from pywhisk.store.sqlite import SqliteStore
 
-        return SqliteStore(settings.store_path)
+        return SqliteStore(settings.store_path, retention_days=settings.activation_retention_days)
     from pywhisk.store.couchdb import CouchStore
 
     return CouchStore(

@@ -61,7 +61,7 @@ def build_standalone(settings: Settings) -> FastAPI:
     from pywhisk.runtimes import RuntimeManifest
     from pywhisk.store.sqlite import SqliteStore
 
-    store = SqliteStore(settings.store_path)
+    store = SqliteStore(settings.store_path, retention_days=settings.activation_retention_days)
     bus = MemoryBus()
     manifest = RuntimeManifest.load_default()
     invoker = Invoker(settings, bus, store, load_executors(settings), manifest)

@@ -8,7 +8,10 @@ commits each record at once (no linger timer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,7 @@ from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
 from pywhisk.store import ActivationQuery
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subject_keys (
@@ -81,7 +85,7 @@ def _next_rev(rev: str | None) -> str:
 class SqliteStore:
     """A ``Store`` in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention_days: float | None = None, retention_interval_s: float = 3600.0) -> None:
         self._path = path
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
@@ -89,6 +93,10 @@ class SqliteStore:
         self._read_conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Activation, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Retention as CouchStore's: records older than retention_days are deleted every interval.
+        self._retention_ms = None if retention_days is None else int(retention_days * 86_400_000)
+        self._retention_interval_s = retention_interval_s
+        self._retention: asyncio.Task[None] | None = None
 
     # lifecycle ------------------------------------------------------------------------------------
 
@@ -96,8 +104,17 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._write_conn = await self._on(self._writer, self._connect, True)
         self._read_conn = await self._on(self._reader, self._connect, False)
+        if self._retention_ms is not None and self._retention is None:
+            self._retention = asyncio.get_running_loop().create_task(
+                self._retention_loop(self._retention_ms), name="sqlite-activation-retention"
+            )
 
     async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
         if self._flusher is not None:
             await self._flusher
         for pool, conn in ((self._writer, self._write_conn), (self._reader, self._read_conn)):
@@ -312,6 +329,21 @@ class SqliteStore:
         where, params = self._where(query)
         rows = await self._read(f"SELECT COUNT(*) FROM activations WHERE {where}", params)
         return int(rows[0][0])
+
+    async def purge_activations_older_than(self, cutoff_ms: int) -> int:
+        """Delete every activation record whose ``start`` is before ``cutoff_ms``; returns how many."""
+        cursor = await self._write(lambda c: c.execute("DELETE FROM activations WHERE start < ?", (int(cutoff_ms),)))
+        return int(cursor.rowcount)
+
+    async def _retention_loop(self, retention_ms: int) -> None:
+        while True:
+            try:
+                purged = await self.purge_activations_older_than(int(time.time() * 1000) - retention_ms)
+                if purged:
+                    log.info("retention: deleted %d activation records", purged)
+            except Exception:  # e.g. the disk is full: try again next round
+                log.exception("retention: purging old activation records failed")
+            await asyncio.sleep(self._retention_interval_s)
 
     @staticmethod
     def _where(query: ActivationQuery) -> tuple[str, tuple[Any, ...]]:

@@ -247,11 +247,12 @@ async def test_http_get_is_linked_only_when_granted(granting: WasmExecutor, stri
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_malformed_grant_annotations_fail_the_init(granting: WasmExecutor) -> None:
-    for requested, message in [
+    malformed: list[tuple[dict[str, Any], str]] = [
         ({"dir": 42}, "The annotation dir must be a string or a list of strings."),
         ({"env": {"a": 1}}, "The annotation env must be a string or a list of strings."),
         ({"net_access": "yes"}, "The annotation net_access must be true or false."),
-    ]:
+    ]
+    for requested, message in malformed:
         response = await activate(granting, "sandbox", {"op": "getenv", "name": "x"}, requested)
         assert response.statusCode == StatusCode.DEVELOPER_ERROR
         assert error_of(response) == message
