@@ -25,7 +25,9 @@ WORKDIR /src
 # they change, not on every source edit (setuptools cannot install the project itself from
 # pyproject.toml alone, hence two steps).
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+# The python-wasm extra too: invokers build the Python-on-WASM runner with componentize-py.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['python-wasm']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
