@@ -56,6 +56,9 @@ class InFlight:
     memory_mb: int
     kind: str
     deadline: float
+    # Set once the bus has the message: until then a failed send may still refuse the activation
+    # (503), and supervision must not record it as lost.
+    published: bool = False
 
 
 class LoadBalancer:
@@ -109,13 +112,15 @@ class LoadBalancer:
         memory = action.limits.memory
         target = self.invokers.choose(message.user.namespace.name, action.fully_qualified_name, memory)
         deadline = time.monotonic() + forced_timeout_s(action.limits.timeout)
-        self.in_flight[message.activationId] = InFlight(message, target, memory, action.exec.kind, deadline)
+        entry = InFlight(message, target, memory, action.exec.kind, deadline)
+        self.in_flight[message.activationId] = entry
         namespace = message.user.namespace.name
         self._active[namespace] = self._active.get(namespace, 0) + 1
         if message.blocking:
             self._waiters[message.activationId] = asyncio.get_running_loop().create_future()
         try:
             await self._bus.send(invoker_topic(target), message.serialize())
+            entry.published = True
         except BaseException:
             self._waiters.pop(message.activationId, None)
             self._forget(message.activationId)
@@ -200,7 +205,7 @@ class LoadBalancer:
         lost = [
             entry
             for entry in self.in_flight.values()
-            if statuses.get(entry.invoker) == "offline" or now > entry.deadline
+            if entry.published and (statuses.get(entry.invoker) == "offline" or now > entry.deadline)
         ]
         for entry in lost:
             log.warning(

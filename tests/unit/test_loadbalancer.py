@@ -458,3 +458,45 @@ def test_more_than_three_system_errors_in_ten_make_an_invoker_unhealthy_until_th
     later = time.monotonic() + 11
     monkeypatch.setattr(time, "monotonic", lambda: later)
     assert invokers.statuses() == {0: "up"}, "after the cool-down it gets work again, with a clean record"
+
+
+class _StallingBus(MemoryBus):
+    """Activation sends hang until released, then fail: a broker that went away mid-send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send(self, topic: str, value: bytes) -> None:
+        if topic.startswith("invoker"):
+            await self.release.wait()
+            raise ConnectionError("the broker went away")
+        await super().send(topic, value)
+
+
+async def test_an_activation_whose_send_fails_while_its_invoker_goes_offline_gets_no_lost_record(
+    tmp_path: Path,
+) -> None:
+    bus = _StallingBus()
+    await bus.start()
+    store = SqliteStore(tmp_path / "refused.sqlite3")
+    await store.start()
+    balancer = LoadBalancer(bus, store, Settings(data_dir=tmp_path, invoker_offline_after_s=0.2))
+    await balancer.start()
+    try:
+        await _ping(bus, balancer, 0)
+        message = _message(blocking=False)
+        publishing = asyncio.create_task(balancer.publish(message, HELLO))
+        # The invoker goes offline while the send hangs; supervision runs meanwhile.
+        await asyncio.sleep(2.5)
+        bus.release.set()
+        with pytest.raises(ConnectionError):
+            await publishing  # refused: the caller is answered 503 ...
+
+        # ... so nothing may be recorded for it.
+        assert await store.get_activation("guest", message.activationId) is None
+        assert balancer.in_flight == {}
+    finally:
+        await balancer.close()
+        await store.close()
+        await bus.close()
