@@ -28,6 +28,7 @@ from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, crea
 from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
 from executor_wasm.runner import EpochTicker, RunSpec, run_module
 from executor_wasm.sleeps import ComputeSlots, define_poll_oneoff
+from executor_wasm.stdio import params_json
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.settings import Settings
@@ -153,7 +154,7 @@ class WasmExecutor:
         spec = RunSpec(
             argv0=instance.name,
             env={**instance.grants.env, **instance.env, **request.environment()},
-            stdin=orjson.dumps(request.value),
+            stdin=params_json(request.value),
             memory_bytes=instance.spec.memory_mb * 1_048_576,
             timeout_ms=timeout_ms,
             log_limit_bytes=log_limit_bytes,
