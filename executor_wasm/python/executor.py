@@ -30,6 +30,7 @@ import orjson
 from executor_wasm.executor import RUN_GUARD_S, WasmExecutor
 from executor_wasm.python import runner as python_runner
 from executor_wasm.python.build import RunnerUnavailable, load_runner, runner_artifact
+from executor_wasm.stdio import params_json
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.settings import Settings
@@ -149,7 +150,7 @@ class WasmPythonExecutor(WasmExecutor):
             await self._ready_runner(),
             instance.code,
             instance.main,
-            orjson.dumps(request.value),
+            params_json(request.value),
             {**(instance.env or {}), **request.environment()},
             self._limits(instance, timeout_ms, log_limit_bytes),
             timeout_s=timeout_ms / 1000 + RUN_GUARD_S,
