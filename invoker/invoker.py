@@ -371,7 +371,7 @@ class Invoker:
 
 def _backoff_s(attempt: int) -> float:
     """Exponential from 0.2 s, capped at 5 s, with jitter so thousands of waiters do not retry in step."""
-    return min(0.1 * 2**attempt, 5.0) * random.uniform(0.5, 1.0)
+    return min(0.1 * 2.0**attempt, 5.0) * random.uniform(0.5, 1.0)
 
 
 def _env_value(value: Any) -> str:

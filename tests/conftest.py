@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from pywhisk.identity import GUEST_KEY, GUEST_UUID
-from tests.couchdb_service import couchdb_url  # noqa: F401
+from tests.couchdb_service import couchdb_url, private_couchdb  # noqa: F401
 from tests.kafka_service import kafka_broker, private_kafka_broker  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
