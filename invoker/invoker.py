@@ -42,6 +42,9 @@ from pywhisk.store import Store
 log = logging.getLogger("pywhisk.invoker")
 
 PING_INTERVAL_S = 1.0
+# While every slot is taken the consumer is told to stay in its group this often (Kafka's
+# max.poll.interval is 10 min here: an invoker full for longer would be dropped and its work redelivered).
+KEEP_ALIVE_S = 60.0
 MB = 1024 * 1024
 
 
@@ -116,13 +119,26 @@ class Invoker:
     async def _consume(self, consumer: Consumer) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._slots.acquire()  # bounded work in progress, taken before reading more
+            await self._take_slot(consumer)  # bounded work in progress, taken before reading more
             self._slots.release()
             for delivery in await consumer.receive(max_messages=100, timeout_s=1.0):
-                await self._slots.acquire()
+                await self._take_slot(consumer)
                 task = loop.create_task(self._handle(consumer, delivery))
                 self._running.add(task)
                 task.add_done_callback(self._done)
+
+    async def _take_slot(self, consumer: Consumer) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(KEEP_ALIVE_S):
+                    await self._slots.acquire()
+                return
+            except TimeoutError:
+                log.info("every slot busy for %.0f s; staying in the consumer group", KEEP_ALIVE_S)
+                try:
+                    await consumer.keep_alive()
+                except Exception as exc:  # the bus is away: the next round tries again
+                    log.warning("keeping the consumer group membership failed: %s", exc)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

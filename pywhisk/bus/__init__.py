@@ -33,6 +33,13 @@ class Consumer(Protocol):
     async def ack(self, delivery: Delivery) -> None:
         """``delivery`` is fully handled and need never be delivered again."""
 
+    async def keep_alive(self) -> None:
+        """Stay a member of the group while taking no messages (e.g. an invoker whose slots are full).
+
+        Kafka drops a member that has not received for ``max.poll.interval``; its unacknowledged
+        messages would then be delivered again and run twice.
+        """
+
     async def close(self) -> None:
         """Stop consuming; unacknowledged messages go back to the group."""
 

@@ -267,6 +267,19 @@ class KafkaConsumer(Consumer):
         if acks is not None and acks.ack(delivery.offset):
             self._acked.set()
 
+    async def keep_alive(self) -> None:
+        """Poll with every partition paused: resets ``max.poll.interval`` and takes no message."""
+        self._require_open()
+        partitions = self._consumer.assignment()
+        self._consumer.pause(*partitions)
+        try:
+            await self._consumer.getmany(timeout_ms=0)
+        except KafkaError as err:
+            raise KafkaBusError(f"could not poll topic {self.topic!r} as group {self.group!r}: {err!r}") from err
+        finally:
+            # Only what is still ours: a rebalance may have moved partitions meanwhile.
+            self._consumer.resume(*(tp for tp in partitions if tp in self._consumer.assignment()))
+
     async def close(self) -> None:
         """Commit what was acknowledged, then leave the group; everything else goes to its next member."""
         if self._closed:

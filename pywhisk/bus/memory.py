@@ -55,6 +55,9 @@ class MemoryConsumer(Consumer):
     async def ack(self, delivery: Delivery) -> None:
         self._unacked.pop(delivery.offset, None)
 
+    async def keep_alive(self) -> None:
+        """Nothing to do: memory groups never drop a member."""
+
     async def close(self) -> None:
         # Redeliver what was received but never acknowledged, in order and ahead of newer messages,
         # as Kafka does after a rebalance.

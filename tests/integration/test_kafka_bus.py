@@ -172,6 +172,27 @@ async def test_messages_not_acknowledged_are_redelivered_to_the_next_member(make
     assert await receive_values(next_invoker, 2) == [b"activation-1", b"activation-2"]
 
 
+@pytest.mark.parametrize("keeps_alive", [True, False])
+async def test_a_member_taking_nothing_past_max_poll_interval_stays_only_if_it_keeps_alive(
+    make_bus: MakeBus, keeps_alive: bool
+) -> None:
+    # An invoker whose slots are all busy stops receiving; it holds its work in progress unacknowledged.
+    bus = await make_bus(max_poll_interval_s=2.0)
+    full_invoker = await bus.subscribe("invoker0", "invoker")
+    await bus.send("invoker0", b"in-progress")
+    assert await receive_values(full_invoker, 1) == [b"in-progress"]
+
+    for _ in range(6):  # three max.poll.intervals without a receive
+        await asyncio.sleep(1.0)
+        if keeps_alive:
+            await full_invoker.keep_alive()
+    await bus.send("invoker0", b"next")
+
+    # Dropped from the group, it would rejoin and get its own unacknowledged work again (run twice).
+    expected = [b"next"] if keeps_alive else [b"in-progress", b"next"]
+    assert await receive_values(full_invoker, len(expected)) == expected
+
+
 async def test_acknowledged_messages_are_not_redelivered_in_any_ack_order(make_bus: MakeBus) -> None:
     bus = await make_bus()
     invoker = await bus.subscribe("invoker0", "invoker")
