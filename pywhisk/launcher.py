@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -99,6 +100,7 @@ def standalone(
     import uvicorn
 
     settings = _settings(port=port, host=host, data_dir=data_dir, idle_timeout_s=idle_timeout)
+    _raise_open_files_limit()
     _exit_quietly_after_shutdown()
     uvicorn.run(
         build_standalone(settings),
@@ -106,7 +108,16 @@ def standalone(
         port=settings.port,
         log_level="warning",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        backlog=settings.http_backlog,
     )
+
+
+def _raise_open_files_limit() -> None:
+    """Take the hard limit of open files as the soft one: thousands of simultaneous activations each
+    hold a connection, and a WASM run holds ~4 descriptors (its stdio memfds) while it is in progress."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _exit_quietly_after_shutdown() -> None:
@@ -166,12 +177,19 @@ def controller(
     import uvicorn
 
     settings = _settings(controller_id=controller_id, port=port, host=host)
+    _raise_open_files_limit()
     _exit_quietly_after_shutdown()
     console.print(
         f"[bold green]pywhisk controller{settings.controller_id}[/] on http://{settings.host}:{settings.port} "
         f"(bus {settings.bus}, store {settings.store})"
     )
-    uvicorn.run(build_controller(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        build_controller(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        backlog=settings.http_backlog,
+    )
 
 
 @app.command()
@@ -194,5 +212,6 @@ def executor_wasm(
     from executor_wasm.service import serve
 
     settings = _settings(wasm_executor_port=port, data_dir=data_dir)
+    _raise_open_files_limit()
     _exit_quietly_after_shutdown()
     serve(settings)

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path.home() / ".pywhisk"
     host: str = "127.0.0.1"
     port: int = 3233
+    # The listen backlog: connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
+    http_backlog: int = Field(default=4096, ge=1)
 
     controller_id: int = 0
     invoker_id: int = 0
@@ -77,11 +79,11 @@ class Settings(BaseSettings):
     wasm_threads: int = Field(default=8, ge=1)
     wasm_max_runs: int = Field(default=4096, ge=1)
     wasm_executor_port: int = 9000
-    # What a wasm:wasi action's annotations may be granted (executor_wasm/grants.py, docs/security.md):
-    # directories (and their subdirectories) it may preopen read-only, host environment variables it
     # The Python runner component of python:3 actions on WASM (executor_wasm/python/build.py): built
     # once per machine (~10 s), so kept in the user's cache and shared by every data directory.
     python_wasm_cache_dir: Path = Path.home() / ".cache" / "pywhisk" / "python-wasm"
+    # What a wasm:wasi action's annotations may be granted (executor_wasm/grants.py, docs/security.md):
+    # directories (and their subdirectories) it may preopen read-only, host environment variables it
     # may read, and WoW's `http.get` import. Nothing by default. Lists are JSON: '["/srv/data"]'.
     wasm_grant_dirs: list[Path] = Field(default_factory=list)
     wasm_grant_env: list[str] = Field(default_factory=list)
