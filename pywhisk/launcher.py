@@ -66,7 +66,9 @@ def build_standalone(settings: Settings) -> FastAPI:
     bus = MemoryBus()
     manifest = RuntimeManifest.load_default()
     invoker = Invoker(settings, bus, store, load_executors(settings), manifest)
-    return create_app(settings, store, bus, manifest=manifest, services=[invoker, _Banner(settings)])
+    return create_app(
+        settings, store, bus, manifest=manifest, services=[invoker, _Banner(settings)], seed_guest=settings.seed_guest
+    )
 
 
 class _Banner:
@@ -135,7 +137,7 @@ def build_controller(settings: Settings) -> FastAPI:
     from pywhisk.backends import create_bus, create_store
 
     bus = create_bus(settings, client_id=f"controller{settings.controller_id}")
-    return create_app(settings, create_store(settings), bus)
+    return create_app(settings, create_store(settings), bus, seed_guest=settings.seed_guest)
 
 
 async def run_invoker(settings: Settings) -> None:

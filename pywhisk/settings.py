@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path.home() / ".pywhisk"
     host: str = "127.0.0.1"
     port: int = 3233
+    # Create OpenWhisk's well-known guest (public key!) at start if it is missing; turn off where others can reach.
+    seed_guest: bool = True
     # The listen backlog: connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
     http_backlog: int = Field(default=4096, ge=1)
 

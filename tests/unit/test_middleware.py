@@ -625,3 +625,21 @@ async def test_invokers_route_reports_health_like_openwhisk(api: httpx.AsyncClie
 
     assert response.status_code == 200
     assert response.json() == {"invoker0": "up"}
+
+
+# the guest --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [True, False])
+async def test_the_guest_is_seeded_unless_settings_say_not(tmp_path: Path, seed: bool) -> None:
+    from pywhisk.launcher import build_controller
+
+    settings = Settings(data_dir=tmp_path, bus="memory", store="sqlite", seed_guest=seed)
+    app = build_controller(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://whisk.test", auth=(GUEST_UUID, GUEST_KEY)
+        ) as client:
+            response = await client.get("/api/v1/namespaces")
+    assert response.status_code == (200 if seed else 401), response.text
