@@ -48,10 +48,14 @@ def flag(raw: str | None, default: bool = False) -> bool:
 
 
 def _integer(raw: str, name: str) -> int:
+    # OpenWhisk reads these as JVM Ints and Longs; beyond 64 bits no store can take them either.
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise BadRequest(f"The value '{raw}' of '{name}' is not an integer.") from None
+        value = None
+    if value is None or not -(2**63) <= value < 2**63:
+        raise BadRequest(f"The value '{raw}' of '{name}' is not an integer.")
+    return value
 
 
 async def json_body(request: Request, allow_empty: bool = True) -> Any:

@@ -643,3 +643,22 @@ async def test_the_guest_is_seeded_unless_settings_say_not(tmp_path: Path, seed:
         ) as client:
             response = await client.get("/api/v1/namespaces")
     assert response.status_code == (200 if seed else 401), response.text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "skip=18496266743823506341888",  # found by tests/integration/test_api_fuzz.py: was a 500 from SQLite
+        "limit=1&skip=-1",
+        "skip=ten",
+    ],
+)
+async def test_a_bad_skip_is_a_400(api: httpx.AsyncClient, query: str) -> None:
+    response = await api.get(f"{ACTIONS}?{query}")
+    assert_whisk_error(response, 400)
+
+
+@pytest.mark.parametrize("name", ["since", "upto"])
+async def test_a_time_bound_beyond_64_bits_is_a_400(api: httpx.AsyncClient, name: str) -> None:
+    response = await api.get(f"{ACTIVATIONS}?{name}={2**64}")
+    assert_whisk_error(response, 400, f"The value '{2**64}' of '{name}' is not an integer.")
