@@ -115,11 +115,23 @@ def standalone(
 
 
 def _raise_open_files_limit() -> None:
-    """Take the hard limit of open files as the soft one: thousands of simultaneous activations each
-    hold a connection, and a WASM run holds ~4 descriptors (its stdio memfds) while it is in progress."""
+    """Raise the open-files limit as far as allowed: thousands of simultaneous activations each hold a
+    connection, and a WASM run holds ~4 descriptors (its stdio memfds) while it is in progress. A
+    privileged process may go up to the kernel's ``fs.nr_open`` (capped at 2^20); others to their
+    hard limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        ceiling = min(int(Path("/proc/sys/fs/nr_open").read_text()), 1 << 20)
+    except (OSError, ValueError):
+        ceiling = hard
+    for target in (max(ceiling, hard), hard):
+        if soft >= target:
+            return
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(target, hard)))
+            return
+        except (ValueError, OSError):  # not privileged: stay within the hard limit
+            continue
 
 
 def _exit_quietly_after_shutdown() -> None:
