@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -140,10 +141,27 @@ class RunWriter:
         self.write_summary()
 
 
+def raw_file(path: Path) -> Path | None:
+    """``path``, or its gzipped copy ``path.gz`` (how raw files are archived, e.g. in docs/), if either exists."""
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
 def load_rows(run_dir: Path) -> list[ActivationRow]:
-    """Every row of ``run_dir/activations.jsonl`` (a truncated last line from a crash is skipped)."""
-    rows = []
-    with (run_dir / ACTIVATIONS_FILE).open(encoding="utf-8") as lines:
+    """Every row of ``run_dir/activations.jsonl`` or ``.jsonl.gz`` (a truncated last line from a crash is skipped)."""
+    rows: list[ActivationRow] = []
+    path = raw_file(run_dir / ACTIVATIONS_FILE)
+    if path is None:
+        return rows
+    with _open_text(path) as lines:
         for line in lines:
             if not line.strip():
                 continue
@@ -161,11 +179,14 @@ def load_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSONL file; none if it does not exist."""
-    if not path.exists():
+    """The objects of a JSONL file (or of its ``.gz``); none if it does not exist."""
+    found = raw_file(path)
+    if found is None:
         return []
     items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    with _open_text(found) as text:
+        lines = text.read().splitlines()
+    for line in lines:
         try:
             item = json.loads(line)
         except json.JSONDecodeError:

@@ -24,6 +24,7 @@ from loadgen.records import (
     load_jsonl,
     load_rows,
     load_summary,
+    raw_file,
 )
 from loadgen.resources import summarize_samples
 from loadgen.stats import mean, percentile, ratio
@@ -147,7 +148,7 @@ def compare(a_dir: Path, b_dir: Path, out_dir: Path | None = None) -> list[Path]
 
 def _load(run_dir: Path) -> tuple[dict[str, Any], list[ActivationRow]]:
     for name in (SUMMARY_FILE, ACTIVATIONS_FILE):
-        if not (run_dir / name).is_file():
+        if raw_file(run_dir / name) is None:
             raise LoadgenError(f"{run_dir} is not a loadgen output directory: {name} is missing")
     return load_summary(run_dir), load_rows(run_dir)
 

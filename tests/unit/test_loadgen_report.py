@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,20 @@ def test_coldstart_report_has_the_thesis_table_per_level(tmp_path: Path) -> None
     assert "# coldstart on wasm" in markdown
     assert "| 2 | 4 | 4.50 | 1.29 | 28.69 | 4.50 | 5.85 | 5.97 | 6.00 |" in markdown
     assert "![Cold start: waitTime + initTime (ms) per level](cold_start_boxplot.png)" in markdown
+
+
+def test_a_report_reads_gzipped_raw_files_as_archived(tmp_path: Path) -> None:
+    plain = coldstart_run(tmp_path / "plain", "wasm", 1.0)
+    archived = coldstart_run(tmp_path / "archived", "wasm", 1.0)
+    raw = archived / "activations.jsonl"
+    (archived / "activations.jsonl.gz").write_bytes(gzip.compress(raw.read_bytes()))
+    raw.unlink()
+
+    generate_report(plain)
+    generate_report(archived)
+
+    assert (archived / "report" / "cold_start.csv").read_text() == (plain / "report" / "cold_start.csv").read_text()
+    assert "| 2 | 4 | 4.50 |" in (archived / "report" / "report.md").read_text()
 
 
 def test_ramp_report_uses_warm_activations_and_level_windows(tmp_path: Path) -> None:
