@@ -17,11 +17,25 @@ class Service(Protocol):
         """Stop background tasks and release resources; safe to call once after start."""
 
 
-async def every(period_s: float, work: Callable[[], Awaitable[None]], what: str, log: logging.Logger) -> None:
-    """Run ``work`` every ``period_s`` until cancelled; a failure is logged and the next round comes anyway."""
-    while True:
+async def every(
+    period_s: float,
+    work: Callable[[], Awaitable[None]],
+    what: str,
+    log: logging.Logger,
+    *,
+    at_once: bool = False,
+    expected: tuple[type[Exception], ...] = (),
+) -> None:
+    """Run ``work`` every ``period_s`` (first right away if ``at_once``) until cancelled. A failure is logged
+    and the next round comes anyway: an ``expected`` one (e.g. a backend that is down) as a warning, any
+    other with its traceback."""
+    if not at_once:
         await asyncio.sleep(period_s)
+    while True:
         try:
             await work()
+        except expected as exc:
+            log.warning("%s failed: %s", what, exc)
         except Exception:
             log.exception("%s failed", what)
+        await asyncio.sleep(period_s)

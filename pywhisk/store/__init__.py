@@ -11,6 +11,8 @@ second record.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -92,3 +94,15 @@ class Store(Protocol):
 
     async def count_activations(self, query: ActivationQuery) -> int:
         """How many records match (ignoring limit and skip)."""
+
+
+class PurgesActivations(Protocol):
+    async def purge_activations_older_than(self, cutoff_ms: int) -> int:
+        """Delete every activation record whose ``start`` is before ``cutoff_ms``; returns how many."""
+
+
+async def purge_expired_activations(store: PurgesActivations, retention_ms: int, log: logging.Logger) -> None:
+    """One round of activation retention: delete the records older than ``retention_ms``."""
+    purged = await store.purge_activations_older_than(int(time.time() * 1000) - retention_ms)
+    if purged:
+        log.info("retention: deleted %d activation records", purged)

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,8 @@ from pywhisk.activation import Activation
 from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict, StoreUnavailable
 from pywhisk.identity import NamespaceLimits, Subject
-from pywhisk.store import ActivationQuery
+from pywhisk.lifecycle import every
+from pywhisk.store import ActivationQuery, purge_expired_activations
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,17 @@ class CouchStore:
             db = {"subjects": self._subjects, "whisks": self._whisks}.get(db_kind, self._activations)
             for name, views in designs.items():
                 await self._ensure_design(db, name, views)
-        if self._retention_ms is not None and self._retention is None:
+        if (retention_ms := self._retention_ms) is not None and self._retention is None:
             self._retention = asyncio.get_running_loop().create_task(
-                self._retention_loop(self._retention_ms), name="couchdb-activation-retention"
+                every(
+                    self._retention_interval_s,
+                    lambda: purge_expired_activations(self, retention_ms, log),
+                    "retention: purging old activation records",
+                    log,
+                    at_once=True,
+                    expected=(CouchDBError,),
+                ),
+                name="couchdb-activation-retention",
             )
 
     async def close(self) -> None:
@@ -469,18 +477,6 @@ class CouchStore:
             count += 1
         batch, self._pending = self._pending[:count], self._pending[count:]
         return batch
-
-    async def _retention_loop(self, retention_ms: int) -> None:
-        while True:
-            try:
-                purged = await self.purge_activations_older_than(int(time.time() * 1000) - retention_ms)
-                if purged:
-                    log.info("retention: deleted %d activation records", purged)
-            except CouchDBError as exc:  # CouchDB down or refusing for a while: try again next round
-                log.warning("retention: purging old activation records failed: %s", exc)
-            except Exception:  # a bug must not end retention for the life of the process
-                log.exception("retention: purging old activation records failed")
-            await asyncio.sleep(self._retention_interval_s)
 
     # HTTP -----------------------------------------------------------------------------------------
 

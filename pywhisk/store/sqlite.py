@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,8 @@ from pywhisk.activation import Activation
 from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
-from pywhisk.store import ActivationQuery
+from pywhisk.lifecycle import every
+from pywhisk.store import ActivationQuery, purge_expired_activations
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -104,9 +104,16 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._write_conn = await self._on(self._writer, self._connect, True)
         self._read_conn = await self._on(self._reader, self._connect, False)
-        if self._retention_ms is not None and self._retention is None:
+        if (retention_ms := self._retention_ms) is not None and self._retention is None:
             self._retention = asyncio.get_running_loop().create_task(
-                self._retention_loop(self._retention_ms), name="sqlite-activation-retention"
+                every(
+                    self._retention_interval_s,
+                    lambda: purge_expired_activations(self, retention_ms, log),
+                    "retention: purging old activation records",
+                    log,
+                    at_once=True,
+                ),
+                name="sqlite-activation-retention",
             )
 
     async def close(self) -> None:
@@ -334,16 +341,6 @@ class SqliteStore:
         """Delete every activation record whose ``start`` is before ``cutoff_ms``; returns how many."""
         cursor = await self._write(lambda c: c.execute("DELETE FROM activations WHERE start < ?", (int(cutoff_ms),)))
         return int(cursor.rowcount)
-
-    async def _retention_loop(self, retention_ms: int) -> None:
-        while True:
-            try:
-                purged = await self.purge_activations_older_than(int(time.time() * 1000) - retention_ms)
-                if purged:
-                    log.info("retention: deleted %d activation records", purged)
-            except Exception:  # e.g. the disk is full: try again next round
-                log.exception("retention: purging old activation records failed")
-            await asyncio.sleep(self._retention_interval_s)
 
     @staticmethod
     def _where(query: ActivationQuery) -> tuple[str, tuple[Any, ...]]:
