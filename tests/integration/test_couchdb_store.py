@@ -1,6 +1,6 @@
 """The CouchDB store against a real CouchDB-API server (pouchdb-server from deploy/local/couchdb.sh).
 
-The same behaviours as the SQLite store's tests (tests/unit/test_sqlite_store.py), plus what only a
+The shared Store contract (tests/store_contract.py) and what the SQLite store is also tested for, plus what only a
 networked store has: batched writes, databases created on first start, credentials, and clear errors
 when the server is not there.
 """
@@ -18,18 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from pywhisk.activation import Activation, ActivationResponse, StatusCode
-from pywhisk.entities import Action, Exec, KeyValue, Limits
+from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import (
-    GUEST_KEY,
-    GUEST_UUID,
     NamespaceLimits,
-    Subject,
-    SubjectNamespace,
-    guest_subject,
-    hash_key,
-    verify_key,
 )
 from pywhisk.store import ActivationQuery, Store
 from pywhisk.store.couchdb import CouchDBError, CouchDBUnavailable, CouchStore
@@ -40,6 +32,25 @@ from tests.couchdb_service import (  # noqa: F401
     couchdb_url,
     drop_databases,
     unique_db_prefix,
+)
+from tests.store_contract import (  # noqa: F401  (the shared contract tests run against this store)
+    _action,
+    _activation,
+    _id,
+    _starts,
+    _subject,
+    test_activation_of_another_namespace_is_not_found,
+    test_activation_round_trips,
+    test_get_of_a_missing_action_is_none,
+    test_list_activations_by_name,
+    test_list_activations_is_newest_first_and_per_namespace,
+    test_put_then_get_returns_the_action_with_a_revision,
+    test_same_name_in_two_namespaces_are_two_actions,
+    test_second_put_of_the_same_activation_id_is_ignored,
+    test_the_guest_is_stored_with_a_hash_that_verifies_only_its_key,
+    test_update_of_a_deleted_action_is_a_concurrent_modification,
+    test_update_with_a_stale_revision_is_a_concurrent_modification,
+    test_update_with_the_current_revision_bumps_the_generation,
 )
 
 pytestmark = pytest.mark.integration
@@ -64,39 +75,6 @@ async def store(couchdb_url: str) -> AsyncIterator[CouchStore]:  # noqa: F811
     yield store
     await store.close()
     await _drop(couchdb_url, prefix)
-
-
-def _action(name: str = "hello", namespace: str = "guest", updated: int = 1_000, **fields: object) -> Action:
-    return Action.model_validate(
-        {
-            "namespace": namespace,
-            "name": name,
-            "exec": Exec(kind="wasm:wasi", code="ZWNobw==", binary=True),
-            "updated": updated,
-            **fields,
-        }
-    )
-
-
-def _activation(
-    activation_id: str, start: int, name: str = "hello", namespace: str = "guest", result: object = None
-) -> Activation:
-    return Activation(
-        activationId=activation_id,
-        namespace=namespace,
-        name=name,
-        subject=namespace,
-        start=start,
-        end=start + 5,
-        duration=5,
-        response=ActivationResponse.of(StatusCode.SUCCESS, result if result is not None else {"n": start}),
-        logs=[f"line {start}"],
-        annotations=[KeyValue(key="path", value=f"{namespace}/{name}")],
-    )
-
-
-def _id(n: int) -> str:
-    return f"{n:032x}"
 
 
 def test_couch_store_satisfies_the_store_seam() -> None:
@@ -189,22 +167,6 @@ async def test_credentials_are_sent_and_wrong_ones_are_named(couchdb_url: str, t
 # actions ----------------------------------------------------------------------------------------
 
 
-async def test_put_then_get_returns_the_action_with_a_revision(store: CouchStore) -> None:
-    action = _action(parameters=[KeyValue(key="a", value=1, init=True)], limits=Limits(memory=128))
-    stored = await store.put_action(action, expected_rev=None)
-
-    fetched = await store.get_action("guest", "hello")
-
-    assert stored.rev is not None and stored.rev.startswith("1-")
-    assert fetched is not None
-    assert fetched.rev == stored.rev
-    assert fetched.to_api() == action.to_api()
-
-
-async def test_get_of_a_missing_action_is_none(store: CouchStore) -> None:
-    assert await store.get_action("guest", "nope") is None
-
-
 async def test_names_with_every_allowed_character_and_package_namespaces_round_trip(store: CouchStore) -> None:
     # '/', ' ', '@', '&' and '.' must survive as one percent-encoded path segment.
     await store.put_action(_action(name="a b@c.d&e-f_g", namespace="guest/pkg"), expected_rev=None)
@@ -228,40 +190,12 @@ async def test_create_over_an_existing_action_is_a_conflict(store: CouchStore) -
     assert fetched is not None and fetched.version == "0.0.1"
 
 
-async def test_update_with_the_current_revision_bumps_the_generation(store: CouchStore) -> None:
-    first = await store.put_action(_action(), expected_rev=None)
-    second = await store.put_action(_action(version="0.0.2"), expected_rev=first.rev)
-
-    fetched = await store.get_action("guest", "hello")
-    assert second.rev is not None and second.rev.startswith("2-")
-    assert fetched is not None and fetched.rev == second.rev and fetched.version == "0.0.2"
-
-
-async def test_update_with_a_stale_revision_is_a_concurrent_modification(store: CouchStore) -> None:
-    first = await store.put_action(_action(), expected_rev=None)
-    await store.put_action(_action(version="0.0.2"), expected_rev=first.rev)
-
-    with pytest.raises(ConcurrentModification) as caught:
-        await store.put_action(_action(version="0.0.3"), expected_rev=first.rev)
-    assert caught.value.status_code == 409
-    assert caught.value.message == "Concurrent modification to resource detected."
-    fetched = await store.get_action("guest", "hello")
-    assert fetched is not None and fetched.version == "0.0.2"
-
-
 async def test_update_with_a_made_up_revision_is_a_concurrent_modification(store: CouchStore) -> None:
     with pytest.raises(ConcurrentModification):
         await store.put_action(_action(), expected_rev="1-00000000000000000000000000000000")
     await store.put_action(_action(), expected_rev=None)
     with pytest.raises(ConcurrentModification):
         await store.put_action(_action(), expected_rev="7-00000000000000000000000000000000")
-
-
-async def test_update_of_a_deleted_action_is_a_concurrent_modification(store: CouchStore) -> None:
-    first = await store.put_action(_action(), expected_rev=None)
-    await store.delete_action("guest", "hello")
-    with pytest.raises(ConcurrentModification):
-        await store.put_action(_action(), expected_rev=first.rev)
 
 
 async def test_an_action_can_be_created_again_after_delete(store: CouchStore) -> None:
@@ -298,18 +232,6 @@ async def test_concurrent_updates_from_one_revision_let_exactly_one_win(store: C
     assert all(isinstance(o, ConcurrentModification) for o in outcomes if o is not winners[0])
     fetched = await store.get_action("guest", "hello")
     assert fetched is not None and fetched.rev == winners[0].rev
-
-
-async def test_same_name_in_two_namespaces_are_two_actions(store: CouchStore) -> None:
-    await store.put_action(_action(namespace="guest"), expected_rev=None)
-    await store.put_action(_action(namespace="other", version="2.0.0"), expected_rev=None)
-
-    guest = await store.get_action("guest", "hello")
-    other = await store.get_action("other", "hello")
-    assert guest is not None and guest.version == "0.0.1"
-    assert other is not None and other.version == "2.0.0"
-    await store.delete_action("other", "hello")
-    assert await store.get_action("guest", "hello") is not None
 
 
 async def test_list_actions_is_newest_updated_first_with_limit_and_skip(store: CouchStore) -> None:
@@ -351,13 +273,6 @@ async def _raw(store: CouchStore, doc_path: str) -> dict[str, Any]:
     return body
 
 
-def _subject(name: str, *namespaces: tuple[str, str]) -> Subject:
-    return Subject(
-        subject=name,
-        namespaces=[SubjectNamespace(name=ns, uuid=uuid, key_hash=hash_key("k" * 64)) for ns, uuid in namespaces],
-    )
-
-
 async def test_subject_is_a_document_named_by_the_subject_and_found_by_each_key_uuid(store: CouchStore) -> None:
     ada = _subject(
         "ada-lovelace",
@@ -374,16 +289,6 @@ async def test_subject_is_a_document_named_by_the_subject_and_found_by_each_key_
     assert raw["subject"] == "ada-lovelace"
     assert [ns["name"] for ns in raw["namespaces"]] == ["ada", "team"]
     assert all(ns["key_hash"].startswith("hmac-sha256$") and "key" not in ns for ns in raw["namespaces"])
-
-
-async def test_the_guest_is_stored_with_a_hash_that_verifies_only_its_key(store: CouchStore) -> None:
-    await store.put_subject(guest_subject())
-    stored = await store.get_subject_by_uuid(GUEST_UUID)
-    assert stored is not None
-    entry = stored.namespace_for_uuid(GUEST_UUID)
-    assert entry is not None and GUEST_KEY not in entry.key_hash
-    assert verify_key(GUEST_KEY, entry.key_hash)
-    assert not verify_key("x" * 64, entry.key_hash)
 
 
 async def test_put_subject_replaces_its_namespaces_and_refuses_anothers_uuid(store: CouchStore) -> None:
@@ -430,27 +335,6 @@ async def test_limits_are_the_namespaces_limits_document(store: CouchStore) -> N
 # activations ------------------------------------------------------------------------------------
 
 
-async def test_activation_round_trips(store: CouchStore) -> None:
-    record = _activation(_id(1), start=1000)
-    await store.put_activation(record)
-    assert await store.get_activation("guest", _id(1)) == record
-
-
-async def test_activation_of_another_namespace_is_not_found(store: CouchStore) -> None:
-    await store.put_activation(_activation(_id(1), start=1000))
-    assert await store.get_activation("other", _id(1)) is None
-    assert await store.get_activation("guest", _id(2)) is None
-
-
-async def test_second_put_of_the_same_activation_id_is_ignored(store: CouchStore) -> None:
-    await store.put_activation(_activation(_id(1), start=1000, result={"first": True}))
-    await store.put_activation(_activation(_id(1), start=2000, result={"second": True}))
-
-    fetched = await store.get_activation("guest", _id(1))
-    assert fetched is not None and fetched.response.result == {"first": True}
-    assert await store.count_activations(ActivationQuery(namespace="guest")) == 1
-
-
 @pytest.fixture
 async def history(store: CouchStore) -> CouchStore:
     """Ten records of two actions (hello at even starts, other at odd), plus one of another namespace."""
@@ -459,21 +343,6 @@ async def history(store: CouchStore) -> CouchStore:
     await store.put_activation(_activation(_id(99), start=5000, namespace="someone"))
     await store.put_activation(_activation(_id(98), start=5000, namespace="guests"))
     return store
-
-
-async def _starts(store: CouchStore, **query: object) -> list[int]:
-    return [
-        a.start for a in await store.list_activations(ActivationQuery.model_validate({"namespace": "guest", **query}))
-    ]
-
-
-async def test_list_activations_is_newest_first_and_per_namespace(history: CouchStore) -> None:
-    assert await _starts(history) == [1900, 1800, 1700, 1600, 1500, 1400, 1300, 1200, 1100, 1000]
-
-
-async def test_list_activations_by_name(history: CouchStore) -> None:
-    assert await _starts(history, name="hello") == [1800, 1600, 1400, 1200, 1000]
-    assert await _starts(history, name="missing") == []
 
 
 async def test_list_activations_since_and_upto_are_inclusive_epoch_ms(history: CouchStore) -> None:
