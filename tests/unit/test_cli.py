@@ -1,5 +1,7 @@
 """pywsk against an in-memory fake of the OpenWhisk REST API (reference/openwhisk.md §1, §6).
 
+Over 400 lines because every pywsk command is checked against one in-memory fake of the API.
+
 Each test runs the CLI through typer's CliRunner with an `httpx.MockTransport` and checks what a user sees
 (stdout, stderr, exit status) and what went over the wire (method, path, query, body).
 """
@@ -18,9 +20,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from pywhisk.cli import props
-from pywhisk.cli.context import Config
-from pywhisk.cli.main import app, main
+from pywsk import props
+from pywsk.context import Config
+from pywsk.main import app, main
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pywhisk.cli.context import split_pairs
-from pywhisk.cli.entities import QualifiedName, json_or_string, parse_collection, parse_qualified_name
-from pywhisk.cli.formatting import activation_status, go_duration, strip_log_line, truncate_middle
-from pywhisk.cli.output import CliError
-from pywhisk.cli.props import normalize_apihost, read_props, write_props
+from pywsk.context import split_pairs
+from pywsk.entities import QualifiedName, json_or_string, parse_collection, parse_qualified_name
+from pywsk.formatting import activation_status, go_duration, strip_log_line, truncate_middle
+from pywsk.output import CliError
+from pywsk.props import normalize_apihost, read_props, write_props
 
 pytestmark = pytest.mark.unit
 

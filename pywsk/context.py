@@ -23,9 +23,9 @@ import httpx
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from pywhisk.cli import props
-from pywhisk.cli.client import ClientError, WhiskClient
-from pywhisk.cli.output import CliError, print_error
+from pywsk import props
+from pywsk.client import ClientError, WhiskClient
+from pywsk.output import CliError, print_error
 
 P = ParamSpec("P")
 R = TypeVar("R")

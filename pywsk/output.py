@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from pywhisk.cli.client import ApiError, ClientError
+from pywsk.client import ApiError, ClientError
 
 USAGE_EXIT_CODE = 1  # wsk's EXIT_CODE_ERR_GENERAL, used for bad files, bad JSON and other client-side mistakes
 TIMEOUT_EXIT_CODE = 202  # a blocking invoke that did not finish in time

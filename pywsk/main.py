@@ -9,10 +9,10 @@ from __future__ import annotations
 import httpx
 import typer
 
-from pywhisk.cli.commands_action import action_app
-from pywhisk.cli.commands_activation import activation_app
-from pywhisk.cli.commands_property import namespace_app, property_app
-from pywhisk.cli.context import Config, RootGroup, get_config, with_global_flags
+from pywsk.commands_action import action_app
+from pywsk.commands_activation import activation_app
+from pywsk.commands_property import namespace_app, property_app
+from pywsk.context import Config, RootGroup, get_config, with_global_flags
 
 app = typer.Typer(
     name="pywsk",

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from pywhisk.cli import props
-from pywhisk.cli.client import ApiError, WhiskClient
-from pywhisk.cli.context import Config, command, get_config, pairs
-from pywhisk.cli.entities import (
+from pywsk import props
+from pywsk.client import ApiError, WhiskClient
+from pywsk.context import Config, command, get_config, pairs
+from pywsk.entities import (
     QualifiedName,
     as_key_value_list,
     build_exec,
@@ -23,8 +23,8 @@ from pywhisk.cli.entities import (
     parse_qualified_name,
     web_annotations,
 )
-from pywhisk.cli.formatting import action_row, action_summary, annotation
-from pywhisk.cli.output import TIMEOUT_EXIT_CODE, CliError, ok, print_json, reporting
+from pywsk.formatting import action_row, action_summary, annotation
+from pywsk.output import TIMEOUT_EXIT_CODE, CliError, ok, print_json, reporting
 
 action_app = typer.Typer(help="Work with actions.", no_args_is_help=True)
 

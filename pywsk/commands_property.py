@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from pywhisk.cli import props
-from pywhisk.cli.client import USER_AGENT, ClientError
-from pywhisk.cli.context import command, get_config
-from pywhisk.cli.output import CliError, ok, reporting
+from pywsk import props
+from pywsk.client import USER_AGENT, ClientError
+from pywsk.context import command, get_config
+from pywsk.output import CliError, ok, reporting
 
 property_app = typer.Typer(help="Work with whisk properties.", no_args_is_help=True)
 namespace_app = typer.Typer(help="Work with namespaces.", no_args_is_help=True)

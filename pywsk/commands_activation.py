@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from pywhisk.cli.client import ClientError, WhiskClient
-from pywhisk.cli.context import command, get_config
-from pywhisk.cli.entities import parse_qualified_name
-from pywhisk.cli.formatting import activation_table, strip_log_line
-from pywhisk.cli.output import CliError, ok, print_json, reporting
+from pywsk.client import ClientError, WhiskClient
+from pywsk.context import command, get_config
+from pywsk.entities import parse_qualified_name
+from pywsk.formatting import activation_table, strip_log_line
+from pywsk.output import CliError, ok, print_json, reporting
 
 activation_app = typer.Typer(help="Work with activations.", no_args_is_help=True)
 

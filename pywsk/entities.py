@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pywhisk.cli.output import CliError
+from pywsk.output import CliError
 
 # Kinds inferred from the file extension ([CLI] commands/action.go `getExec`; `.wasm` is pywhisk's own).
 KIND_BY_EXTENSION = {
