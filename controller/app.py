@@ -22,7 +22,7 @@ from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavai
 from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
-from pywhisk.store import Store
+from pywhisk.store import ActivationStore, EntityStore, Store, SubjectStore
 from pywhisk.tenancy import seed_guest_subject
 
 log = logging.getLogger("pywhisk.controller")
@@ -42,7 +42,14 @@ def create_app(
     seed_guest: bool = True,
 ) -> FastAPI:
     """The controller app. ``store`` and ``bus`` are started by its lifespan, then ``services``
-    (e.g. the in-process invoker of standalone mode), and all are closed in reverse order."""
+    (e.g. the in-process invoker of standalone mode), and all are closed in reverse order.
+
+    Only this function holds the whole ``store``; each part gets the narrow protocol it uses: the
+    authenticator and the guest seeding its ``SubjectStore`` side, the routes ``app.state.entities``
+    (``EntityStore``) and ``app.state.activations`` (``ActivationStore``)."""
+    subjects: SubjectStore = store
+    entities: EntityStore = store
+    activation_records: ActivationStore = store
     balancer = LoadBalancer(bus, store, settings)
 
     @asynccontextmanager
@@ -54,7 +61,7 @@ def create_app(
                 await service.start()
                 started.append(service)
             if seed_guest:
-                await seed_guest_subject(store)
+                await seed_guest_subject(subjects)
             yield
         finally:
             for service in reversed(started):
@@ -74,10 +81,11 @@ def create_app(
         default_response_class=JSONResponse,
     )
     app.state.settings = settings
-    app.state.store = store
+    app.state.entities = entities
+    app.state.activations = activation_records
     app.state.balancer = balancer
     app.state.manifest = manifest or RuntimeManifest.load_default()
-    app.state.authenticator = Authenticator(store, settings.identity_cache_ttl_s)
+    app.state.authenticator = Authenticator(subjects, settings.identity_cache_ttl_s)
     app.state.throttles = Throttles(settings, balancer)
 
     # namespaces last: its catch-all collection route must not shadow the others.

@@ -27,7 +27,7 @@ from pywhisk.identity import (
     parse_basic_auth,
     verify_key,
 )
-from pywhisk.store import Store
+from pywhisk.store import SubjectStore
 
 # akka-http's text for a request without credentials, which OpenWhisk passes through.
 CREDENTIALS_MISSING = "The resource requires authentication, which was not supplied with the request"
@@ -49,7 +49,7 @@ class _Cached:
 class Authenticator:
     """Looks identities up by uuid, with a short cache so a key or limit change still takes effect quickly."""
 
-    def __init__(self, store: Store, cache_ttl_s: float = 5.0) -> None:
+    def __init__(self, store: SubjectStore, cache_ttl_s: float = 5.0) -> None:
         self._store = store
         self._ttl = cache_ttl_s
         self._cache: dict[str, _Cached] = {}

@@ -1,4 +1,4 @@
-"""Tenancy operations over the ``Store``: subjects, their keys and their namespaces' limits.
+"""Tenancy operations over the ``SubjectStore``: subjects, their keys and their namespaces' limits.
 
 What ``pywhisk admin`` (wskadmin's ``user`` and ``limits`` commands) does, as plain async functions so the
 controller's start-up (seeding the guest) and tests use the same code. Keys are generated here and only their
@@ -22,7 +22,7 @@ from pywhisk.identity import (
     hash_key,
     valid_auth_key,
 )
-from pywhisk.store import Store
+from pywhisk.store import SubjectStore
 
 # OpenWhisk's entity-name rule ([OW] EntityPath.scala), minus a leading underscore: subject and namespace
 # names become CouchDB document ids, where `_` starts reserved ids (`_design/...`).
@@ -35,7 +35,9 @@ class TenancyError(Exception):
     """An admin operation that cannot be done as asked; the message says why, in wskadmin's words."""
 
 
-async def create_user(store: Store, subject: str, namespace: str | None = None, auth: str | None = None) -> AuthKey:
+async def create_user(
+    store: SubjectStore, subject: str, namespace: str | None = None, auth: str | None = None
+) -> AuthKey:
     """Create ``subject`` with a key for ``namespace`` (default: a namespace named like the subject), or
     add that namespace to an existing subject. Returns the new ``uuid:key``, shown only this once."""
     subject = subject.strip()
@@ -58,7 +60,7 @@ async def create_user(store: Store, subject: str, namespace: str | None = None, 
     return key
 
 
-async def delete_user(store: Store, subject: str, namespace: str | None = None) -> Subject:
+async def delete_user(store: SubjectStore, subject: str, namespace: str | None = None) -> Subject:
     """Delete the subject (all its keys), or only its key for ``namespace``. Returns what was removed."""
     existing = await store.get_subject(subject)
     if existing is None:
@@ -78,7 +80,7 @@ async def delete_user(store: Store, subject: str, namespace: str | None = None) 
 
 
 async def set_limits(
-    store: Store,
+    store: SubjectStore,
     namespace: str,
     *,
     invocations_per_minute: int | None = None,
@@ -103,7 +105,7 @@ async def set_limits(
     return limits
 
 
-async def seed_guest_subject(store: Store) -> bool:
+async def seed_guest_subject(store: SubjectStore) -> bool:
     """Create OpenWhisk's well-known guest (hashed key) with ``GUEST_LIMITS`` if it is missing.
 
     Returns whether it was created. The limits are written only together with the guest, so limits an

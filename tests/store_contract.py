@@ -1,20 +1,35 @@
-"""The Store contract: behaviours every backend shares, imported by each backend's test module
-(tests/unit/test_sqlite_store.py, tests/integration/test_couchdb_store.py), which provides the ``store``
-and ``history`` fixtures. Backend-specific behaviour stays in those modules.
+"""The Store contract: what every backend does alike, written once and run against each backend.
+
+A backend's test module defines a ``store`` fixture (a started, empty store, closed afterwards) and subclasses
+``StoreContract`` (``class TestSqliteStoreContract(StoreContract)``): every test of the class then runs against
+that backend, so a test added here runs everywhere without touching the backends' modules. Behaviour only one
+backend has (files, databases, credentials, batching, outages) stays in that backend's module.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.entities import Action, Exec, KeyValue, Limits
-from pywhisk.errors import ConcurrentModification
-from pywhisk.identity import GUEST_KEY, GUEST_UUID, Subject, SubjectNamespace, guest_subject, hash_key, verify_key
+from pywhisk.errors import ConcurrentModification, Conflict
+from pywhisk.identity import (
+    GUEST_KEY,
+    GUEST_UUID,
+    NamespaceLimits,
+    Subject,
+    SubjectNamespace,
+    guest_subject,
+    hash_key,
+    verify_key,
+)
 from pywhisk.store import ActivationQuery, Store
 
 
-def _action(name: str = "hello", namespace: str = "guest", updated: int = 1_000, **fields: object) -> Action:
+def make_action(name: str = "hello", namespace: str = "guest", updated: int = 1_000, **fields: object) -> Action:
+    """An action with a small WASM exec; ``fields`` override any other field."""
     return Action.model_validate(
         {
             "namespace": namespace,
@@ -26,9 +41,10 @@ def _action(name: str = "hello", namespace: str = "guest", updated: int = 1_000,
     )
 
 
-def _activation(
+def make_activation(
     activation_id: str, start: int, name: str = "hello", namespace: str = "guest", result: object = None
 ) -> Activation:
+    """A successful 5 ms record starting at ``start``, with one log line."""
     return Activation(
         activationId=activation_id,
         namespace=namespace,
@@ -43,114 +59,308 @@ def _activation(
     )
 
 
-def _id(n: int) -> str:
+def record_id(n: int) -> str:
+    """The 32-hex-digit activation id numbered ``n``."""
     return f"{n:032x}"
 
 
-async def test_put_then_get_returns_the_action_with_a_revision(store: Store) -> None:
-    action = _action(parameters=[KeyValue(key="a", value=1, init=True)], limits=Limits(memory=128))
-    stored = await store.put_action(action, expected_rev=None)
-
-    fetched = await store.get_action("guest", "hello")
-
-    assert stored.rev is not None and stored.rev.startswith("1-")
-    assert fetched is not None
-    assert fetched.rev == stored.rev
-    assert fetched.to_api() == action.to_api()
-
-
-async def test_get_of_a_missing_action_is_none(store: Store) -> None:
-    assert await store.get_action("guest", "nope") is None
-
-
-async def test_update_with_the_current_revision_bumps_the_generation(store: Store) -> None:
-    first = await store.put_action(_action(), expected_rev=None)
-    second = await store.put_action(_action(version="0.0.2"), expected_rev=first.rev)
-
-    fetched = await store.get_action("guest", "hello")
-    assert second.rev is not None and second.rev.startswith("2-")
-    assert fetched is not None and fetched.rev == second.rev and fetched.version == "0.0.2"
-
-
-async def test_update_with_a_stale_revision_is_a_concurrent_modification(store: Store) -> None:
-    first = await store.put_action(_action(), expected_rev=None)
-    await store.put_action(_action(version="0.0.2"), expected_rev=first.rev)
-
-    with pytest.raises(ConcurrentModification) as caught:
-        await store.put_action(_action(version="0.0.3"), expected_rev=first.rev)
-    assert caught.value.status_code == 409
-    assert caught.value.message == "Concurrent modification to resource detected."
-    fetched = await store.get_action("guest", "hello")
-    assert fetched is not None and fetched.version == "0.0.2"
-
-
-async def test_update_of_a_deleted_action_is_a_concurrent_modification(store: Store) -> None:
-    first = await store.put_action(_action(), expected_rev=None)
-    await store.delete_action("guest", "hello")
-    with pytest.raises(ConcurrentModification):
-        await store.put_action(_action(), expected_rev=first.rev)
-
-
-async def test_same_name_in_two_namespaces_are_two_actions(store: Store) -> None:
-    await store.put_action(_action(namespace="guest"), expected_rev=None)
-    await store.put_action(_action(namespace="other", version="2.0.0"), expected_rev=None)
-
-    guest = await store.get_action("guest", "hello")
-    other = await store.get_action("other", "hello")
-    assert guest is not None and guest.version == "0.0.1"
-    assert other is not None and other.version == "2.0.0"
-    await store.delete_action("other", "hello")
-    assert await store.get_action("guest", "hello") is not None
-
-
-def _subject(name: str, *namespaces: tuple[str, str]) -> Subject:
+def make_subject(name: str, *namespaces: tuple[str, str]) -> Subject:
+    """A subject with a key (hashed) for each ``(namespace, uuid)``."""
     return Subject(
         subject=name,
         namespaces=[SubjectNamespace(name=ns, uuid=uuid, key_hash=hash_key("k" * 64)) for ns, uuid in namespaces],
     )
 
 
-async def test_the_guest_is_stored_with_a_hash_that_verifies_only_its_key(store: Store) -> None:
-    await store.put_subject(guest_subject())
-    stored = await store.get_subject_by_uuid(GUEST_UUID)
-    assert stored is not None
-    entry = stored.namespace_for_uuid(GUEST_UUID)
-    assert entry is not None and GUEST_KEY not in entry.key_hash
-    assert verify_key(GUEST_KEY, entry.key_hash)
-    assert not verify_key("x" * 64, entry.key_hash)
-
-
-async def test_activation_round_trips(store: Store) -> None:
-    record = _activation(_id(1), start=1000)
-    await store.put_activation(record)
-    assert await store.get_activation("guest", _id(1)) == record
-
-
-async def test_activation_of_another_namespace_is_not_found(store: Store) -> None:
-    await store.put_activation(_activation(_id(1), start=1000))
-    assert await store.get_activation("other", _id(1)) is None
-    assert await store.get_activation("guest", _id(2)) is None
-
-
-async def test_second_put_of_the_same_activation_id_is_ignored(store: Store) -> None:
-    await store.put_activation(_activation(_id(1), start=1000, result={"first": True}))
-    await store.put_activation(_activation(_id(1), start=2000, result={"second": True}))
-
-    fetched = await store.get_activation("guest", _id(1))
-    assert fetched is not None and fetched.response.result == {"first": True}
-    assert await store.count_activations(ActivationQuery(namespace="guest")) == 1
-
-
-async def _starts(store: Store, **query: object) -> list[int]:
+async def starts(store: Store, **query: object) -> list[int]:
+    """The ``start`` of each record ``list_activations`` finds in ``guest`` with ``query``, in its order."""
     return [
         a.start for a in await store.list_activations(ActivationQuery.model_validate({"namespace": "guest", **query}))
     ]
 
 
-async def test_list_activations_is_newest_first_and_per_namespace(history: Store) -> None:
-    assert await _starts(history) == [1900, 1800, 1700, 1600, 1500, 1400, 1300, 1200, 1100, 1000]
+ADA_1 = "11111111-0000-4000-8000-000000000001"
+ADA_2 = "11111111-0000-4000-8000-000000000002"
+GRACE = "11111111-0000-4000-8000-000000000003"
 
 
-async def test_list_activations_by_name(history: Store) -> None:
-    assert await _starts(history, name="hello") == [1800, 1600, 1400, 1200, 1000]
-    assert await _starts(history, name="missing") == []
+class StoreContract:
+    """The tests every ``Store`` backend passes; subclass with a ``store`` fixture in scope."""
+
+    @pytest.fixture
+    async def history(self, store: Store) -> Store:
+        """Ten records of two actions (hello at even starts, other at odd), plus one in each of two other
+        namespaces, one of them a prefix-extension of ``guest``."""
+        for n in range(10):
+            await store.put_activation(
+                make_activation(record_id(n), start=1000 + n * 100, name="hello" if n % 2 == 0 else "other")
+            )
+        await store.put_activation(make_activation(record_id(99), start=5000, namespace="someone"))
+        await store.put_activation(make_activation(record_id(98), start=5000, namespace="guests"))
+        return store
+
+    def test_satisfies_the_store_seam(self, store: Store) -> None:
+        assert isinstance(store, Store)
+
+    # actions ------------------------------------------------------------------------------------
+
+    async def test_put_then_get_returns_the_action_with_a_revision(self, store: Store) -> None:
+        action = make_action(parameters=[KeyValue(key="a", value=1, init=True)], limits=Limits(memory=128))
+        stored = await store.put_action(action, expected_rev=None)
+
+        fetched = await store.get_action("guest", "hello")
+
+        assert stored.rev is not None and stored.rev.startswith("1-")
+        assert fetched is not None
+        assert fetched.rev == stored.rev
+        assert fetched.to_api() == action.to_api()
+
+    async def test_get_of_a_missing_action_is_none(self, store: Store) -> None:
+        assert await store.get_action("guest", "nope") is None
+
+    async def test_names_with_every_allowed_character_and_package_namespaces_round_trip(self, store: Store) -> None:
+        # '/', ' ', '@', '&' and '.' must survive (in CouchDB: as one percent-encoded path segment).
+        await store.put_action(make_action(name="a b@c.d&e-f_g", namespace="guest/pkg"), expected_rev=None)
+        await store.put_action(make_action(name="pkg", namespace="guest"), expected_rev=None)
+
+        fetched = await store.get_action("guest/pkg", "a b@c.d&e-f_g")
+
+        assert fetched is not None and fetched.name == "a b@c.d&e-f_g" and fetched.namespace == "guest/pkg"
+        assert [a.name for a in await store.list_actions("guest", limit=10, skip=0)] == ["pkg"]
+        assert await store.delete_action("guest/pkg", "a b@c.d&e-f_g") is not None
+
+    async def test_create_over_an_existing_action_is_a_conflict(self, store: Store) -> None:
+        await store.put_action(make_action(), expected_rev=None)
+        with pytest.raises(Conflict) as caught:
+            await store.put_action(make_action(version="9.9.9"), expected_rev=None)
+        assert not isinstance(caught.value, ConcurrentModification)
+        assert caught.value.status_code == 409
+        assert caught.value.message == "resource already exists"
+        fetched = await store.get_action("guest", "hello")
+        assert fetched is not None and fetched.version == "0.0.1"
+
+    async def test_update_with_the_current_revision_bumps_the_generation(self, store: Store) -> None:
+        first = await store.put_action(make_action(), expected_rev=None)
+        second = await store.put_action(make_action(version="0.0.2"), expected_rev=first.rev)
+
+        fetched = await store.get_action("guest", "hello")
+        assert second.rev is not None and second.rev.startswith("2-")
+        assert fetched is not None and fetched.rev == second.rev and fetched.version == "0.0.2"
+
+    async def test_update_with_a_stale_revision_is_a_concurrent_modification(self, store: Store) -> None:
+        first = await store.put_action(make_action(), expected_rev=None)
+        await store.put_action(make_action(version="0.0.2"), expected_rev=first.rev)
+
+        with pytest.raises(ConcurrentModification) as caught:
+            await store.put_action(make_action(version="0.0.3"), expected_rev=first.rev)
+        assert caught.value.status_code == 409
+        assert caught.value.message == "Concurrent modification to resource detected."
+        fetched = await store.get_action("guest", "hello")
+        assert fetched is not None and fetched.version == "0.0.2"
+
+    async def test_update_with_a_made_up_revision_is_a_concurrent_modification(self, store: Store) -> None:
+        with pytest.raises(ConcurrentModification):
+            await store.put_action(make_action(), expected_rev="1-00000000000000000000000000000000")
+        await store.put_action(make_action(), expected_rev=None)
+        with pytest.raises(ConcurrentModification):
+            await store.put_action(make_action(), expected_rev="7-00000000000000000000000000000000")
+
+    async def test_update_of_a_deleted_action_is_a_concurrent_modification(self, store: Store) -> None:
+        first = await store.put_action(make_action(), expected_rev=None)
+        await store.delete_action("guest", "hello")
+        with pytest.raises(ConcurrentModification):
+            await store.put_action(make_action(), expected_rev=first.rev)
+
+    async def test_concurrent_updates_from_one_revision_let_exactly_one_win(self, store: Store) -> None:
+        first = await store.put_action(make_action(), expected_rev=None)
+
+        outcomes = await asyncio.gather(
+            *(store.put_action(make_action(version=f"0.0.{n}"), expected_rev=first.rev) for n in range(2, 12)),
+            return_exceptions=True,
+        )
+
+        winners = [o for o in outcomes if isinstance(o, Action)]
+        assert len(winners) == 1
+        assert all(isinstance(o, ConcurrentModification) for o in outcomes if o is not winners[0])
+        fetched = await store.get_action("guest", "hello")
+        assert fetched is not None and fetched.rev == winners[0].rev
+
+    async def test_an_action_can_be_created_again_after_delete(self, store: Store) -> None:
+        await store.put_action(make_action(), expected_rev=None)
+        await store.delete_action("guest", "hello")
+
+        again = await store.put_action(make_action(version="1.0.0"), expected_rev=None)
+
+        fetched = await store.get_action("guest", "hello")
+        assert fetched is not None and fetched.version == "1.0.0" and fetched.rev == again.rev
+
+    async def test_delete_returns_the_action_and_removes_it(self, store: Store) -> None:
+        await store.put_action(make_action(), expected_rev=None)
+
+        deleted = await store.delete_action("guest", "hello")
+
+        assert deleted is not None and deleted.name == "hello" and deleted.rev is not None
+        assert await store.get_action("guest", "hello") is None
+        assert await store.delete_action("guest", "hello") is None
+        assert await store.count_actions("guest") == 0
+
+    async def test_same_name_in_two_namespaces_are_two_actions(self, store: Store) -> None:
+        await store.put_action(make_action(namespace="guest"), expected_rev=None)
+        await store.put_action(make_action(namespace="other", version="2.0.0"), expected_rev=None)
+
+        guest = await store.get_action("guest", "hello")
+        other = await store.get_action("other", "hello")
+        assert guest is not None and guest.version == "0.0.1"
+        assert other is not None and other.version == "2.0.0"
+        await store.delete_action("other", "hello")
+        assert await store.get_action("guest", "hello") is not None
+
+    async def test_list_actions_is_newest_updated_first_with_limit_and_skip(self, store: Store) -> None:
+        for i, updated in enumerate([300, 100, 500, 200, 400]):
+            await store.put_action(make_action(name=f"a{i}", updated=updated), expected_rev=None)
+        await store.put_action(make_action(name="elsewhere", namespace="other", updated=999), expected_rev=None)
+        await store.put_action(make_action(name="prefix", namespace="guests", updated=998), expected_rev=None)
+
+        everything = await store.list_actions("guest", limit=200, skip=0)
+        page = await store.list_actions("guest", limit=2, skip=1)
+
+        assert [a.updated for a in everything] == [500, 400, 300, 200, 100]
+        assert [a.name for a in page] == ["a4", "a0"]
+        assert all(a.rev for a in everything)
+        assert await store.list_actions("guest", limit=10, skip=5) == []
+        assert await store.list_actions("guest", limit=0, skip=0) == []
+        assert await store.count_actions("guest") == 5
+        assert await store.count_actions("other") == 1
+        assert await store.count_actions("empty") == 0
+
+    async def test_an_updated_action_moves_to_the_top_of_the_list(self, store: Store) -> None:
+        old = await store.put_action(make_action(name="old", updated=100), expected_rev=None)
+        await store.put_action(make_action(name="new", updated=200), expected_rev=None)
+        await store.put_action(make_action(name="old", updated=300), expected_rev=old.rev)
+
+        assert [a.name for a in await store.list_actions("guest", limit=10, skip=0)] == ["old", "new"]
+        assert await store.count_actions("guest") == 2
+
+    # subjects and limits ------------------------------------------------------------------------
+
+    async def test_the_guest_is_stored_with_a_hash_that_verifies_only_its_key(self, store: Store) -> None:
+        await store.put_subject(guest_subject())
+        stored = await store.get_subject_by_uuid(GUEST_UUID)
+        assert stored is not None
+        entry = stored.namespace_for_uuid(GUEST_UUID)
+        assert entry is not None and GUEST_KEY not in entry.key_hash
+        assert verify_key(GUEST_KEY, entry.key_hash)
+        assert not verify_key("x" * 64, entry.key_hash)
+
+    async def test_subject_is_found_by_name_and_by_each_key_uuid(self, store: Store) -> None:
+        ada = make_subject("ada-lovelace", ("ada", ADA_1), ("team", ADA_2))
+        await store.put_subject(ada)
+
+        assert await store.get_subject("ada-lovelace") == ada
+        assert await store.get_subject_by_uuid(ADA_2) == ada
+        assert await store.get_subject_by_uuid("00000000-0000-0000-0000-000000000000") is None
+        assert await store.get_subject("nobody") is None
+
+    async def test_put_subject_replaces_its_namespaces(self, store: Store) -> None:
+        await store.put_subject(make_subject("ada-lovelace", ("ada", ADA_1)))
+        await store.put_subject(make_subject("ada-lovelace", ("team", ADA_2)))
+
+        assert await store.get_subject_by_uuid(ADA_1) is None
+        fetched = await store.get_subject("ada-lovelace")
+        assert fetched is not None and [ns.name for ns in fetched.namespaces] == ["team"]
+
+    async def test_a_uuid_of_another_subject_is_a_conflict(self, store: Store) -> None:
+        await store.put_subject(make_subject("ada-lovelace", ("ada", ADA_1)))
+        with pytest.raises(Conflict):
+            await store.put_subject(make_subject("grace-hopper", ("grace", ADA_1)))
+        assert await store.get_subject("grace-hopper") is None
+
+    async def test_list_and_delete_subjects_next_to_namespace_limits(self, store: Store) -> None:
+        await store.put_subject(make_subject("grace-hopper", ("grace", GRACE)))
+        await store.put_subject(make_subject("ada-lovelace", ("ada", ADA_1), ("team", ADA_2)))
+        await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5))
+
+        assert [s.subject for s in await store.list_subjects()] == ["ada-lovelace", "grace-hopper"]
+        assert [s.subject for s in await store.list_subjects("team")] == ["ada-lovelace"]
+        deleted = await store.delete_subject("ada-lovelace")
+        assert deleted is not None and len(deleted.namespaces) == 2
+        assert await store.delete_subject("ada-lovelace") is None
+        assert await store.delete_subject("team/limits") is None  # limits are not a subject
+        assert await store.get_subject_by_uuid(ADA_2) is None
+
+    async def test_limits_set_merge_free_and_delete(self, store: Store) -> None:
+        assert await store.get_limits("team") is None
+        await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5))
+        assert await store.get_limits("team") == NamespaceLimits(invocationsPerMinute=5)
+        await store.put_limits("team", NamespaceLimits(invocationsPerMinute=5, concurrentInvocations=0))
+        assert await store.get_limits("team") == NamespaceLimits(invocationsPerMinute=5, concurrentInvocations=0)
+        assert await store.delete_limits("team") is True
+        assert await store.delete_limits("team") is False
+        assert await store.get_limits("team") is None
+
+    # activations --------------------------------------------------------------------------------
+
+    async def test_activation_round_trips(self, store: Store) -> None:
+        record = make_activation(record_id(1), start=1000)
+        await store.put_activation(record)
+        assert await store.get_activation("guest", record_id(1)) == record
+
+    async def test_activation_of_another_namespace_is_not_found(self, store: Store) -> None:
+        await store.put_activation(make_activation(record_id(1), start=1000))
+        assert await store.get_activation("other", record_id(1)) is None
+        assert await store.get_activation("guest", record_id(2)) is None
+
+    async def test_second_put_of_the_same_activation_id_is_ignored(self, store: Store) -> None:
+        await store.put_activation(make_activation(record_id(1), start=1000, result={"first": True}))
+        await store.put_activation(make_activation(record_id(1), start=2000, result={"second": True}))
+
+        fetched = await store.get_activation("guest", record_id(1))
+        assert fetched is not None and fetched.response.result == {"first": True}
+        assert await store.count_activations(ActivationQuery(namespace="guest")) == 1
+
+    async def test_500_concurrent_activation_writes_are_all_stored(self, store: Store) -> None:
+        records = [make_activation(record_id(n), start=n) for n in range(500)]
+
+        await asyncio.gather(*(store.put_activation(r) for r in records))
+
+        assert await store.count_activations(ActivationQuery(namespace="guest")) == 500
+        listed = await store.list_activations(ActivationQuery(namespace="guest", limit=500))
+        assert {a.activationId for a in listed} == {r.activationId for r in records}
+
+    async def test_concurrent_writes_of_duplicate_ids_make_one_record_each(self, store: Store) -> None:
+        records = [make_activation(record_id(n % 50), start=n) for n in range(200)]
+        await asyncio.gather(*(store.put_activation(r) for r in records))
+        assert await store.count_activations(ActivationQuery(namespace="guest")) == 50
+        # Redeliveries after the fact are ignored too.
+        await asyncio.gather(*(store.put_activation(r) for r in records[:50]))
+        assert await store.count_activations(ActivationQuery(namespace="guest")) == 50
+
+    async def test_list_activations_is_newest_first_and_per_namespace(self, history: Store) -> None:
+        assert await starts(history) == [1900, 1800, 1700, 1600, 1500, 1400, 1300, 1200, 1100, 1000]
+
+    async def test_list_activations_by_name(self, history: Store) -> None:
+        assert await starts(history, name="hello") == [1800, 1600, 1400, 1200, 1000]
+        assert await starts(history, name="missing") == []
+
+    async def test_list_activations_since_and_upto_are_inclusive_epoch_ms(self, history: Store) -> None:
+        assert await starts(history, since=1500) == [1900, 1800, 1700, 1600, 1500]
+        assert await starts(history, upto=1200) == [1200, 1100, 1000]
+        assert await starts(history, since=1300, upto=1500, name="other") == [1500, 1300]
+        assert await starts(history, since=1500, upto=1500) == [1500]
+        assert await starts(history, since=1600, upto=1500) == []
+
+    async def test_list_activations_limit_and_skip(self, history: Store) -> None:
+        assert await starts(history, limit=3) == [1900, 1800, 1700]
+        assert await starts(history, limit=3, skip=2) == [1700, 1600, 1500]
+        assert await starts(history, limit=5, skip=8) == [1100, 1000]
+        assert await starts(history, skip=10) == []
+        assert await starts(history, limit=0) == []
+        assert await starts(history, name="other", since=1200, limit=2, skip=1) == [1700, 1500]
+
+    async def test_count_activations_ignores_limit_and_skip(self, history: Store) -> None:
+        assert await history.count_activations(ActivationQuery(namespace="guest", limit=1, skip=3)) == 10
+        assert await history.count_activations(ActivationQuery(namespace="guest", name="other")) == 5
+        assert await history.count_activations(ActivationQuery(namespace="guest", since=1850)) == 1
+        assert await history.count_activations(ActivationQuery(namespace="guest", name="hello", upto=1400)) == 3
+        assert await history.count_activations(ActivationQuery(namespace="guest", since=1600, upto=1500)) == 0
+        assert await history.count_activations(ActivationQuery(namespace="nobody")) == 0

@@ -25,7 +25,7 @@ from pywhisk.entities import (
 from pywhisk.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from pywhisk.identity import Identity
 from pywhisk.runtimes import RuntimeManifest
-from pywhisk.store import Store
+from pywhisk.store import EntityStore
 
 router = APIRouter()
 
@@ -38,12 +38,12 @@ ACTION_PUT_SCHEMA = {"requestBody": {"content": {"application/json": {"schema": 
 @router.get("/namespaces/{namespace}/actions")
 async def list_actions(request: Request, namespace: str, identity: Identity = Depends(authenticate)) -> JSONResponse:
     ns = entitled_namespace(identity, namespace)
-    store: Store = request.app.state.store
+    entities: EntityStore = request.app.state.entities
     if flag(request.query_params.get("count")):
-        return JSONResponse({"actions": await store.count_actions(ns)})
+        return JSONResponse({"actions": await entities.count_actions(ns)})
     limit = list_limit(request.query_params.get("limit"), "actions")
     skip = list_skip(request.query_params.get("skip"))
-    actions = await store.list_actions(ns, limit, skip)
+    actions = await entities.list_actions(ns, limit, skip)
     return JSONResponse([action.summary() for action in actions])
 
 
@@ -55,17 +55,17 @@ async def put_action(
     validate_name(name)
     overwrite = flag(request.query_params.get("overwrite"))
     content = _parse_put(await json_body(request))
-    store: Store = request.app.state.store
+    entities: EntityStore = request.app.state.entities
     manifest: RuntimeManifest = request.app.state.manifest
 
-    existing = await store.get_action(ns, name)
+    existing = await entities.get_action(ns, name)
     if existing is not None and not overwrite:
         raise Conflict()
     if existing is None:
         action = _new_action(ns, name, content, manifest)
     else:
         action = _updated_action(existing, content, manifest)
-    stored = await store.put_action(action, expected_rev=existing.rev if existing else None)
+    stored = await entities.put_action(action, expected_rev=existing.rev if existing else None)
     return JSONResponse(stored.to_api())
 
 
@@ -74,7 +74,8 @@ async def get_action(
     request: Request, namespace: str, name: str, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
     ns = entitled_namespace(identity, namespace)
-    action = await request.app.state.store.get_action(ns, name)
+    entities: EntityStore = request.app.state.entities
+    action = await entities.get_action(ns, name)
     if action is None:
         raise NotFound()
     return JSONResponse(action.to_api(include_code=flag(request.query_params.get("code"), True)))
@@ -85,7 +86,8 @@ async def delete_action(
     request: Request, namespace: str, name: str, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
     ns = entitled_namespace(identity, namespace)
-    action = await request.app.state.store.delete_action(ns, name)
+    entities: EntityStore = request.app.state.entities
+    action = await entities.delete_action(ns, name)
     if action is None:
         raise NotFound()
     return JSONResponse(action.to_api())

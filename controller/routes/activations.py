@@ -10,7 +10,7 @@ from controller.responses import JSONResponse
 from pywhisk.activation import Activation
 from pywhisk.errors import BadRequest, NotFound
 from pywhisk.identity import Identity
-from pywhisk.store import ActivationQuery, Store
+from pywhisk.store import ActivationQuery, ActivationStore
 
 router = APIRouter()
 
@@ -34,11 +34,11 @@ async def list_activations(
         limit=list_limit(params.get("limit"), "activations"),
         skip=list_skip(params.get("skip")),
     )
-    store: Store = request.app.state.store
+    records: ActivationStore = request.app.state.activations
     if count:
-        return JSONResponse({"activations": await store.count_activations(query)})
-    records = await store.list_activations(query)
-    return JSONResponse([r.to_api() if docs else r.summary() for r in records])
+        return JSONResponse({"activations": await records.count_activations(query)})
+    found = await records.list_activations(query)
+    return JSONResponse([r.to_api() if docs else r.summary() for r in found])
 
 
 @router.get("/namespaces/{namespace}/activations/{activation_id}")
@@ -69,8 +69,8 @@ async def _record(request: Request, identity: Identity, namespace: str, activati
     ns = entitled_namespace(identity, namespace)
     if len(activation_id) != 32:
         raise BadRequest(f"Activation id length is {len(activation_id)} but must be 32.")
-    store: Store = request.app.state.store
-    record = await store.get_activation(ns, activation_id)
+    records: ActivationStore = request.app.state.activations
+    record = await records.get_activation(ns, activation_id)
     if record is None:
         raise NotFound()
     return record

@@ -18,7 +18,7 @@ from pywhisk.errors import BadRequest, NotFound, ServiceUnavailable, StoreUnavai
 from pywhisk.identity import Identity
 from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance
 from pywhisk.settings import Settings
-from pywhisk.store import Store
+from pywhisk.store import ActivationStore, EntityStore
 
 router = APIRouter()
 log = logging.getLogger("pywhisk.controller")
@@ -55,8 +55,8 @@ async def invoke_action(
     throttles: Throttles = request.app.state.throttles
     throttles.check_rate(identity)  # before the action is read, as OpenWhisk's entitlement check
 
-    store: Store = request.app.state.store
-    action = await store.get_action(ns, name)
+    entities: EntityStore = request.app.state.entities
+    action = await entities.get_action(ns, name)
     if action is None:
         raise NotFound()
 
@@ -85,7 +85,8 @@ async def invoke_action(
     if not blocking:
         return JSONResponse({"activationId": activation_id}, status_code=202, headers=headers)
 
-    record = await _blocking_result(balancer, store, ns, activation_id, wait_ms)
+    records: ActivationStore = request.app.state.activations
+    record = await _blocking_result(balancer, records, ns, activation_id, wait_ms)
     if record is None:  # still running: the caller polls for the record later
         return JSONResponse({"activationId": activation_id}, status_code=202, headers=headers)
     status = _STATUS_BY_OUTCOME[record.status_code]
@@ -117,13 +118,13 @@ def _merged_params(action: Action, params: dict[str, Any] | list[Any] | None) ->
 
 
 async def _blocking_result(
-    balancer: LoadBalancer, store: Store, namespace: str, activation_id: str, wait_ms: int
+    balancer: LoadBalancer, records: ActivationStore, namespace: str, activation_id: str, wait_ms: int
 ) -> Activation | None:
     record = await balancer.wait(activation_id, wait_ms / 1000)
     if record is None and balancer.completed(activation_id):
         # The completion came without the record (e.g. too large for the bus): read the store.
         try:
-            record = await store.get_activation(namespace, activation_id)
+            record = await records.get_activation(namespace, activation_id)
         except StoreUnavailable as exc:  # accepted all the same: the caller gets the id and polls later
             log.warning("reading the record of %s failed: %s", activation_id, exc)
     return record

@@ -7,12 +7,13 @@ concurrency: ``put_action`` with ``expected_rev=None`` creates (``Conflict`` if 
 otherwise it replaces the revision given (``ConcurrentModification`` if the stored one moved on).
 ``put_activation`` is idempotent on the activation id: a redelivered activation never makes a
 second record.
+
+What the backends share lives beside them: ``writer`` (group commit of activation records) and
+``retention`` (deleting old records).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -34,14 +35,8 @@ class ActivationQuery(BaseModel):
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Persistent state of the platform."""
-
-    async def start(self) -> None:
-        """Open connections and create the schema if needed."""
-
-    async def close(self) -> None:
-        """Flush pending writes and close."""
+class SubjectStore(Protocol):
+    """Subjects (keys) and namespace limits: what authentication and ``pywhisk admin`` need."""
 
     async def get_subject(self, subject: str) -> Subject | None:
         """The subject document by its name, or None."""
@@ -68,6 +63,11 @@ class Store(Protocol):
     async def delete_limits(self, namespace: str) -> bool:
         """Drop the namespace's own limits (the defaults apply again); False if it had none."""
 
+
+@runtime_checkable
+class EntityStore(Protocol):
+    """Entities of namespaces (actions): what the API's CRUD routes and the invoker read."""
+
     async def get_action(self, namespace: str, name: str) -> Action | None:
         """The action, with its ``rev``, or None."""
 
@@ -83,6 +83,11 @@ class Store(Protocol):
     async def count_actions(self, namespace: str) -> int:
         """How many actions the namespace holds."""
 
+
+@runtime_checkable
+class ActivationStore(Protocol):
+    """Activation records: written by invokers (and the balancer for lost ones), read by the API."""
+
     async def put_activation(self, activation: Activation) -> None:
         """Store a record; a second put of the same id is ignored."""
 
@@ -96,13 +101,13 @@ class Store(Protocol):
         """How many records match (ignoring limit and skip)."""
 
 
-class PurgesActivations(Protocol):
-    async def purge_activations_older_than(self, cutoff_ms: int) -> int:
-        """Delete every activation record whose ``start`` is before ``cutoff_ms``; returns how many."""
+@runtime_checkable
+class Store(SubjectStore, EntityStore, ActivationStore, Protocol):
+    """A whole backend: one object implementing every family, with a lifespan. Callers depend on the
+    narrow protocol they use; only the composition root holds a ``Store``."""
 
+    async def start(self) -> None:
+        """Open connections and create the schema if needed."""
 
-async def purge_expired_activations(store: PurgesActivations, retention_ms: int, log: logging.Logger) -> None:
-    """One round of activation retention: delete the records older than ``retention_ms``."""
-    purged = await store.purge_activations_older_than(int(time.time() * 1000) - retention_ms)
-    if purged:
-        log.info("retention: deleted %d activation records", purged)
+    async def close(self) -> None:
+        """Flush pending writes and close."""

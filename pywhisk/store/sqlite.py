@@ -1,14 +1,13 @@
 """SQLite store for standalone mode: one file, WAL, all I/O on two dedicated threads.
 
-Activation records are written by a group-commit writer: every record waiting when the writer thread
-becomes free goes into one transaction, so throughput grows with load while an idle system still
-commits each record at once (no linger timer).
+Activation records are written by the shared group-commit writer (``pywhisk.store.writer``): every record
+waiting when the writer thread becomes free goes into one transaction, so throughput grows with load while an
+idle system still commits each record at once (no linger timer).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import uuid
@@ -24,8 +23,9 @@ from pywhisk.activation import Activation
 from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
-from pywhisk.lifecycle import every
-from pywhisk.store import ActivationQuery, purge_expired_activations
+from pywhisk.store import ActivationQuery
+from pywhisk.store.retention import Retention
+from pywhisk.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def _next_rev(rev: str | None) -> str:
 
 
 class SqliteStore:
-    """A ``Store`` in one SQLite file."""
+    """A ``Store`` in one SQLite file. ``retention_days`` deletes older activation records every
+    ``retention_interval_s`` (``pywhisk.store.retention``)."""
 
     def __init__(self, path: Path, retention_days: float | None = None, retention_interval_s: float = 3600.0) -> None:
         self._path = path
@@ -91,12 +92,11 @@ class SqliteStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[Activation, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        # Retention as CouchStore's: records older than retention_days are deleted every interval.
-        self._retention_ms = None if retention_days is None else int(retention_days * 86_400_000)
-        self._retention_interval_s = retention_interval_s
-        self._retention: asyncio.Task[None] | None = None
+        # Unbounded batches: one transaction takes every record waiting, however many.
+        self._activation_writer = GroupCommitWriter[Activation](
+            self._insert_activations, name="sqlite-activation-writer", what="activation records", log=log
+        )
+        self._retention = Retention(self, retention_days, retention_interval_s, log, name="sqlite-activation-retention")
 
     # lifecycle ------------------------------------------------------------------------------------
 
@@ -104,26 +104,11 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._write_conn = await self._on(self._writer, self._connect, True)
         self._read_conn = await self._on(self._reader, self._connect, False)
-        if (retention_ms := self._retention_ms) is not None and self._retention is None:
-            self._retention = asyncio.get_running_loop().create_task(
-                every(
-                    self._retention_interval_s,
-                    lambda: purge_expired_activations(self, retention_ms, log),
-                    "retention: purging old activation records",
-                    log,
-                    at_once=True,
-                ),
-                name="sqlite-activation-retention",
-            )
+        self._retention.start()
 
     async def close(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
-            self._retention = None
-        if self._flusher is not None:
-            await self._flusher
+        await self._retention.close()
+        await self._activation_writer.close()
         for pool, conn in ((self._writer, self._write_conn), (self._reader, self._read_conn)):
             if conn is not None:
                 await self._on(pool, conn.close)
@@ -297,26 +282,13 @@ class SqliteStore:
     # activations ----------------------------------------------------------------------------------
 
     async def put_activation(self, activation: Activation) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((activation, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="sqlite-activation-writer")
-        await done
+        await self._activation_writer.put(activation)
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            rows = [(a.activationId, a.namespace, a.name, a.start, orjson.dumps(a.model_dump())) for a, _ in batch]
-            try:
-                await self._write(partial(_insert_activations, rows=rows))
-            except Exception as exc:  # every waiter learns that its record was not stored
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _insert_activations(self, batch: list[Activation]) -> list[BaseException | None]:
+        # One transaction for the batch: all stored, or the exception fails every caller of the batch.
+        rows = [(a.activationId, a.namespace, a.name, a.start, orjson.dumps(a.model_dump())) for a in batch]
+        await self._write(partial(_insert_activations, rows=rows))
+        return [None] * len(batch)
 
     async def get_activation(self, namespace: str, activation_id: str) -> Activation | None:
         rows = await self._read(

@@ -1,0 +1,105 @@
+"""The group-commit writer both stores write activation records through (pywhisk/store/writer.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from pywhisk.store.writer import GroupCommitWriter
+
+pytestmark = pytest.mark.unit
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+    """A flush function that records its batches; ``entered`` is set once a flush has its batch, and
+    ``gate`` holds flushes until it is set."""
+
+    def __init__(self, fail: set[str] | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail = fail or set()
+
+    async def __call__(self, batch: list[str]) -> list[BaseException | None]:
+        self.batches.append(batch)
+        self.entered.set()
+        await self.gate.wait()
+        if "all" in self.fail:
+            raise OSError("the disk is gone")
+        return [ValueError(item) if item in self.fail else None for item in batch]
+
+
+async def test_items_waiting_during_a_flush_go_together_into_the_next_one() -> None:
+    flush = Recorder()
+    writer = GroupCommitWriter(flush, name="test-writer", what="items", log=log)
+    flush.gate.clear()
+    first = asyncio.ensure_future(writer.put("a"))
+    await flush.entered.wait()  # the writer took "a" alone
+    rest = [asyncio.ensure_future(writer.put(item)) for item in "bcd"]
+    flush.gate.set()
+
+    await asyncio.gather(first, *rest)
+
+    assert flush.batches == [["a"], ["b", "c", "d"]]
+    assert writer.flushes == 2
+
+
+async def test_a_batch_is_bounded_by_count_and_by_bytes_but_always_takes_one_item() -> None:
+    flush = Recorder()
+    writer = GroupCommitWriter(flush, name="test-writer", what="items", log=log, max_items=3, max_bytes=5, size=len)
+    flush.gate.clear()
+    blocker = asyncio.ensure_future(writer.put("x"))
+    await flush.entered.wait()
+    puts = [asyncio.ensure_future(writer.put(item)) for item in ["a", "b", "c", "d", "eeee", "ffffffff", "g"]]
+    flush.gate.set()
+
+    await asyncio.gather(blocker, *puts)
+
+    assert flush.batches == [["x"], ["a", "b", "c"], ["d", "eeee"], ["ffffffff"], ["g"]]
+
+
+async def test_an_item_refused_fails_only_its_own_caller() -> None:
+    writer = GroupCommitWriter(Recorder(fail={"b"}), name="test-writer", what="items", log=log)
+
+    outcomes = await asyncio.gather(*(writer.put(item) for item in "abc"), return_exceptions=True)
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], ValueError)
+
+
+async def test_a_failed_flush_fails_every_caller_of_its_batch_and_the_next_batch_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flush = Recorder(fail={"all"})
+    writer = GroupCommitWriter(flush, name="test-writer", what="items", log=log)
+
+    outcomes = await asyncio.gather(*(writer.put(item) for item in "ab"), return_exceptions=True)
+    flush.fail.clear()
+    await writer.put("c")
+
+    assert all(isinstance(o, OSError) for o in outcomes)
+    assert "writing 2 items failed: the disk is gone" in caplog.text
+    assert flush.batches[-1] == ["c"]
+
+
+async def test_close_waits_for_the_items_queued_and_a_cancelled_caller_is_still_written() -> None:
+    flush = Recorder()
+    writer = GroupCommitWriter(flush, name="test-writer", what="items", log=log)
+    flush.gate.clear()
+    cancelled = asyncio.ensure_future(writer.put("a"))
+    kept = asyncio.ensure_future(writer.put("b"))
+    await flush.entered.wait()
+    cancelled.cancel()
+    closing = asyncio.ensure_future(writer.close())
+    flush.gate.set()
+
+    await closing
+
+    assert kept.done() and kept.exception() is None
+    assert cancelled.cancelled()
+    assert flush.batches == [["a", "b"]]
