@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from controller.invokers import Invokers
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
-from pywhisk.entities import Action, KeyValue
+from pywhisk.entities import Action
 from pywhisk.lifecycle import every
 from pywhisk.messages import (
     HEALTH_TOPIC,
@@ -32,8 +32,9 @@ from pywhisk.messages import (
     completed_topic,
     invoker_topic,
 )
+from pywhisk.records import build_activation
 from pywhisk.settings import Settings
-from pywhisk.store import Store
+from pywhisk.store import ActivationStore
 
 log = logging.getLogger("pywhisk.controller.loadbalancer")
 
@@ -64,7 +65,7 @@ class InFlight:
 class LoadBalancer:
     """Publishes activations to invokers, tracks them until completion, resolves blocking waiters."""
 
-    def __init__(self, bus: Bus, store: Store, settings: Settings) -> None:
+    def __init__(self, bus: Bus, store: ActivationStore, settings: Settings) -> None:
         self._bus = bus
         self._store = store
         self.controller_id = settings.controller_id
@@ -226,21 +227,8 @@ class LoadBalancer:
 def _lost_record(entry: InFlight) -> Activation:
     message = entry.message
     now_ms = time.time() * 1000
-    return Activation(
-        activationId=message.activationId,
-        namespace=message.user.namespace.name,
-        name=message.action.name,
-        subject=message.user.subject,
-        version=message.action.version,
-        start=int(now_ms),
-        end=int(now_ms),
-        duration=0,
-        cause=message.cause,
-        response=ActivationResponse.error(StatusCode.WHISK_ERROR, LOST_MESSAGE),
-        annotations=[
-            KeyValue(key="path", value=f"{message.action.path}/{message.action.name}"),
-            KeyValue(key="waitTime", value=round(now_ms - message.transaction.start_ms)),
-            KeyValue(key="kind", value=entry.kind),
-            KeyValue(key="timeout", value=False),
-        ],
+    response = ActivationResponse.error(StatusCode.WHISK_ERROR, LOST_MESSAGE)
+    wait_time_ms = now_ms - message.transaction.start_ms
+    return build_activation(
+        message, response, start_ms=now_ms, end_ms=now_ms, wait_time_ms=wait_time_ms, kind=entry.kind
     )

@@ -13,11 +13,12 @@ import wasmtime
 from executor_wasm.python import runner
 from executor_wasm.python.build import runner_artifact, runner_digest
 from executor_wasm.python.executor import PYTHON_KINDS, WasmPythonExecutor, decode_source
-from invoker.invoker import Invoker
-from pywhisk.bus.memory import MemoryBus
+from executor_wasm.settings import WasmSettings, module_cache_dir
+from invoker.pool import Pool
+from invoker.proxy import ActivationRunner
 from pywhisk.entities import Action, Exec, KeyValue
 from pywhisk.runtimes import RuntimeManifest
-from pywhisk.settings import Settings
+from pywhisk.store.sqlite import SqliteStore
 from tests.doubles import ScriptedExecutor
 
 pytestmark = pytest.mark.unit
@@ -40,26 +41,36 @@ def _action(kind: str, **annotations: str) -> Action:
 
 
 @pytest.fixture
-def invoker(tmp_path: Path) -> Invoker:
-    settings = Settings(data_dir=tmp_path, python_wasm_cache_dir=tmp_path / "cache")
-    executors = {"wasm": WasmPythonExecutor(settings), "docker": _Docker()}
-    return Invoker(settings, MemoryBus(), None, executors, RuntimeManifest.load_default())  # type: ignore[arg-type]
+def activation_runner(tmp_path: Path) -> ActivationRunner:
+    """The invoker's per-activation runner, which chooses the executor of each action."""
+    wasm = WasmPythonExecutor(WasmSettings(python_cache_dir=tmp_path / "cache"), module_cache_dir(tmp_path))
+    return ActivationRunner(
+        actions=SqliteStore(tmp_path / "store.sqlite3"),  # never read: choosing an executor reads no action
+        pool=Pool(4096, 600.0, 10.0),
+        executors={"wasm": wasm, "docker": _Docker()},
+        manifest=RuntimeManifest.load_default(),
+        max_record_bytes=7_000_000,
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(PYTHON_KINDS))
-def test_python_kinds_run_on_wasm_when_the_executor_annotation_says_so(invoker: Invoker, kind: str) -> None:
-    chosen = invoker._executor_for(_action(kind, executor="wasm"))
+def test_python_kinds_run_on_wasm_when_the_executor_annotation_says_so(
+    activation_runner: ActivationRunner, kind: str
+) -> None:
+    chosen = activation_runner.executor_for(_action(kind, executor="wasm"))
 
     assert isinstance(chosen, WasmPythonExecutor)
 
 
 @pytest.mark.parametrize("kind", sorted(PYTHON_KINDS))
-def test_without_the_annotation_the_runtime_manifest_sends_python_to_docker(invoker: Invoker, kind: str) -> None:
-    assert isinstance(invoker._executor_for(_action(kind)), _Docker)
+def test_without_the_annotation_the_runtime_manifest_sends_python_to_docker(
+    activation_runner: ActivationRunner, kind: str
+) -> None:
+    assert isinstance(activation_runner.executor_for(_action(kind)), _Docker)
 
 
 def test_the_wasm_executor_still_serves_wasm_wasi(tmp_path: Path) -> None:
-    executor = WasmPythonExecutor(Settings(data_dir=tmp_path))
+    executor = WasmPythonExecutor(WasmSettings(), module_cache_dir(tmp_path))
 
     assert {"wasm:wasi", "wasm:default"} | PYTHON_KINDS == executor.kinds()
 
