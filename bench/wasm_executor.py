@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from executor_wasm.executor import WasmExecutor
+from executor_wasm.settings import WasmSettings, module_cache_dir
 from pywhisk.executor import InitRequest, InstanceSpec, RunRequest
-from pywhisk.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 60_000
@@ -64,7 +64,7 @@ async def main(n: int, module: Path, wasm: bytes) -> None:
     code = base64.b64encode(wasm).decode()
     init = InitRequest(name="hello", code=code, binary=True)
     with tempfile.TemporaryDirectory() as data_dir:
-        executor = WasmExecutor(Settings(data_dir=Path(data_dir)))
+        executor = WasmExecutor(WasmSettings(), module_cache_dir(Path(data_dir)))
         await executor.start()
         try:
             await executor.create(InstanceSpec(instance_id="warm", kind="wasm:wasi", memory_mb=256))

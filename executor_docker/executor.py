@@ -27,8 +27,7 @@ import orjson
 from executor_docker.containers import PROXY_PORT, PYTHON_IMAGE, SKELETON_IMAGE, DockerHost, StartedContainer
 from executor_docker.logs import AttachProtocol, LogCollector
 from pywhisk.errors import ExecutorError
-from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
-from pywhisk.settings import Settings
+from pywhisk.executor import ExecutorEnvironment, InitRequest, InstanceSpec, ProxyResult, RunRequest
 
 PYTHON_KINDS = frozenset({"python:3.11", "python:3", "python:default"})
 KINDS = PYTHON_KINDS | {"blackbox"}
@@ -78,16 +77,21 @@ class _Container:
 
 
 class DockerExecutor:
-    """Runs actions in action-proxy containers on the local Docker daemon."""
+    """Runs actions in action-proxy containers on the local Docker daemon.
+
+    It has no settings of its own: the invoker's ``environment`` names its containers' owner and sizes
+    their CPU shares; ``images`` overrides the runtime image of a kind (tests).
+    """
 
     name = "docker"
 
     def __init__(
-        self, settings: Settings, client: docker.DockerClient, images: Mapping[str, str] | None = None
+        self, environment: ExecutorEnvironment, client: docker.DockerClient, images: Mapping[str, str] | None = None
     ) -> None:
-        self.settings = settings
+        self.environment = environment
         # Unique per invoker and deployment on this host: start() removes this owner's containers.
-        self.owner = f"invoker{settings.invoker_id}@{socket.gethostname()}:{settings.data_dir.expanduser().resolve()}"
+        data_dir = environment.data_dir.expanduser().resolve()
+        self.owner = f"invoker{environment.invoker_id}@{socket.gethostname()}:{data_dir}"
         self.host = DockerHost(client, self.owner)
         self.images = {kind: PYTHON_IMAGE for kind in PYTHON_KINDS} | dict(images or {})
         self._pool: ThreadPoolExecutor | None = None
@@ -131,7 +135,7 @@ class DockerExecutor:
         if spec.instance_id in self._containers:
             raise ExecutorError(f"instance {spec.instance_id} already exists")
         image = self._image(spec)
-        cpu_shares = max(1024 * spec.memory_mb // self.settings.user_memory_mb, 2)  # [OW] ContainerPoolConfig
+        cpu_shares = max(1024 * spec.memory_mb // self.environment.user_memory_mb, 2)  # [OW] ContainerPoolConfig
         job = self._submit(self.host.start_container, spec.instance_id, image, spec.memory_mb, cpu_shares)
         try:
             started = await asyncio.shield(job)

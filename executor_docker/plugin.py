@@ -5,10 +5,10 @@ from __future__ import annotations
 import docker
 
 from executor_docker.executor import DOCKER_THREADS, DockerExecutor
-from pywhisk.settings import Settings
+from pywhisk.executor import ExecutorEnvironment
 
 
-def create_executor(settings: Settings) -> DockerExecutor:
+def create_executor(environment: ExecutorEnvironment) -> DockerExecutor:
     """The Docker executor on the daemon of ``DOCKER_HOST`` (default: the local socket).
 
     Raises when no daemon answers, so that the invoker starts without this executor and actions of
@@ -21,4 +21,4 @@ def create_executor(settings: Settings) -> DockerExecutor:
     except Exception:
         client.close()
         raise
-    return DockerExecutor(settings, client)
+    return DockerExecutor(environment, client)

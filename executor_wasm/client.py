@@ -15,9 +15,9 @@ import httpx
 
 from executor_wasm.executor import KINDS
 from executor_wasm.python.executor import PYTHON_KINDS
+from executor_wasm.settings import WasmSettings
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
-from pywhisk.settings import Settings
 
 # On top of the action's own timeout, for the service to answer (queueing, logs, the network).
 MARGIN_S = 5.0
@@ -25,17 +25,20 @@ CONTROL_TIMEOUT_S = 10.0  # create, destroy
 
 
 class HttpWasmExecutor:
-    """Drives a remote Wasmtime executor service; same behaviour as ``WasmExecutor``."""
+    """Drives a remote Wasmtime executor service; same behaviour as ``WasmExecutor``.
+
+    The service is at ``base_url`` if given, else at ``settings.executor_url``.
+    """
 
     name = "wasm"
 
     def __init__(
         self,
-        settings: Settings,
+        settings: WasmSettings,
         base_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        url = base_url or settings.wasm_executor_url
+        url = base_url or settings.executor_url
         if not url:
             raise ExecutorError("no wasm executor URL configured (PYWHISK_WASM_EXECUTOR_URL)")
         self.base_url = url.rstrip("/")

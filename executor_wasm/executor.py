@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import orjson
@@ -27,11 +28,11 @@ import wasmtime
 from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, create_engine
 from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
 from executor_wasm.runner import EpochTicker, RunSpec, run_module
+from executor_wasm.settings import WasmSettings
 from executor_wasm.sleeps import ComputeSlots, define_poll_oneoff
 from executor_wasm.stdio import params_json
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
-from pywhisk.settings import Settings
 
 KINDS = frozenset({"wasm:wasi", "wasm:default"})
 # A run normally ends by its epoch deadline (at most 2 ticks late); this guard only answers for a
@@ -63,36 +64,40 @@ class _Instance:
 
 
 class WasmExecutor:
-    """Runs ``wasm:wasi`` actions in Wasmtime, in this process."""
+    """Runs ``wasm:wasi`` actions in Wasmtime, in this process.
+
+    ``settings`` are the executor's own (threads, runs, grants); compiled modules are kept in
+    ``module_cache_dir`` (``module_cache_dir(data_dir)`` of settings.py, as the plugin passes it).
+    """
 
     name = "wasm"
 
     @property
     def max_runs_per_instance(self) -> int:
         """Every run has its own Store, so one instance takes as many runs as the executor allows."""
-        return self.settings.wasm_max_runs
+        return self.settings.max_runs
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WasmSettings, module_cache_dir: Path) -> None:
         self.settings = settings
         self.engine = create_engine()
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()  # once: ~50 µs, shared by every store (measurements.md)
         define_poll_oneoff(self.linker)
-        self.cache = ModuleCache(self.engine, self.linker, settings.module_cache_dir)
+        self.cache = ModuleCache(self.engine, self.linker, module_cache_dir)
         # Actions granted net_access link against a Linker that also defines http.get (grants.py).
         net_linker = create_linker(self.engine, net_access=True)
-        self.net_cache = ModuleCache(self.engine, net_linker, settings.module_cache_dir)
+        self.net_cache = ModuleCache(self.engine, net_linker, module_cache_dir)
         self.grant_policy = GrantPolicy.from_settings(settings)
         self._ticker = EpochTicker(self.engine)
         self._pool: ThreadPoolExecutor | None = None
-        self._slots = ComputeSlots(settings.wasm_threads)
+        self._slots = ComputeSlots(settings.threads)
         self._instances: dict[str, _Instance] = {}
 
     async def start(self) -> None:
         """Start the worker threads and the epoch ticker."""
         if self._pool is None:
             # A thread per run in progress: a sleeping guest keeps its thread but not its compute slot.
-            self._pool = ThreadPoolExecutor(max_workers=self.settings.wasm_max_runs, thread_name_prefix="wasm")
+            self._pool = ThreadPoolExecutor(max_workers=self.settings.max_runs, thread_name_prefix="wasm")
             self._slots.closing.clear()
         self._ticker.start()
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import wasmtime
 
+from executor_wasm.settings import WasmSettings
 from executor_wasm.sleeps import define_poll_oneoff, host_sleep
-from pywhisk.settings import Settings
 
 DIR_ANNOTATION = "dir"
 ENV_ANNOTATION = "env"
@@ -67,9 +67,9 @@ class GrantPolicy:
         self.net = net
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GrantPolicy:
+    def from_settings(cls, settings: WasmSettings) -> GrantPolicy:
         """The policy of ``PYWHISK_WASM_GRANT_DIRS``, ``_ENV`` and ``_NET``."""
-        return cls(settings.wasm_grant_dirs, settings.wasm_grant_env, settings.wasm_grant_net)
+        return cls(settings.grant_dirs, settings.grant_env, settings.grant_net)
 
     def grant(self, annotations: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Grants:
         """The grants ``annotations`` ask for; raises :class:`GrantDenied` for anything not allowed."""

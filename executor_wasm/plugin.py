@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from pywhisk.executor import Executor
-from pywhisk.settings import Settings
+from executor_wasm.settings import WasmSettings, module_cache_dir
+from pywhisk.executor import Executor, ExecutorEnvironment
 
 
-def create_executor(settings: Settings) -> Executor:
-    """The Wasmtime executor: a client of the service at ``wasm_executor_url`` if set, else in-process."""
-    if settings.wasm_executor_url:
+def create_executor(environment: ExecutorEnvironment) -> Executor:
+    """The Wasmtime executor, configured by ``PYWHISK_WASM_*`` (settings.py).
+
+    A client of the ``pywhisk executor-wasm`` service at ``PYWHISK_WASM_EXECUTOR_URL`` if set, else
+    in-process, with its compiled modules under the invoker's data directory.
+    """
+    settings = WasmSettings()
+    if settings.executor_url:
         from executor_wasm.client import HttpWasmExecutor
 
         return HttpWasmExecutor(settings)
     # The WasmExecutor with python:3 actions on the Python runner component (issue 7).
     from executor_wasm.python.executor import WasmPythonExecutor
 
-    return WasmPythonExecutor(settings)
+    return WasmPythonExecutor(settings, module_cache_dir(environment.data_dir))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -17,9 +18,9 @@ from pydantic import BaseModel, Field
 
 from executor_wasm.executor import UnknownInstance, WasmExecutor
 from executor_wasm.python.executor import WasmPythonExecutor
+from executor_wasm.settings import WasmSettings
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
-from pywhisk.settings import Settings
 
 
 class InitBody(BaseModel):
@@ -38,9 +39,8 @@ class RunBody(BaseModel):
     log_limit_bytes: int = Field(ge=0)
 
 
-def create_app(settings: Settings, executor: WasmExecutor | None = None) -> FastAPI:
-    """The service app; its lifespan starts and closes the executor (a new one unless given)."""
-    wasm = executor or WasmPythonExecutor(settings)
+def create_app(wasm: WasmExecutor) -> FastAPI:
+    """The service app for ``wasm``; its lifespan starts and closes the executor."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,13 +88,16 @@ def create_app(settings: Settings, executor: WasmExecutor | None = None) -> Fast
     return app
 
 
-def serve(settings: Settings) -> None:
-    """Run the service on ``settings.wasm_executor_port`` until interrupted (blocking)."""
+def serve(settings: WasmSettings, module_cache_dir: Path, *, host: str, port: int, log_level: str) -> None:
+    """Serve a ``WasmPythonExecutor`` on ``host:port`` until interrupted (blocking).
+
+    The caller chooses the port (``pywhisk executor-wasm``: ``--port``, else ``settings.executor_port``).
+    """
     uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.wasm_executor_port,
-        log_level=settings.log_level.lower(),
+        create_app(WasmPythonExecutor(settings, module_cache_dir)),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
     )
 
 

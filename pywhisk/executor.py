@@ -3,7 +3,9 @@
 It mirrors OpenWhisk's action-proxy protocol (reference/openwhisk.md §4): an instance is created,
 receives ``/init`` exactly once, then ``/run`` per activation, and is destroyed at the end. Executors
 are plugins registered under the entry-point group ``pywhisk.executors``; each entry point names a
-factory ``(Settings) -> Executor``.
+factory ``(ExecutorEnvironment) -> Executor``: the environment is what the invoker gives every plugin, and
+a plugin reads its own settings (e.g. ``executor_wasm/settings.py``, ``PYWHISK_WASM_*``) itself, so a
+third-party executor is added with an entry point and nothing in the kernel.
 
 Both ``init`` and ``run`` answer with a :class:`ProxyResult`: the proxy's HTTP status and raw body
 (exactly what a container's action proxy would have said), the log lines the call produced, and the
@@ -13,17 +15,19 @@ The invoker turns a ProxyResult into an activation response; executors never bui
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from pywhisk.settings import Settings
+from pywhisk.settings import Settings
 
 ENTRY_POINT_GROUP = "pywhisk.executors"
+
+logger = logging.getLogger(__name__)
 
 
 class InstanceSpec(BaseModel):
@@ -137,6 +141,46 @@ class ConcurrentExecutor(Executor, Protocol):
     max_runs_per_instance: int
 
 
-def load_executor_factories() -> dict[str, Callable[[Settings], Executor]]:
+class ExecutorEnvironment(BaseModel):
+    """What the invoker gives every executor plugin: the facts of the invoker it serves.
+
+    Anything else an executor needs is its own setting, read by its plugin. Defaults are ``Settings``'.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    # The state directory of this invoker (e.g. the WASM module cache, the Docker owner label).
+    data_dir: Path
+    # OpenWhisk's invoker instance number; with data_dir, tells this invoker's instances from others'.
+    invoker_id: int = 0
+    # The invoker's memory budget for live instances (Docker derives CPU shares from it).
+    user_memory_mb: int = Field(default=4096, ge=128)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExecutorEnvironment:
+        """The environment of an invoker configured by ``settings``."""
+        return cls(data_dir=settings.data_dir, invoker_id=settings.invoker_id, user_memory_mb=settings.user_memory_mb)
+
+
+# An entry point of the ``pywhisk.executors`` group: builds an executor or raises when it cannot run here.
+ExecutorFactory = Callable[[ExecutorEnvironment], Executor]
+
+
+def load_executor_factories() -> dict[str, ExecutorFactory]:
     """Every installed executor plugin, by entry-point name."""
     return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_executors(environment: ExecutorEnvironment) -> dict[str, Executor]:
+    """Every installed executor plugin that can be built on this machine, by entry-point name.
+
+    A plugin whose factory raises (e.g. no Docker daemon answers) is left out with a warning: the
+    others still serve their kinds, and actions of its kinds get a clear error from the invoker.
+    """
+    executors: dict[str, Executor] = {}
+    for name, factory in load_executor_factories().items():
+        try:
+            executors[name] = factory(environment)
+        except Exception as exc:  # one missing backend must not stop the rest
+            logger.warning("executor %r is not available: %s", name, exc)
+    return executors

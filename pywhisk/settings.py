@@ -12,12 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Configuration of a pywhisk process (standalone, controller, invoker or executor).
 
-    Every field can be set as ``PYWHISK_<FIELD>`` (e.g. ``PYWHISK_USER_MEMORY_MB=4096``).
+    Every field can be set as ``PYWHISK_<FIELD>`` (e.g. ``PYWHISK_USER_MEMORY_MB=4096``). An executor's own
+    knobs are its plugin's settings (e.g. ``executor_wasm/settings.py``: ``PYWHISK_WASM_*``), not fields here.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYWHISK_", extra="ignore")
 
-    # Where state lives in standalone mode: the SQLite store and the compiled-module cache.
+    # Where state lives: the SQLite store (standalone) and executors' caches (e.g. compiled WASM modules).
     data_dir: Path = Path.home() / ".pywhisk"
     host: str = "127.0.0.1"
     port: int = 3233
@@ -74,29 +75,8 @@ class Settings(BaseSettings):
     # delay before `pywhisk admin` changes (a deleted key, new limits) apply on a running server.
     identity_cache_ttl_s: float = Field(default=5.0, ge=0)
 
-    # The WASM executor: in-process by default; set the URL to use a `pywhisk executor-wasm` service.
-    wasm_executor_url: str | None = None
-    # Guests executing at once (CPU-bound), and runs in progress at once, most of them asleep
-    # (a guest waiting in a WASI sleep gives its slot to another run: executor_wasm/sleeps.py).
-    wasm_threads: int = Field(default=8, ge=1)
-    wasm_max_runs: int = Field(default=4096, ge=1)
-    wasm_executor_port: int = 9000
-    # The Python runner component of python:3 actions on WASM (executor_wasm/python/build.py): built
-    # once per machine (~10 s), so kept in the user's cache and shared by every data directory.
-    python_wasm_cache_dir: Path = Path.home() / ".cache" / "pywhisk" / "python-wasm"
-    # What a wasm:wasi action's annotations may be granted (executor_wasm/grants.py, docs/security.md):
-    # directories (and their subdirectories) it may preopen read-only, host environment variables it
-    # may read, and WoW's `http.get` import. Nothing by default. Lists are JSON: '["/srv/data"]'.
-    wasm_grant_dirs: list[Path] = Field(default_factory=list)
-    wasm_grant_env: list[str] = Field(default_factory=list)
-    wasm_grant_net: bool = False
-
     log_level: str = "INFO"
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "pywhisk.sqlite3"
-
-    @property
-    def module_cache_dir(self) -> Path:
-        return self.data_dir / "modules"

@@ -11,7 +11,7 @@ import pytest
 from executor_wasm.cache import create_engine
 from executor_wasm.python.build import load_runner
 from executor_wasm.python.runner import Runner, create_runner
-from pywhisk.settings import Settings
+from executor_wasm.settings import WasmSettings
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def python_runner() -> Iterator[Runner]:
     """The compiled Python runner, built here first if the cache is empty (~10 s idle, ~1 min under load),
     so servers started by the tests find it cached instead of building it inside an activation."""
     engine = create_engine()
-    yield create_runner(engine, load_runner(engine, Settings().python_wasm_cache_dir))
+    yield create_runner(engine, load_runner(engine, WasmSettings().python_cache_dir))
 
 
 def create_wasm_python_action(api: httpx.Client, name: str, code: str, **limits: int) -> dict[str, Any]:

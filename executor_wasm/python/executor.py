@@ -24,16 +24,17 @@ import time
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 from executor_wasm.executor import RUN_GUARD_S, WasmExecutor
 from executor_wasm.python import runner as python_runner
 from executor_wasm.python.build import RunnerUnavailable, load_runner, runner_artifact
+from executor_wasm.settings import WasmSettings
 from executor_wasm.stdio import params_json
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
-from pywhisk.settings import Settings
 
 PYTHON_KINDS = frozenset({"python:3", "python:3.11", "python:default"})
 MAX_SOURCE_BYTES = 48 * 1_048_576
@@ -60,8 +61,8 @@ class _PythonInstance:
 class WasmPythonExecutor(WasmExecutor):
     """Runs ``wasm:wasi`` modules and ``python:3`` actions in Wasmtime, in this process."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: WasmSettings, module_cache_dir: Path) -> None:
+        super().__init__(settings, module_cache_dir)
         self._python: dict[str, _PythonInstance] = {}
         self._prepared: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._runner: asyncio.Future[python_runner.Runner] | None = None
@@ -73,7 +74,7 @@ class WasmPythonExecutor(WasmExecutor):
         machine), not here: a platform that never runs Python on WASM never pays for it.
         """
         await super().start()
-        if runner_artifact(self.settings.python_wasm_cache_dir).exists():
+        if runner_artifact(self.settings.python_cache_dir).exists():
             self._runner_future()
 
     async def close(self) -> None:
@@ -180,7 +181,7 @@ class WasmPythonExecutor(WasmExecutor):
             raise ExecutorError(str(error)) from None
 
     def _load_runner(self) -> python_runner.Runner:
-        component = load_runner(self.engine, self.settings.python_wasm_cache_dir)
+        component = load_runner(self.engine, self.settings.python_cache_dir)
         return python_runner.create_runner(self.engine, component)
 
     def _remember(self, key: tuple[str, str], code: bytes) -> None:

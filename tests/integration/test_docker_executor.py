@@ -19,33 +19,14 @@ from executor_docker.executor import DockerExecutor, UnknownInstance
 from executor_docker.plugin import create_executor
 from pywhisk.activation import Messages
 from pywhisk.errors import ExecutorError
-from pywhisk.executor import InitRequest, InstanceSpec, PausableExecutor, ProxyResult, RunRequest
-from pywhisk.settings import Settings
+from pywhisk.executor import ExecutorEnvironment, InitRequest, InstanceSpec, PausableExecutor, ProxyResult
 from tests.docker_service import RuntimeImages, docker_daemon  # noqa: F401
+from tests.executors import LOG_LIMIT, log_text, run_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 HELLO = (Path(__file__).resolve().parents[2] / "actions" / "python" / "hello.py").read_text()
-LOG_LIMIT = 10 * 1_048_576
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
-
-
-def run_request(value: dict[str, object] | None = None) -> RunRequest:
-    return RunRequest(
-        value=value or {},
-        namespace="guest",
-        action_name="/guest/test",
-        action_version="0.0.1",
-        activation_id=uuid.uuid4().hex,
-        transaction_id="tid",
-        deadline=str(int(time.time() * 1000) + 60_000),
-        api_key="user:key",
-    )
-
-
-def log_text(result: ProxyResult) -> list[str]:
-    """``stream: line`` of each log line (without the timestamp)."""
-    return [line[31:] for line in result.logs]
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +37,13 @@ def client(docker_daemon: RuntimeImages) -> Iterator[docker.DockerClient]:  # no
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("docker"))
+def environment(tmp_path_factory: pytest.TempPathFactory) -> ExecutorEnvironment:
+    return ExecutorEnvironment(data_dir=tmp_path_factory.mktemp("docker"))
 
 
 @pytest_asyncio.fixture(scope="module")
-async def executor(settings: Settings, client: docker.DockerClient) -> AsyncIterator[DockerExecutor]:
-    docker_executor = create_executor(settings)
+async def executor(environment: ExecutorEnvironment, client: docker.DockerClient) -> AsyncIterator[DockerExecutor]:
+    docker_executor = create_executor(environment)
     await docker_executor.start()
     yield docker_executor
     await docker_executor.close()
@@ -237,7 +218,7 @@ async def test_containers_get_openwhisks_limits_and_no_privileges(
     assert (host["Memory"], host["MemorySwap"]) == (192 << 20, 192 << 20)
     assert host["PidsLimit"] == 1024
     assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]
-    assert host["CpuShares"] == 1024 * 192 // executor.settings.user_memory_mb
+    assert host["CpuShares"] == 1024 * 192 // executor.environment.user_memory_mb
     assert host["CapDrop"] == ["ALL"] and not host["Privileged"]
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["NetworkMode"] in ("default", "bridge")
@@ -342,13 +323,13 @@ async def test_containers_start_concurrently(executor: DockerExecutor) -> None:
 
 
 async def test_a_missing_image_is_an_executor_error_that_says_what_to_do(
-    executor: DockerExecutor, settings: Settings, client: docker.DockerClient
+    executor: DockerExecutor, environment: ExecutorEnvironment, client: docker.DockerClient
 ) -> None:
     with pytest.raises(ExecutorError, match=r"image pywhisk-test/absent:1 not found; build or load it"):
         await executor.create(
             InstanceSpec(instance_id="x", kind="blackbox", memory_mb=128, image="pywhisk-test/absent:1")
         )
-    ours = DockerExecutor(settings, client, images={"python:3.11": "pywhisk/action-python-v3.11:absent"})
+    ours = DockerExecutor(environment, client, images={"python:3.11": "pywhisk/action-python-v3.11:absent"})
     await ours.start()
     try:
         with pytest.raises(ExecutorError, match=r"not found; run deploy/local/build-images"):
@@ -369,12 +350,12 @@ async def test_unknown_kinds_and_instances_are_refused(executor: DockerExecutor)
 async def test_start_removes_the_containers_of_an_earlier_run_and_no_others(
     executor: DockerExecutor, client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    crashed = DockerExecutor(Settings(data_dir=tmp_path, invoker_id=7), client)
+    crashed = DockerExecutor(ExecutorEnvironment(data_dir=tmp_path, invoker_id=7), client)
     await crashed.start()
     await crashed.create(InstanceSpec(instance_id="orphan", kind="python:3.11", memory_mb=128))
     survivor, _ = await deploy(executor, HELLO)  # another invoker's container
     try:
-        restarted = DockerExecutor(Settings(data_dir=tmp_path, invoker_id=7), client)
+        restarted = DockerExecutor(ExecutorEnvironment(data_dir=tmp_path, invoker_id=7), client)
         await restarted.start()  # the same invoker, back after a crash
         assert containers_of(client, "orphan") == []
         assert containers_of(client, survivor) != []
@@ -384,8 +365,10 @@ async def test_start_removes_the_containers_of_an_earlier_run_and_no_others(
         await executor.destroy(survivor)
 
 
-async def test_close_removes_every_container_it_created(settings: Settings, client: docker.DockerClient) -> None:
-    own = DockerExecutor(settings.model_copy(update={"invoker_id": 99}), client)
+async def test_close_removes_every_container_it_created(
+    environment: ExecutorEnvironment, client: docker.DockerClient
+) -> None:
+    own = DockerExecutor(environment.model_copy(update={"invoker_id": 99}), client)
     await own.start()
     ids = [uuid.uuid4().hex for _ in range(2)]
     for instance_id in ids:
@@ -395,7 +378,9 @@ async def test_close_removes_every_container_it_created(settings: Settings, clie
     assert [containers_of(client, i) for i in ids] == [[], []]
 
 
-def test_no_daemon_means_no_executor(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_no_daemon_means_no_executor(
+    environment: ExecutorEnvironment, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-dockerd.sock")
     with pytest.raises(docker.errors.DockerException):
-        create_executor(settings)
+        create_executor(environment)

@@ -1,5 +1,7 @@
 """The Wasmtime executor against real Wasmtime, driven through the ``Executor`` seam.
 
+Over 400 lines because it covers every limit and failure of one executor against real Wasmtime.
+
 Actions come from actions/wasm (built from actions/src by actions/build.sh); a few edge cases use
 small WAT modules assembled here.
 """
@@ -24,22 +26,14 @@ import pytest_asyncio
 import wasmtime
 
 from executor_wasm.executor import UnknownInstance, WasmExecutor
+from executor_wasm.settings import WasmSettings, module_cache_dir
 from pywhisk.activation import Messages
 from pywhisk.errors import ExecutorError
-from pywhisk.executor import Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
-from pywhisk.settings import Settings
+from pywhisk.executor import Executor, InitRequest, InstanceSpec, ProxyResult
+from tests.executors import LOG_LIMIT, log_text, run_request
+from tests.executors import wasm_module as action_bytes
 
 pytestmark = pytest.mark.integration
-
-WASM_DIR = Path(__file__).resolve().parents[2] / "actions" / "wasm"
-LOG_LIMIT = 10 * 1_048_576
-
-
-def action_bytes(name: str) -> bytes:
-    path = WASM_DIR / f"{name}.wasm"
-    if not path.exists():
-        pytest.skip(f"{path} is not built (run actions/build.sh)")
-    return path.read_bytes()
 
 
 def b64(data: bytes) -> str:
@@ -50,32 +44,14 @@ def wat(text: str) -> str:
     return b64(bytes(wasmtime.wat2wasm(text)))
 
 
-def run_request(value: dict[str, object] | None = None) -> RunRequest:
-    return RunRequest(
-        value=value or {},
-        namespace="guest",
-        action_name="/guest/test",
-        action_version="0.0.1",
-        activation_id=uuid.uuid4().hex,
-        transaction_id="tid",
-        deadline=str(int(time.time() * 1000) + 60_000),
-        api_key="user:key",
-    )
-
-
-def log_text(result: ProxyResult) -> list[str]:
-    """``stream: line`` of each log line (without the timestamp)."""
-    return [line[31:] for line in result.logs]
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("wasm"), wasm_threads=4)
+def in_process(data_dir: Path, settings: WasmSettings | None = None) -> WasmExecutor:
+    """An in-process executor with its module cache in ``data_dir``, as the plugin builds it."""
+    return WasmExecutor(settings or WasmSettings(), module_cache_dir(data_dir))
 
 
 @pytest_asyncio.fixture(scope="module")
-async def executor(settings: Settings) -> AsyncIterator[WasmExecutor]:
-    wasm = WasmExecutor(settings)
+async def executor(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WasmExecutor]:
+    wasm = in_process(tmp_path_factory.mktemp("wasm"), WasmSettings(threads=4))
     await wasm.start()
     yield wasm
     await wasm.close()
@@ -416,7 +392,7 @@ async def test_a_compile_longer_than_the_init_timeout_times_out(tmp_path: Path) 
     body = "(local.get 0) " + "(i32.const 7) (i32.mul) (i32.const 3) (i32.add) " * 60
     funcs = "".join(f'(func $f{i} (export "f{i}") (param i32) (result i32) {body})' for i in range(2000))
     code = wat(f'(module {funcs} (func (export "_start")))')
-    wasm = WasmExecutor(Settings(data_dir=tmp_path))
+    wasm = in_process(tmp_path)
     await wasm.start()
     try:
         await wasm.create(InstanceSpec(instance_id="big", kind="wasm:wasi", memory_mb=128))
@@ -463,7 +439,7 @@ async def test_many_runs_in_parallel_all_succeed(executor: WasmExecutor) -> None
 
 
 async def test_close_ends_runs_in_progress(tmp_path: Path) -> None:
-    wasm = WasmExecutor(Settings(data_dir=tmp_path))
+    wasm = in_process(tmp_path)
     await wasm.start()
     run = asyncio.create_task(invoke(wasm, "loop", timeout_ms=120_000))
     await asyncio.sleep(0.3)
@@ -480,20 +456,19 @@ async def test_close_ends_runs_in_progress(tmp_path: Path) -> None:
 async def test_a_second_executor_loads_the_artifact_without_compiling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(data_dir=tmp_path)
     hello = action_bytes("hello")
-    first = WasmExecutor(settings)
+    first = in_process(tmp_path)
     await first.start()
     try:
         _, ready = await deploy(first, b64(hello))
         assert ready.status == 200
     finally:
         await first.close()
-    artifacts = list(settings.module_cache_dir.glob("*.cwasm"))
+    artifacts = list(module_cache_dir(tmp_path).glob("*.cwasm"))
     assert len(artifacts) == 1
     before = artifacts[0].stat()
 
-    second = WasmExecutor(settings)
+    second = in_process(tmp_path)
 
     def no_compiling(wasm: bytes) -> None:
         raise AssertionError("compiled although the artifact was cached")
@@ -512,9 +487,8 @@ async def test_a_second_executor_loads_the_artifact_without_compiling(
 
 
 async def test_a_corrupted_artifact_is_replaced_by_a_fresh_compile(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
     hello = action_bytes("hello")
-    wasm = WasmExecutor(settings)
+    wasm = in_process(tmp_path)
     path = wasm.cache.artifact_path(hashlib.sha256(hello).hexdigest())
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x7fELF this is not a wasmtime artifact")
@@ -531,9 +505,8 @@ async def test_a_corrupted_artifact_is_replaced_by_a_fresh_compile(tmp_path: Pat
 
 
 async def test_an_artifact_of_another_engine_config_is_replaced(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
     hello = action_bytes("hello")
-    wasm = WasmExecutor(settings)
+    wasm = in_process(tmp_path)
     # Compiled without epoch interruption: Wasmtime refuses to load it into our engine.
     foreign = wasmtime.Module(wasmtime.Engine(), hello).serialize()
     path = wasm.cache.artifact_path(hashlib.sha256(hello).hexdigest())

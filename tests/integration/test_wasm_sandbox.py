@@ -22,11 +22,12 @@ import pytest
 import pytest_asyncio
 
 from executor_wasm.executor import WasmExecutor
+from executor_wasm.settings import WasmSettings, module_cache_dir
 from invoker.results import init_failure, run_response
 from pywhisk.activation import ActivationResponse, StatusCode
-from pywhisk.executor import InitRequest, InstanceSpec, RunRequest
-from pywhisk.settings import Settings
+from pywhisk.executor import InitRequest, InstanceSpec
 from tests.conftest import WASM_DIR, start_standalone, stop_standalone
+from tests.executors import run_request
 from tests.integration.helpers import invoke
 
 pytestmark = pytest.mark.integration
@@ -68,7 +69,7 @@ def host_env() -> Iterator[None]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WasmExecutor]:
     """The default operator settings: nothing may be granted."""
-    executor = WasmExecutor(Settings(data_dir=tmp_path_factory.mktemp("strict"), wasm_threads=2))
+    executor = WasmExecutor(WasmSettings(threads=2), module_cache_dir(tmp_path_factory.mktemp("strict")))
     await executor.start()
     yield executor
     await executor.close()
@@ -76,14 +77,8 @@ async def strict(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wasm
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def granting(tmp_path_factory: pytest.TempPathFactory, host: HostFiles) -> AsyncIterator[WasmExecutor]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("granting"),
-        wasm_threads=2,
-        wasm_grant_dirs=[host.granted],
-        wasm_grant_env=[SECRET_NAME],
-        wasm_grant_net=True,
-    )
-    executor = WasmExecutor(settings)
+    settings = WasmSettings(threads=2, grant_dirs=[host.granted], grant_env=[SECRET_NAME], grant_net=True)
+    executor = WasmExecutor(settings, module_cache_dir(tmp_path_factory.mktemp("granting")))
     await executor.start()
     yield executor
     await executor.close()
@@ -109,15 +104,7 @@ async def activate(
         failed = init_failure(init, 10_000)
         if failed is not None:
             return failed
-        request = RunRequest(
-            value=params,
-            namespace="guest",
-            action_name=f"/guest/{module}",
-            action_version="0.0.1",
-            activation_id=uuid.uuid4().hex,
-            transaction_id="sandbox",
-            deadline=str(int(time.time() * 1000) + 10_000),
-        )
+        request = run_request(params, action_name=f"/guest/{module}")
         return run_response(await executor.run(instance_id, request, 10_000, 65_536), 10_000)
     finally:
         await executor.destroy(instance_id)

@@ -1,5 +1,7 @@
 """pywhisk's action proxy: the OpenWhisk runtime protocol on port 8080 (reference/openwhisk.md §4).
 
+Over 400 lines because it is one self-contained program copied into the runtime images (standard library only).
+
 Runs inside the runtime images as PID 1 with the image's own Python 3 and nothing but the standard library.
 
     POST /init  {"value": {"name", "main", "code", "binary", "env"}}   once per container

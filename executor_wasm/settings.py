@@ -1,0 +1,60 @@
+"""``WasmSettings``: the Wasmtime executor's own knobs, read from ``PYWHISK_WASM_*`` environment variables.
+
+The kernel's ``Settings`` holds what the roles need; what only this executor reads lives here, so the
+plugin reads it itself (plugin.py) and tests pass one explicitly. The names are those pywhisk has always
+used: every field is ``PYWHISK_WASM_<FIELD>`` except ``python_cache_dir`` (``PYWHISK_PYTHON_WASM_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The subdirectory of the data directory that holds compiled modules (cache.py).
+MODULES_DIR = "modules"
+
+
+class WasmSettings(BaseSettings):
+    """Configuration of the Wasmtime executor, in-process or as a ``pywhisk executor-wasm`` service.
+
+    Fields (environment variable, default):
+
+    - ``executor_url`` (``PYWHISK_WASM_EXECUTOR_URL``, none): drive a ``pywhisk executor-wasm`` service at
+      this URL over HTTP instead of running Wasmtime in the invoker's process.
+    - ``threads`` (``PYWHISK_WASM_THREADS``, 8): guests executing at once (compute slots, CPU-bound); a guest
+      waiting in a WASI sleep gives its slot to another run (sleeps.py).
+    - ``max_runs`` (``PYWHISK_WASM_MAX_RUNS``, 4096): runs in progress at once, one thread each, most of them
+      asleep; also how many runs one instance takes at once (``max_runs_per_instance``).
+    - ``executor_port`` (``PYWHISK_WASM_EXECUTOR_PORT``, 9000): the port of ``pywhisk executor-wasm``
+      (its ``--port`` wins).
+    - ``python_cache_dir`` (``PYWHISK_PYTHON_WASM_CACHE_DIR``, ``~/.cache/pywhisk/python-wasm``): the Python
+      runner component of ``python:3`` actions on WASM (python/build.py), built once per machine (~10 s), so
+      kept in the user's cache and shared by every data directory.
+    - ``grant_dirs``, ``grant_env``, ``grant_net`` (``PYWHISK_WASM_GRANT_DIRS`` / ``_ENV`` / ``_NET``, none,
+      none, false): what a ``wasm:wasi`` action's annotations may be granted (grants.py, docs/security.md):
+      directories (and their subdirectories) it may preopen read-only, host environment variables it may
+      read, and WoW's ``http.get`` import. Lists are JSON: ``'["/srv/data"]'``.
+    """
+
+    # populate_by_name: tests and callers pass ``python_cache_dir=`` although its variable has another name.
+    model_config = SettingsConfigDict(env_prefix="PYWHISK_WASM_", extra="ignore", populate_by_name=True)
+
+    executor_url: str | None = None
+    threads: int = Field(default=8, ge=1)
+    max_runs: int = Field(default=4096, ge=1)
+    executor_port: int = 9000
+    # An alias is read as given (no prefix): this one predates the PYWHISK_WASM_ prefix.
+    python_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "pywhisk" / "python-wasm",
+        validation_alias=AliasChoices("PYWHISK_PYTHON_WASM_CACHE_DIR"),
+    )
+    grant_dirs: list[Path] = Field(default_factory=list)
+    grant_env: list[str] = Field(default_factory=list)
+    grant_net: bool = False
+
+
+def module_cache_dir(data_dir: Path) -> Path:
+    """Where compiled modules are kept under a data directory, by the in-process executor and the service alike."""
+    return data_dir / MODULES_DIR
