@@ -41,6 +41,8 @@ COPY invoker ./invoker
 COPY executor_wasm ./executor_wasm
 COPY executor_docker ./executor_docker
 COPY loadgen ./loadgen
+COPY launcher ./launcher
+COPY pywsk ./pywsk
 RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info \
     && pip check

@@ -20,7 +20,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +27,9 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from launcher.testing import GUEST_AUTH, start_deployment, start_standalone, stop_standalone
 
-from tests.conftest import GUEST_AUTH, start_standalone, stop_standalone  # noqa: E402
-from tests.distributed import start_deployment  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def ann(record: dict[str, Any], key: str) -> Any:
@@ -41,7 +38,10 @@ def ann(record: dict[str, Any], key: str) -> Any:
 
 def summary(values: list[float]) -> str:
     values = sorted(values)
-    p = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+
+    def p(q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
     return (
         f"n={len(values)} mean={statistics.fmean(values):.2f} p50={p(0.5):.2f} "
         f"p95={p(0.95):.2f} p99={p(0.99):.2f} max={values[-1]:.2f}"
@@ -67,7 +67,7 @@ async def run(
         async def create(name: str) -> None:
             # --unique-source: a distinct source per action, so no content-hash cache helps a cold start.
             source = f"{code}\n# {name}\n" if options.unique_source and kind == "python:3" else code
-            body = {"exec": {"kind": kind, "code": source}, "limits": {"memory": options.memory}}
+            body: dict[str, Any] = {"exec": {"kind": kind, "code": source}, "limits": {"memory": options.memory}}
             if annotations:
                 body["annotations"] = annotations
             started = time.perf_counter()

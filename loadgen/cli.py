@@ -1,5 +1,7 @@
 """The ``loadgen`` command line: set up the benchmark actions, run the four experiments, report and compare.
 
+About 400 lines because every command's options and help live here; the work is in the modules it calls.
+
 Server options (``--apihost``, ``--auth``, ``--executor``, ``--actions-dir``) are accepted before the command and
 after it; the API host and key default to ``$WSK_CONFIG_FILE`` or ``~/.wskprops``, then to pywhisk standalone's
 ``http://127.0.0.1:3233`` and the guest key.

@@ -1,3 +1,3 @@
-from pywhisk.launcher import main
+from launcher.cli import main
 
 main()

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from launcher.testing import GUEST_AUTH
 from pywhisk.activation import StatusCode
-from tests.conftest import GUEST_AUTH
 
 
 @dataclass

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from launcher.testing import drop_databases  # noqa: F401  (re-exported: a deployment drops its databases too)
 
 REPO = Path(__file__).resolve().parent.parent
 COUCHDB_SH = REPO / "deploy" / "local" / "couchdb.sh"
@@ -50,14 +51,6 @@ def couchdb_down(env: dict[str, str] | None = None) -> None:
 def unique_db_prefix() -> str:
     """A database prefix no other test uses (CouchDB names: lowercase, a letter first)."""
     return f"t_{os.urandom(5).hex()}_"
-
-
-def drop_databases(url: str, prefix: str) -> None:
-    """Delete every database whose name starts with ``prefix`` (a test's cleanup)."""
-    with httpx.Client(base_url=url, timeout=30) as client:
-        for db in client.get("/_all_dbs").json():
-            if db.startswith(prefix):
-                client.delete(f"/{db}")
 
 
 @dataclass

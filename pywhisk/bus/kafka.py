@@ -1,5 +1,7 @@
 """The Kafka ``Bus`` for distributed mode: aiokafka against a real Apache Kafka cluster.
 
+Over 400 lines because producer, consumer and their at-least-once bookkeeping are one protocol over one client library.
+
 Topics are OpenWhisk's (``invoker{N}``, ``completed{C}``, ``health``; reference/openwhisk.md §5.1),
 optionally behind a prefix. Delivery is at-least-once on both sides:
 

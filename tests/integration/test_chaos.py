@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from launcher.testing import Deployment, start_deployment
 from tests.chaos import Load, audit, wait_until_recorded
 from tests.conftest import wasm_code
 from tests.couchdb_service import CouchDBServer
-from tests.distributed import Deployment, start_deployment
 from tests.integration.helpers import create_wasm_action, invoke
 from tests.kafka_service import KafkaBroker
 

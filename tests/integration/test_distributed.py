@@ -14,8 +14,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from controller.invokers import probe_order
+from launcher.testing import Deployment, start_deployment
 from tests.conftest import GUEST_AUTH, wasm_code
-from tests.distributed import Deployment, start_deployment
 from tests.integration.helpers import annotations, create_wasm_action, invoke, wait_for_record
 from tests.kafka_service import KafkaBroker
 

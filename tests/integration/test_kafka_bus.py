@@ -1,5 +1,7 @@
 """The Kafka ``Bus`` against a real Apache Kafka broker (deploy/local/kafka.sh).
 
+Over 400 lines because the bus's at-least-once contract has many cases, all against one broker fixture.
+
 Each test works under its own topic/group prefix, so tests sharing the session's broker never see
 each other's messages; their topics are deleted afterwards. The broker-restart test runs last and on
 a broker of its own, because it stops the broker.

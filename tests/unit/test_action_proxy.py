@@ -1,5 +1,7 @@
 """The runtime images' action proxy (executor_docker/runtimes/proxy/actionproxy.py), run as a plain process.
 
+Over 400 lines because it covers the whole proxy protocol (init, run, zip, sentinels, errors) of one program.
+
 The same program is PID 1 in the runtime containers; here it runs on the host's Python on a free port,
 so the protocol (reference/openwhisk.md §4) is checked without Docker.
 """

@@ -1,8 +1,9 @@
 """Invoking actions end to end in one process: controller → memory bus → invoker → ScriptedExecutor.
 
-The ScriptedExecutor picks its behaviour from the action's code ("echo", "error", "timeout", ...).
-Those strings are not base64, which the manifest's binary wasm kind demands, so these tests register
-a non-binary kind ``script:1`` served by the same executor.
+Over 400 lines because every activation outcome (success, error classes, timings, records) shares one fixture.
+
+The platform is standalone from the composition root with test doubles (``tests/inprocess.py``); its
+manifest adds the non-binary kind ``script:1``, whose code names the ScriptedExecutor's behaviour.
 """
 
 from __future__ import annotations
@@ -11,44 +12,26 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from controller.app import create_app
-from invoker.invoker import Invoker
+from launcher.compose import build_invoker
 from pywhisk.activation import new_activation_id
 from pywhisk.bus.memory import MemoryBus
 from pywhisk.executor import InitRequest, ProxyResult, RunRequest
 from pywhisk.identity import GUEST_KEY, GUEST_UUID, guest_identity
 from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance, invoker_topic
-from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store import ActivationQuery
 from pywhisk.store.sqlite import SqliteStore
 from tests.doubles import ScriptedExecutor
+from tests.inprocess import ACTIONS, ACTIVATIONS, MANIFEST, InProcessWhisk, in_process_whisk
 
 pytestmark = pytest.mark.unit
 
-ACTIONS = "/api/v1/namespaces/_/actions"
-ACTIVATIONS = "/api/v1/namespaces/_/activations"
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\s+ stdout: running /guest/\S+$")
-MANIFEST = RuntimeManifest.model_validate(
-    {
-        "runtimes": {
-            "wasm": [
-                {"kind": "wasm:wasi", "default": True, "executor": "wasm", "binary": True, "aliases": ["wasm:default"]}
-            ],
-            "script": [{"kind": "script:1", "default": True, "executor": "wasm"}],
-            # Served by an executor this invoker does not have.
-            "elsewhere": [{"kind": "elsewhere:1", "default": True, "executor": "docker"}],
-        }
-    }
-)
 
 
 class RecordingExecutor(ScriptedExecutor):
@@ -68,56 +51,14 @@ class RecordingExecutor(ScriptedExecutor):
         return await super().run(instance_id, request, timeout_ms, log_limit_bytes)
 
 
-@dataclass
-class Platform:
-    api: httpx.AsyncClient
-    executor: RecordingExecutor
-    store: SqliteStore
-    app: FastAPI
-
-    async def create(self, name: str, code: str = "echo", kind: str = "script:1", **fields: Any) -> dict[str, Any]:
-        response = await self.api.put(f"{ACTIONS}/{name}", json={"exec": {"kind": kind, "code": code}, **fields})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def invoke(self, name: str, params: Any = None, query: str = "blocking=true") -> httpx.Response:
-        return await self.api.post(f"{ACTIONS}/{name}?{query}", json=params)
-
-    async def record(self, activation_id: str, timeout_s: float = 5.0) -> dict[str, Any]:
-        """The stored record, polled until it shows up."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            response = await self.api.get(f"{ACTIVATIONS}/{activation_id}")
-            if response.status_code == 200:
-                body: dict[str, Any] = response.json()
-                return body
-            assert response.status_code == 404, response.text
-            assert time.monotonic() < deadline, f"no record for {activation_id}"
-            await asyncio.sleep(0.01)
-
-    async def destroyed(self, instance_id: str, timeout_s: float = 2.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while instance_id not in self.executor.destroyed:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.005)
-        return True
+Whisk = InProcessWhisk[SqliteStore, RecordingExecutor]
 
 
 @pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+async def whisk(tmp_path: Path) -> AsyncIterator[Whisk]:
     settings = Settings(data_dir=tmp_path)
-    store, bus, executor = SqliteStore(settings.store_path), MemoryBus(), RecordingExecutor()
-    invoker = Invoker(settings, bus, store, {"wasm": executor}, MANIFEST)
-    app = create_app(settings, store, bus, manifest=MANIFEST, services=[invoker])
-    async with app.router.lifespan_context(app):
-        assert await app.state.balancer.wait_for_invoker(5)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://whisk.test", auth=(GUEST_UUID, GUEST_KEY)
-        ) as api:
-            yield Platform(api, executor, store, app)
+    async with in_process_whisk(settings, SqliteStore(settings.store_path), RecordingExecutor()) as running:
+        yield running
 
 
 def annotations(record: dict[str, Any]) -> dict[str, Any]:
@@ -127,10 +68,10 @@ def annotations(record: dict[str, Any]) -> dict[str, Any]:
 # blocking success -------------------------------------------------------------------------------
 
 
-async def test_blocking_invoke_returns_200_with_the_full_record(platform: Platform) -> None:
-    await platform.create("hello")
+async def test_blocking_invoke_returns_200_with_the_full_record(whisk: Whisk) -> None:
+    await whisk.create("hello")
 
-    response = await platform.invoke("hello", {"name": "Ada"})
+    response = await whisk.invoke("hello", {"name": "Ada"})
 
     assert response.status_code == 200
     record = response.json()
@@ -148,10 +89,10 @@ async def test_blocking_invoke_returns_200_with_the_full_record(platform: Platfo
     assert "code" not in record
 
 
-async def test_cold_invoke_record_has_openwhisk_annotations_including_init_time(platform: Platform) -> None:
-    await platform.create("hello", limits={"memory": 128, "timeout": 5000})
+async def test_cold_invoke_record_has_openwhisk_annotations_including_init_time(whisk: Whisk) -> None:
+    await whisk.create("hello", limits={"memory": 128, "timeout": 5000})
 
-    record = (await platform.invoke("hello")).json()
+    record = (await whisk.invoke("hello")).json()
 
     notes = annotations(record)
     assert notes["path"] == "guest/hello"
@@ -162,64 +103,64 @@ async def test_cold_invoke_record_has_openwhisk_annotations_including_init_time(
     assert isinstance(notes["initTime"], int) and notes["initTime"] >= 0
 
 
-async def test_second_invoke_is_warm_and_has_no_init_time(platform: Platform) -> None:
-    await platform.create("hello")
+async def test_second_invoke_is_warm_and_has_no_init_time(whisk: Whisk) -> None:
+    await whisk.create("hello")
 
-    cold = (await platform.invoke("hello")).json()
-    warm = (await platform.invoke("hello")).json()
+    cold = (await whisk.invoke("hello")).json()
+    warm = (await whisk.invoke("hello")).json()
 
     assert "initTime" in annotations(cold)
     assert "initTime" not in annotations(warm)
     assert "waitTime" in annotations(warm)
-    assert len(platform.executor.created) == 1
-    assert len(platform.executor.inits) == 1
-    assert platform.executor.runs == platform.executor.created * 2
+    assert len(whisk.executor.created) == 1
+    assert len(whisk.executor.inits) == 1
+    assert whisk.executor.runs == whisk.executor.created * 2
 
 
-async def test_updated_action_runs_on_a_new_instance(platform: Platform) -> None:
-    await platform.create("hello")
-    await platform.invoke("hello")
-    await platform.api.put(f"{ACTIONS}/hello?overwrite=true", json={"parameters": [{"key": "v", "value": 2}]})
+async def test_updated_action_runs_on_a_new_instance(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    await whisk.invoke("hello")
+    await whisk.api.put(f"{ACTIONS}/hello?overwrite=true", json={"parameters": [{"key": "v", "value": 2}]})
 
-    record = (await platform.invoke("hello")).json()
+    record = (await whisk.invoke("hello")).json()
 
     assert record["version"] == "0.0.2"
     assert record["response"]["result"] == {"v": 2}
     assert "initTime" in annotations(record)
-    assert len(platform.executor.created) == 2
+    assert len(whisk.executor.created) == 2
 
 
-async def test_result_true_returns_only_the_result(platform: Platform) -> None:
-    await platform.create("hello")
-    response = await platform.invoke("hello", {"name": "Bob"}, "blocking=true&result=true")
+async def test_result_true_returns_only_the_result(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    response = await whisk.invoke("hello", {"name": "Bob"}, "blocking=true&result=true")
     assert response.status_code == 200
     assert response.json() == {"name": "Bob"}
 
 
-async def test_array_params_come_back_as_an_array_result(platform: Platform) -> None:
-    await platform.create("hello", parameters=[{"key": "ignored", "value": 1}])
-    response = await platform.invoke("hello", [1, "two", {"three": 3}], "blocking=true&result=true")
+async def test_array_params_come_back_as_an_array_result(whisk: Whisk) -> None:
+    await whisk.create("hello", parameters=[{"key": "ignored", "value": 1}])
+    response = await whisk.invoke("hello", [1, "two", {"three": 3}], "blocking=true&result=true")
     assert response.status_code == 200
     assert response.json() == [1, "two", {"three": 3}]
 
 
-async def test_invoke_without_a_body_runs_with_the_action_defaults(platform: Platform) -> None:
-    await platform.create("hello", parameters=[{"key": "name", "value": "World"}])
-    response = await platform.api.post(f"{ACTIONS}/hello?blocking=true&result=true")
+async def test_invoke_without_a_body_runs_with_the_action_defaults(whisk: Whisk) -> None:
+    await whisk.create("hello", parameters=[{"key": "name", "value": "World"}])
+    response = await whisk.api.post(f"{ACTIONS}/hello?blocking=true&result=true")
     assert response.json() == {"name": "World"}
 
 
 @pytest.mark.parametrize("body", [b"42", b'"text"', b"true"])
-async def test_params_that_are_not_an_object_or_array_are_400(platform: Platform, body: bytes) -> None:
-    await platform.create("hello")
-    response = await platform.api.post(f"{ACTIONS}/hello?blocking=true", content=body)
+async def test_params_that_are_not_an_object_or_array_are_400(whisk: Whisk, body: bytes) -> None:
+    await whisk.create("hello")
+    response = await whisk.api.post(f"{ACTIONS}/hello?blocking=true", content=body)
     assert response.status_code == 400
     assert set(response.json()) == {"error", "code"}
 
 
-async def test_json_null_params_are_like_no_params(platform: Platform) -> None:
-    await platform.create("hello", parameters=[{"key": "name", "value": "World"}])
-    response = await platform.api.post(f"{ACTIONS}/hello?blocking=true&result=true", content=b"null")
+async def test_json_null_params_are_like_no_params(whisk: Whisk) -> None:
+    await whisk.create("hello", parameters=[{"key": "name", "value": "World"}])
+    response = await whisk.api.post(f"{ACTIONS}/hello?blocking=true&result=true", content=b"null")
     assert response.status_code == 200
     assert response.json() == {"name": "World"}
 
@@ -227,10 +168,10 @@ async def test_json_null_params_are_like_no_params(platform: Platform) -> None:
 # errors of the action ---------------------------------------------------------------------------
 
 
-async def test_application_error_is_502_with_the_record_and_no_top_level_code(platform: Platform) -> None:
-    await platform.create("fails", code="error")
+async def test_application_error_is_502_with_the_record_and_no_top_level_code(whisk: Whisk) -> None:
+    await whisk.create("fails", code="error")
 
-    response = await platform.invoke("fails")
+    response = await whisk.invoke("fails")
 
     assert response.status_code == 502
     record = response.json()
@@ -241,18 +182,18 @@ async def test_application_error_is_502_with_the_record_and_no_top_level_code(pl
     assert annotations(record)["timeout"] is False
 
 
-async def test_application_error_keeps_the_instance_warm(platform: Platform) -> None:
-    await platform.create("fails", code="error")
-    await platform.invoke("fails")
-    second = await platform.invoke("fails")
+async def test_application_error_keeps_the_instance_warm(whisk: Whisk) -> None:
+    await whisk.create("fails", code="error")
+    await whisk.invoke("fails")
+    second = await whisk.invoke("fails")
     assert "initTime" not in annotations(second.json())
-    assert platform.executor.destroyed == []
-    assert len(platform.executor.created) == 1
+    assert whisk.executor.destroyed == []
+    assert len(whisk.executor.created) == 1
 
 
-async def test_application_error_with_result_true_is_502_with_the_error(platform: Platform) -> None:
-    await platform.create("fails", code="error")
-    response = await platform.invoke("fails", None, "blocking=true&result=true")
+async def test_application_error_with_result_true_is_502_with_the_error(whisk: Whisk) -> None:
+    await whisk.create("fails", code="error")
+    response = await whisk.invoke("fails", None, "blocking=true&result=true")
     assert response.status_code == 502
     assert response.json() == {"error": "nope"}
 
@@ -265,10 +206,10 @@ async def test_application_error_with_result_true_is_502_with_the_error(platform
         ("crash", "The action did not produce a valid response and exited unexpectedly."),
     ],
 )
-async def test_developer_error_is_502_and_destroys_the_instance(platform: Platform, code: str, message: str) -> None:
-    await platform.create("broken", code=code)
+async def test_developer_error_is_502_and_destroys_the_instance(whisk: Whisk, code: str, message: str) -> None:
+    await whisk.create("broken", code=code)
 
-    response = await platform.invoke("broken")
+    response = await whisk.invoke("broken")
 
     assert response.status_code == 502
     record = response.json()
@@ -276,129 +217,127 @@ async def test_developer_error_is_502_and_destroys_the_instance(platform: Platfo
     assert record["response"]["status"] == "action developer error"
     assert record["response"]["result"] == {"error": message}
     assert record["logs"]  # what the action wrote before it failed is kept
-    assert await platform.destroyed(platform.executor.created[0])
+    assert await whisk.destroyed(whisk.executor.created[0])
 
 
-async def test_timeout_names_the_action_limit_and_is_annotated(platform: Platform) -> None:
-    await platform.create("sleepy", code="timeout", limits={"timeout": 1000})
-    record = (await platform.invoke("sleepy")).json()
+async def test_timeout_names_the_action_limit_and_is_annotated(whisk: Whisk) -> None:
+    await whisk.create("sleepy", code="timeout", limits={"timeout": 1000})
+    record = (await whisk.invoke("sleepy")).json()
     assert record["response"]["result"] == {"error": "The action exceeded its time limits of 1000 milliseconds."}
     assert annotations(record)["timeout"] is True
 
 
-async def test_next_invoke_after_a_developer_error_is_cold_again(platform: Platform) -> None:
-    await platform.create("broken", code="crash")
-    await platform.invoke("broken")
-    second = (await platform.invoke("broken")).json()
+async def test_next_invoke_after_a_developer_error_is_cold_again(whisk: Whisk) -> None:
+    await whisk.create("broken", code="crash")
+    await whisk.invoke("broken")
+    second = (await whisk.invoke("broken")).json()
     assert "initTime" in annotations(second)
-    assert len(platform.executor.created) == 2
+    assert len(whisk.executor.created) == 2
 
 
-async def test_failed_init_is_502_developer_error_and_destroys_the_instance(platform: Platform) -> None:
-    await platform.create("badinit", code="fail-init")
+async def test_failed_init_is_502_developer_error_and_destroys_the_instance(whisk: Whisk) -> None:
+    await whisk.create("badinit", code="fail-init")
 
-    response = await platform.invoke("badinit")
+    response = await whisk.invoke("badinit")
 
     assert response.status_code == 502
     record = response.json()
     assert record["response"]["status"] == "action developer error"
     assert record["response"]["result"] == {"error": "bad module"}
     assert "initTime" in annotations(record)
-    assert platform.executor.runs == []
-    assert await platform.destroyed(platform.executor.created[0])
+    assert whisk.executor.runs == []
+    assert await whisk.destroyed(whisk.executor.created[0])
 
 
-async def test_failed_init_with_result_true_is_502_with_the_error(platform: Platform) -> None:
-    await platform.create("badinit", code="fail-init")
-    response = await platform.invoke("badinit", None, "blocking=true&result=true")
+async def test_failed_init_with_result_true_is_502_with_the_error(whisk: Whisk) -> None:
+    await whisk.create("badinit", code="fail-init")
+    response = await whisk.invoke("badinit", None, "blocking=true&result=true")
     assert response.status_code == 502
     assert response.json() == {"error": "bad module"}
 
 
-async def test_action_without_an_executor_on_the_invoker_is_500_whisk_error(platform: Platform) -> None:
-    await platform.create("nowhere", kind="elsewhere:1")
+async def test_action_without_an_executor_on_the_invoker_is_500_whisk_error(whisk: Whisk) -> None:
+    await whisk.create("nowhere", kind="elsewhere:1")
 
-    response = await platform.invoke("nowhere")
+    response = await whisk.invoke("nowhere")
 
     assert response.status_code == 500
     record = response.json()
     assert record["response"]["status"] == "whisk internal error"
     assert "elsewhere:1" in record["response"]["result"]["error"]
-    assert platform.executor.created == []
+    assert whisk.executor.created == []
 
 
 # non-blocking and blocking timeouts -------------------------------------------------------------
 
 
-async def test_non_blocking_invoke_is_202_with_only_the_id_and_the_record_appears_later(platform: Platform) -> None:
-    await platform.create("hello")
+async def test_non_blocking_invoke_is_202_with_only_the_id_and_the_record_appears_later(whisk: Whisk) -> None:
+    await whisk.create("hello")
 
-    response = await platform.invoke("hello", {"n": 1}, "blocking=false")
+    response = await whisk.invoke("hello", {"n": 1}, "blocking=false")
 
     assert response.status_code == 202
     assert set(response.json()) == {"activationId"}
     activation_id = response.json()["activationId"]
     assert response.headers["x-openwhisk-activation-id"] == activation_id
-    record = await platform.record(activation_id)
+    record = await whisk.record(activation_id)
     assert record["response"]["result"] == {"n": 1}
 
 
-async def test_invoke_is_non_blocking_by_default(platform: Platform) -> None:
-    await platform.create("hello")
-    response = await platform.api.post(f"{ACTIONS}/hello", json={})
+async def test_invoke_is_non_blocking_by_default(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    response = await whisk.api.post(f"{ACTIONS}/hello", json={})
     assert response.status_code == 202
-    await platform.record(response.json()["activationId"])
+    await whisk.record(response.json()["activationId"])
 
 
-async def test_blocking_invoke_that_outlasts_its_timeout_is_202_and_completes_later(platform: Platform) -> None:
-    await platform.create("slow", code="slow:500")
+async def test_blocking_invoke_that_outlasts_its_timeout_is_202_and_completes_later(whisk: Whisk) -> None:
+    await whisk.create("slow", code="slow:500")
 
     started = time.monotonic()
-    response = await platform.invoke("slow", {"x": 1}, "blocking=true&timeout=100")
+    response = await whisk.invoke("slow", {"x": 1}, "blocking=true&timeout=100")
     waited = time.monotonic() - started
 
     assert response.status_code == 202
     assert set(response.json()) == {"activationId"}
     assert waited < 0.45
-    record = await platform.record(response.json()["activationId"])
+    record = await whisk.record(response.json()["activationId"])
     assert record["response"]["success"] is True
     assert record["response"]["result"] == {"x": 1}
 
 
 @pytest.mark.parametrize("wait_ms", ["0", "-5", "abc", "1.5", "60001", ""])
-async def test_bad_blocking_timeout_is_400(platform: Platform, wait_ms: str) -> None:
-    await platform.create("hello")
-    response = await platform.invoke("hello", {}, f"blocking=true&timeout={wait_ms}")
+async def test_bad_blocking_timeout_is_400(whisk: Whisk, wait_ms: str) -> None:
+    await whisk.create("hello")
+    response = await whisk.invoke("hello", {}, f"blocking=true&timeout={wait_ms}")
     assert response.status_code == 400
     assert response.json()["error"] == "Timeout must be number of milliseconds up to 60000."
 
 
-async def test_blocking_timeout_of_60000_is_allowed(platform: Platform) -> None:
-    await platform.create("hello")
-    response = await platform.invoke("hello", {}, "blocking=true&timeout=60000")
+async def test_blocking_timeout_of_60000_is_allowed(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    response = await whisk.invoke("hello", {}, "blocking=true&timeout=60000")
     assert response.status_code == 200
 
 
 # parameters -------------------------------------------------------------------------------------
 
 
-async def test_invoke_params_override_action_defaults(platform: Platform) -> None:
-    await platform.create(
-        "hello", parameters=[{"key": "name", "value": "World"}, {"key": "greeting", "value": "Hello"}]
-    )
-    response = await platform.invoke("hello", {"name": "Ada", "extra": True}, "blocking=true&result=true")
+async def test_invoke_params_override_action_defaults(whisk: Whisk) -> None:
+    await whisk.create("hello", parameters=[{"key": "name", "value": "World"}, {"key": "greeting", "value": "Hello"}])
+    response = await whisk.invoke("hello", {"name": "Ada", "extra": True}, "blocking=true&result=true")
     assert response.json() == {"name": "Ada", "greeting": "Hello", "extra": True}
 
 
-async def test_overriding_a_param_of_a_final_action_is_400(platform: Platform) -> None:
-    await platform.create(
+async def test_overriding_a_param_of_a_final_action_is_400(whisk: Whisk) -> None:
+    await whisk.create(
         "locked",
         parameters=[{"key": "name", "value": "World"}],
         annotations=[{"key": "final", "value": True}],
     )
 
-    refused = await platform.invoke("locked", {"name": "Mallory"})
-    allowed = await platform.invoke("locked", {"other": 1}, "blocking=true&result=true")
+    refused = await whisk.invoke("locked", {"name": "Mallory"})
+    allowed = await whisk.invoke("locked", {"other": 1}, "blocking=true&result=true")
 
     assert refused.status_code == 400
     assert refused.json()["error"] == "Request defines parameters that are not allowed (e.g., reserved properties)."
@@ -406,16 +345,16 @@ async def test_overriding_a_param_of_a_final_action_is_400(platform: Platform) -
     assert allowed.json() == {"name": "World", "other": 1}
 
 
-async def test_init_params_go_to_init_env_and_not_to_run(platform: Platform) -> None:
-    await platform.create(
+async def test_init_params_go_to_init_env_and_not_to_run(whisk: Whisk) -> None:
+    await whisk.create(
         "hello",
         parameters=[{"key": "secret", "value": "s3cr3t", "init": True}, {"key": "plain", "value": {"n": 1}}],
     )
 
-    result = (await platform.invoke("hello", {}, "blocking=true&result=true")).json()
+    result = (await whisk.invoke("hello", {}, "blocking=true&result=true")).json()
 
     assert result == {"plain": {"n": 1}}
-    init = platform.executor.init_requests[0]
+    init = whisk.executor.init_requests[0]
     assert init.env["secret"] == "s3cr3t"
     assert "plain" not in init.env
     assert init.env["__OW_NAMESPACE"] == "guest"
@@ -424,11 +363,11 @@ async def test_init_params_go_to_init_env_and_not_to_run(platform: Platform) -> 
     assert init.code == "echo"
 
 
-async def test_run_request_carries_openwhisk_context(platform: Platform) -> None:
-    await platform.create("hello")
-    record = (await platform.invoke("hello", {"a": 1})).json()
+async def test_run_request_carries_openwhisk_context(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    record = (await whisk.invoke("hello", {"a": 1})).json()
 
-    run = platform.executor.run_requests[0]
+    run = whisk.executor.run_requests[0]
     assert run.value == {"a": 1}
     assert run.namespace == "guest"
     assert run.action_name == "/guest/hello"
@@ -438,37 +377,37 @@ async def test_run_request_carries_openwhisk_context(platform: Platform) -> None
     assert run.api_key is None  # created without provide-api-key, so the server set it false
 
 
-async def test_api_key_is_passed_when_the_action_asks_for_it(platform: Platform) -> None:
-    await platform.create("hello", annotations=[{"key": "provide-api-key", "value": True}])
-    await platform.invoke("hello")
-    assert platform.executor.run_requests[0].api_key == f"{GUEST_UUID}:{GUEST_KEY}"
+async def test_api_key_is_passed_when_the_action_asks_for_it(whisk: Whisk) -> None:
+    await whisk.create("hello", annotations=[{"key": "provide-api-key", "value": True}])
+    await whisk.invoke("hello")
+    assert whisk.executor.run_requests[0].api_key == f"{GUEST_UUID}:{GUEST_KEY}"
 
 
 # records ----------------------------------------------------------------------------------------
 
 
-async def test_every_activation_has_exactly_one_record(platform: Platform) -> None:
+async def test_every_activation_has_exactly_one_record(whisk: Whisk) -> None:
     for name, code in [("ok", "echo"), ("bad", "error"), ("dead", "crash"), ("init", "fail-init")]:
-        await platform.create(name, code=code)
+        await whisk.create(name, code=code)
     ids: list[str] = []
     for name in ["ok", "bad", "dead", "init"] * 2:
         for query in ("blocking=true", "blocking=false"):
-            response = await platform.invoke(name, {}, query)
+            response = await whisk.invoke(name, {}, query)
             assert response.status_code in (200, 202, 502)
             ids.append(response.headers["x-openwhisk-activation-id"])
 
     for activation_id in ids:
-        await platform.record(activation_id)
+        await whisk.record(activation_id)
 
     assert len(set(ids)) == len(ids) == 16
-    assert await platform.store.count_activations(ActivationQuery(namespace="guest")) == 16
+    assert await whisk.store.count_activations(ActivationQuery(namespace="guest")) == 16
 
 
-async def test_activation_list_rows_are_summaries_newest_first(platform: Platform) -> None:
-    await platform.create("hello")
-    ids = [(await platform.invoke("hello", {"n": n})).json()["activationId"] for n in range(3)]
+async def test_activation_list_rows_are_summaries_newest_first(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    ids = [(await whisk.invoke("hello", {"n": n})).json()["activationId"] for n in range(3)]
 
-    response = await platform.api.get(ACTIVATIONS)
+    response = await whisk.api.get(ACTIVATIONS)
 
     assert response.status_code == 200
     rows = response.json()
@@ -491,17 +430,17 @@ async def test_activation_list_rows_are_summaries_newest_first(platform: Platfor
     assert row["statusCode"] == 0
 
 
-async def test_activation_list_docs_count_and_name_filter(platform: Platform) -> None:
-    await platform.create("hello")
-    await platform.create("other")
-    await platform.invoke("hello")
-    await platform.invoke("hello")
-    await platform.invoke("other")
+async def test_activation_list_docs_count_and_name_filter(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    await whisk.create("other")
+    await whisk.invoke("hello")
+    await whisk.invoke("hello")
+    await whisk.invoke("other")
 
-    docs = (await platform.api.get(f"{ACTIVATIONS}?docs=true&name=hello")).json()
-    count = (await platform.api.get(f"{ACTIVATIONS}?count=true")).json()
-    named = (await platform.api.get(f"{ACTIVATIONS}?count=true&name=other")).json()
-    limited = (await platform.api.get(f"{ACTIVATIONS}?limit=1")).json()
+    docs = (await whisk.api.get(f"{ACTIVATIONS}?docs=true&name=hello")).json()
+    count = (await whisk.api.get(f"{ACTIVATIONS}?count=true")).json()
+    named = (await whisk.api.get(f"{ACTIVATIONS}?count=true&name=other")).json()
+    limited = (await whisk.api.get(f"{ACTIVATIONS}?limit=1")).json()
 
     assert len(docs) == 2
     assert all(doc["name"] == "hello" and "response" in doc and "logs" in doc for doc in docs)
@@ -510,27 +449,27 @@ async def test_activation_list_docs_count_and_name_filter(platform: Platform) ->
     assert len(limited) == 1 and limited[0]["name"] == "other"
 
 
-async def test_activation_list_since_and_upto(platform: Platform) -> None:
-    await platform.create("hello")
-    first = (await platform.invoke("hello")).json()
+async def test_activation_list_since_and_upto(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    first = (await whisk.invoke("hello")).json()
     await asyncio.sleep(0.01)
-    second = (await platform.invoke("hello")).json()
+    second = (await whisk.invoke("hello")).json()
 
-    since = (await platform.api.get(f"{ACTIVATIONS}?since={second['start']}")).json()
-    upto = (await platform.api.get(f"{ACTIVATIONS}?upto={first['start']}")).json()
+    since = (await whisk.api.get(f"{ACTIVATIONS}?since={second['start']}")).json()
+    upto = (await whisk.api.get(f"{ACTIVATIONS}?upto={first['start']}")).json()
 
     assert [row["activationId"] for row in since] == [second["activationId"]]
     assert [row["activationId"] for row in upto] == [first["activationId"]]
 
 
-async def test_get_activation_result_and_logs(platform: Platform) -> None:
-    await platform.create("hello")
-    record = (await platform.invoke("hello", {"name": "Ada"})).json()
+async def test_get_activation_result_and_logs(whisk: Whisk) -> None:
+    await whisk.create("hello")
+    record = (await whisk.invoke("hello", {"name": "Ada"})).json()
     activation_id = record["activationId"]
 
-    fetched = await platform.api.get(f"{ACTIVATIONS}/{activation_id}")
-    result = await platform.api.get(f"{ACTIVATIONS}/{activation_id}/result")
-    logs = await platform.api.get(f"{ACTIVATIONS}/{activation_id}/logs")
+    fetched = await whisk.api.get(f"{ACTIVATIONS}/{activation_id}")
+    result = await whisk.api.get(f"{ACTIVATIONS}/{activation_id}/result")
+    logs = await whisk.api.get(f"{ACTIVATIONS}/{activation_id}/logs")
 
     assert fetched.status_code == 200
     assert fetched.json() == record
@@ -541,10 +480,10 @@ async def test_get_activation_result_and_logs(platform: Platform) -> None:
     assert all(LOG_LINE.match(line) for line in logs.json()["logs"])
 
 
-async def test_failed_activation_result_endpoint_shows_the_error(platform: Platform) -> None:
-    await platform.create("fails", code="error")
-    activation_id = (await platform.invoke("fails")).json()["activationId"]
-    result = (await platform.api.get(f"{ACTIVATIONS}/{activation_id}/result")).json()
+async def test_failed_activation_result_endpoint_shows_the_error(whisk: Whisk) -> None:
+    await whisk.create("fails", code="error")
+    activation_id = (await whisk.invoke("fails")).json()["activationId"]
+    result = (await whisk.api.get(f"{ACTIVATIONS}/{activation_id}/result")).json()
     assert result == {"status": "application error", "success": False, "result": {"error": "nope"}, "size": 16}
 
 
@@ -554,7 +493,7 @@ async def test_failed_activation_result_endpoint_shows_the_error(platform: Platf
 async def test_invoker_close_returns_even_if_an_activation_arrives_at_that_moment(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     store, bus = SqliteStore(settings.store_path), MemoryBus()
-    invoker = Invoker(settings, bus, store, {"wasm": ScriptedExecutor()}, MANIFEST)
+    invoker = build_invoker(settings, store=store, bus=bus, executors={"wasm": ScriptedExecutor()}, manifest=MANIFEST)
     await store.start()
     await invoker.start()
     await asyncio.sleep(0.01)  # the consume loop is waiting for work

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import invoker.invoker as invoker_module
-from invoker.invoker import Invoker
+from launcher.compose import build_invoker
 from pywhisk.activation import new_activation_id
 from pywhisk.bus import Consumer, Delivery
 from pywhisk.bus.memory import MemoryBus
@@ -19,7 +19,7 @@ from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance, i
 from pywhisk.settings import Settings
 from pywhisk.store.sqlite import SqliteStore
 from tests.doubles import ScriptedExecutor
-from tests.unit.test_invoker import MANIFEST
+from tests.inprocess import MANIFEST
 
 pytestmark = pytest.mark.unit
 
@@ -63,7 +63,7 @@ async def test_an_invoker_with_every_slot_busy_keeps_its_consumer_alive_and_only
     await store.put_action(
         Action(namespace="guest", name="slow", exec=Exec(kind="script:1", code="slow:1500")), expected_rev=None
     )
-    invoker = Invoker(settings, bus, store, {"wasm": ScriptedExecutor()}, MANIFEST)
+    invoker = build_invoker(settings, store=store, bus=bus, executors={"wasm": ScriptedExecutor()}, manifest=MANIFEST)
     await invoker.start()
     try:
         assert bus.consumer is not None

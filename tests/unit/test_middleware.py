@@ -1,5 +1,7 @@
 """The controller's HTTP surface: headers, auth, errors in OpenWhisk's shape, and the actions API.
 
+Over 400 lines because the whole HTTP surface (headers, auth, error shapes, actions API) shares one app fixture.
+
 The app is assembled as in standalone mode (controller + in-process invoker + memory bus + SQLite)
 with the ScriptedExecutor, and driven in-process through httpx's ASGI transport.
 """
@@ -8,20 +10,16 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from controller.app import create_app
-from invoker.invoker import Invoker
+from launcher.compose import build_controller, build_standalone
 from pywhisk.bus.memory import MemoryBus
 from pywhisk.identity import GUEST_KEY, GUEST_LIMITS, GUEST_UUID
-from pywhisk.lifecycle import Service
-from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store.sqlite import SqliteStore
 from tests.doubles import ScriptedExecutor
@@ -47,11 +45,10 @@ async def _platform(
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(data_dir=data_dir)
     store = store or SqliteStore(settings.store_path)
-    bus, manifest = MemoryBus(), RuntimeManifest.load_default()
-    services: Sequence[Service] = ()
     if with_invoker:
-        services = [Invoker(settings, bus, store, {"wasm": ScriptedExecutor()}, manifest)]
-    app: FastAPI = create_app(settings, store, bus, manifest=manifest, services=services)
+        app = build_standalone(settings, store=store, bus=MemoryBus(), executors={"wasm": ScriptedExecutor()})
+    else:
+        app = build_controller(settings, store=store, bus=MemoryBus())
     async with app.router.lifespan_context(app):
         if with_invoker:
             assert await app.state.balancer.wait_for_invoker(5)
@@ -632,8 +629,6 @@ async def test_invokers_route_reports_health_like_openwhisk(api: httpx.AsyncClie
 
 @pytest.mark.parametrize("seed", [True, False])
 async def test_the_guest_is_seeded_unless_settings_say_not(tmp_path: Path, seed: bool) -> None:
-    from pywhisk.launcher import build_controller
-
     settings = Settings(data_dir=tmp_path, bus="memory", store="sqlite", seed_guest=seed)
     app = build_controller(settings)
     async with app.router.lifespan_context(app):

@@ -1,0 +1,77 @@
+"""The composition root: standalone, controller and invoker assembled from ``Settings``.
+
+Every role is built here and only here, through the kernel's backend factories (``pywhisk.backends``).
+Each builder takes keyword overrides for the parts a caller brings itself (a test's store double, a
+bus it holds on to, scripted executors, a manifest with test kinds); a part left ``None`` is built from
+the settings, as the ``pywhisk`` commands do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+
+from controller.app import create_app
+from invoker.invoker import Invoker
+from pywhisk.backends import create_bus, create_store
+from pywhisk.bus import Bus
+from pywhisk.executor import Executor, ExecutorEnvironment, load_executors
+from pywhisk.lifecycle import Service
+from pywhisk.runtimes import RuntimeManifest
+from pywhisk.settings import Settings
+from pywhisk.store import Store
+
+
+def build_standalone(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    executors: dict[str, Executor] | None = None,
+    manifest: RuntimeManifest | None = None,
+    services: Sequence[Service] = (),
+) -> FastAPI:
+    """Controller + invoker + executors in one process, over the in-memory bus and SQLite.
+
+    Standalone is always one process, so the bus and store settings are forced to ``memory`` and
+    ``sqlite`` whatever the environment says. ``services`` start after the invoker (e.g. the banner
+    that says the server is ready) and close before it.
+    """
+    settings = settings.model_copy(update={"bus": "memory", "store": "sqlite"})
+    store = store if store is not None else create_store(settings)
+    bus = bus if bus is not None else create_bus(settings, client_id="standalone")
+    manifest = manifest if manifest is not None else RuntimeManifest.load_default()
+    invoker = build_invoker(settings, store=store, bus=bus, executors=executors, manifest=manifest)
+    return create_app(
+        settings, store, bus, manifest=manifest, services=[invoker, *services], seed_guest=settings.seed_guest
+    )
+
+
+def build_controller(settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> FastAPI:
+    """A controller of the distributed mode: the API over Kafka and CouchDB (or what settings say)."""
+    store = store if store is not None else create_store(settings)
+    bus = bus if bus is not None else create_bus(settings, client_id=f"controller{settings.controller_id}")
+    return create_app(settings, store, bus, seed_guest=settings.seed_guest)
+
+
+def build_invoker(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    bus: Bus | None = None,
+    executors: dict[str, Executor] | None = None,
+    manifest: RuntimeManifest | None = None,
+) -> Invoker:
+    """An invoker over the given (or configured) bus and store, with every available executor plugin.
+
+    The invoker does not start or close the bus and store: whoever runs it owns them (the controller's
+    lifespan in standalone, ``run_invoker`` in the distributed mode).
+    """
+    return Invoker(
+        settings,
+        bus if bus is not None else create_bus(settings, client_id=f"invoker{settings.invoker_id}"),
+        store if store is not None else create_store(settings),
+        executors if executors is not None else load_executors(ExecutorEnvironment.from_settings(settings)),
+        manifest if manifest is not None else RuntimeManifest.load_default(),
+    )
