@@ -32,13 +32,15 @@ def build_standalone(
     manifest: RuntimeManifest | None = None,
     services: Sequence[Service] = (),
 ) -> FastAPI:
-    """Controller + invoker + executors in one process, over the in-memory bus and SQLite.
+    """Controller + invoker + executors in one process, over the SQLite-journalled bus and SQLite.
 
-    Standalone is always one process, so the bus and store settings are forced to ``memory`` and
-    ``sqlite`` whatever the environment says. ``services`` start after the invoker (e.g. the banner
-    that says the server is ready) and close before it.
+    Standalone is always one process: the store is forced to ``sqlite`` and the bus to ``sqlite`` (every
+    accepted activation journalled in the data directory, run after a crash) unless the settings ask
+    for ``memory`` (not durable; benchmarks and tests). ``services`` start after the invoker (e.g. the
+    banner that says the server is ready) and close before it.
     """
-    settings = settings.model_copy(update={"bus": "memory", "store": "sqlite"})
+    standalone_bus = "memory" if settings.bus == "memory" else "sqlite"
+    settings = settings.model_copy(update={"bus": standalone_bus, "store": "sqlite"})
     store = store if store is not None else create_store(settings)
     bus = bus if bus is not None else create_bus(settings, client_id="standalone")
     manifest = manifest if manifest is not None else RuntimeManifest.load_default()

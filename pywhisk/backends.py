@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from pywhisk.bus import Bus
+from pywhisk.messages import HEALTH_TOPIC, completed_topic
 from pywhisk.settings import Settings
 from pywhisk.store import Store
 
 
 def create_bus(settings: Settings, client_id: str) -> Bus:
-    """The in-memory bus (one process) or Kafka."""
+    """The in-memory bus (one process), the SQLite-journalled one (one process, durable) or Kafka."""
     if settings.bus == "memory":
         from pywhisk.bus.memory import MemoryBus
 
         return MemoryBus()
+    if settings.bus == "sqlite":
+        from pywhisk.bus.sqlite import SqliteBus
+
+        return SqliteBus(
+            settings.bus_journal_path,
+            journalled=_is_activation_topic,
+            max_bytes=settings.bus_journal_max_bytes,
+            fsync=settings.bus_journal_fsync,
+        )
     from pywhisk.bus.kafka import KafkaBus
 
     return KafkaBus(settings.kafka_bootstrap_servers, client_id=client_id, topic_prefix=settings.kafka_topic_prefix)
@@ -33,3 +43,9 @@ def create_store(settings: Settings) -> Store:
         db_prefix=settings.couchdb_db_prefix,
         retention_days=settings.activation_retention_days,
     )
+
+
+def _is_activation_topic(topic: str) -> bool:
+    """Activations (``invoker{N}``) are journalled; completions and health pings are not: they mean
+    nothing to the process after a crash (its blocking callers are gone, and invokers ping again)."""
+    return topic != HEALTH_TOPIC and not topic.startswith(completed_topic(""))

@@ -18,8 +18,9 @@ class _Topic:
         self.backlog: deque[Delivery] = deque()
         self._offsets = itertools.count()
 
-    def publish(self, value: bytes) -> None:
-        delivery = Delivery(value, partition=0, offset=next(self._offsets))
+    def publish(self, value: bytes, offset: int | None = None) -> None:
+        """Deliver ``value`` to every group (or keep it for the first); ``offset`` if the caller numbers them."""
+        delivery = Delivery(value, partition=0, offset=next(self._offsets) if offset is None else offset)
         if not self.groups:
             self.backlog.append(delivery)
         for queue in self.groups.values():

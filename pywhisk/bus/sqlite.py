@@ -1,0 +1,312 @@
+"""A durable ``Bus`` for standalone mode: the in-process bus behind a write-ahead journal in SQLite.
+
+Standalone runs controller and invoker in one process, so dispatch stays in memory (``memory.py``'s queues
+and group semantics). What the journal adds is that an accepted activation survives the process:
+
+- ``send`` to a journalled topic returns only once the message is committed to the journal, so a 202 is
+  never answered for an activation that a ``kill -9`` the next moment would forget.
+- The message stays in the journal until every consumer group of its topic has acknowledged it (for an
+  invoker: its activation record is stored); acknowledged messages are deleted, so the journal holds only
+  the work in flight.
+- The next process on the same file delivers every unacknowledged message again to its group, oldest
+  first: at-least-once, as Kafka in distributed mode. A message is never lost, but one whose record was
+  stored just before the crash runs again (its record is not written twice: records are keyed by
+  activation id).
+
+Sends and acknowledgements share one group commit (``pywhisk.store.writer``) on one SQLite thread: every
+operation waiting when the previous transaction returns goes into the next one, so a busy server pays one
+commit for hundreds of messages and the event loop never waits on SQLite. Topics the ``journalled``
+predicate turns down (standalone: completions and health pings, which mean nothing to the next process)
+stay purely in memory.
+
+Commits are safe against a crash of the process (WAL, ``synchronous=NORMAL``); with ``fsync`` they are
+also safe against a crash of the machine (``synchronous=FULL``: one fsync per group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pywhisk.bus import Consumer, Delivery
+from pywhisk.bus.memory import MemoryBus, MemoryConsumer, _Topic
+from pywhisk.store.writer import GroupCommitWriter
+
+log = logging.getLogger("pywhisk.bus.sqlite")
+
+T = TypeVar("T")
+
+
+class JournalFull(Exception):
+    """The journal holds ``max_bytes`` of unacknowledged messages: nothing more is accepted until some finish."""
+
+
+class JournalInUse(Exception):
+    """Another live process holds the journal (e.g. a second ``pywhisk standalone`` on the same data directory)."""
+
+
+class SqliteBus:
+    """A ``Bus`` in one process whose journalled topics survive it, in the SQLite file at ``path``.
+
+    ``journalled(topic)`` says which topics are journalled (all by default). ``max_bytes`` bounds the
+    unacknowledged messages the journal holds (``send`` raises ``JournalFull`` past it; None: unbounded).
+    ``fsync`` makes every commit durable against power loss, not only against a crash of the process.
+    Only one process may open the file at a time (SQLite's exclusive locking mode).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        journalled: Callable[[str], bool] = lambda topic: True,
+        max_bytes: int | None = None,
+        fsync: bool = False,
+    ) -> None:
+        self._path = path
+        self._journalled = journalled
+        self._max_bytes = max_bytes
+        self._fsync = fsync
+        self._memory = MemoryBus()  # the topics that are not journalled
+        self._topics: dict[str, _Topic] = {}
+        self._groups: dict[str, set[str]] = {}  # journalled topic -> its groups, as in the journal
+        self._ids = itertools.count(1)
+        self._bytes = 0  # of the messages in the journal
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-bus")
+        self._conn: sqlite3.Connection | None = None
+        self._writer = GroupCommitWriter[_Operation](
+            self._flush, name="sqlite-bus-journal", what="bus operations", log=log
+        )
+
+    async def start(self) -> None:
+        """Open the journal and queue what the last process left unacknowledged for redelivery."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await self._on_thread(self._open)
+        conn = self._conn
+        journal = await self._on_thread(lambda: _Journal.load(conn))
+        for topic, group in journal.groups:
+            self._topic(topic).join(group)
+            self._groups.setdefault(topic, set()).add(group)
+        for topic, group, delivery in journal.pending:
+            self._topic(topic).join(group).put_nowait(delivery)
+        for topic, delivery in journal.backlog:
+            self._topic(topic).backlog.append(delivery)
+        self._ids = itertools.count(journal.next_id)
+        self._bytes = journal.size
+        if journal.pending or journal.backlog:
+            log.warning(
+                "the bus journal %s holds %d unacknowledged messages from before the last stop: delivering them again",
+                self._path,
+                len(journal.pending) + len(journal.backlog),
+            )
+
+    async def close(self) -> None:
+        """Write what is queued, then close the journal (unacknowledged messages stay in it)."""
+        await self._memory.close()
+        await self._writer.close()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._on_thread(conn.close)
+        self._thread.shutdown(wait=True)
+        self._topics.clear()
+        self._groups.clear()
+
+    async def send(self, topic: str, value: bytes) -> None:
+        """Append ``value`` to ``topic``; for a journalled topic, return once it is committed to the journal.
+
+        Raises ``JournalFull`` (nothing written) when the journal already holds ``max_bytes``, and what
+        SQLite raised if the commit failed.
+        """
+        if not self._journalled(topic):
+            await self._memory.send(topic, value)
+            return
+        if self._max_bytes is not None and self._bytes + len(value) > self._max_bytes:
+            raise JournalFull(
+                f"the bus journal holds {self._bytes} bytes of unacknowledged messages (limit {self._max_bytes})"
+            )
+        self._bytes += len(value)  # counted before it is written, so a burst cannot overshoot the bound
+        # Published by the flush once committed, not here: a caller cancelled while waiting (its client
+        # went away) must not leave a journalled message undelivered until the next restart.
+        await self._writer.put(_Operation("send", topic, next(self._ids), value=value))
+
+    async def subscribe(self, topic: str, group: str) -> Consumer:
+        """Consume ``topic`` as a member of ``group``; a journalled group is remembered by the journal."""
+        if not self._journalled(topic):
+            return await self._memory.subscribe(topic, group)
+        if group not in self._groups.get(topic, ()):
+            await self._writer.put(_Operation("join", topic, 0, group=group))
+        return _JournalledConsumer(self._topic(topic).join(group), self, topic, group)
+
+    # helpers -------------------------------------------------------------------------------------
+
+    def _topic(self, name: str) -> _Topic:
+        return self._topics.setdefault(name, _Topic())
+
+    async def _ack(self, topic: str, group: str, delivery: Delivery) -> None:
+        await self._writer.put(_Operation("ack", topic, delivery.offset, group=group, value=delivery.value))
+
+    async def _on_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    def _open(self) -> sqlite3.Connection:
+        # A short lock wait: the only other holder can be a live process on the same data directory
+        # (a crashed one's lock went with it), and that one will not let go.
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=0.5)
+        try:
+            return self._prepare(conn)
+        except sqlite3.OperationalError as err:
+            conn.close()
+            if "locked" in str(err):
+                raise JournalInUse(f"the bus journal {self._path} is in use by another process") from err
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # one process per journal
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL: a commit is in the WAL (the OS's page cache) before send returns, which a crash of the
+        # process cannot undo; FULL adds the fsync that a crash of the machine needs.
+        conn.execute(f"PRAGMA synchronous = {'FULL' if self._fsync else 'NORMAL'}")
+        conn.execute(f"PRAGMA journal_size_limit = {_WAL_KEEP_BYTES}")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    async def _flush(self, operations: list[_Operation]) -> list[BaseException | None]:
+        assert self._conn is not None, "the bus is not started"
+        conn = self._conn
+        try:
+            freed = await self._on_thread(lambda: _Journal.write(conn, operations))
+        except BaseException:
+            self._bytes -= sum(len(op.value) for op in operations if op.kind == "send")
+            raise
+        self._bytes -= freed
+        # In commit order, so memory and journal agree on which group took a topic's backlog.
+        for op in operations:
+            if op.kind == "send":
+                self._topic(op.topic).publish(op.value, op.id)
+            elif op.kind == "join":
+                self._topic(op.topic).join(op.group)
+                self._groups.setdefault(op.topic, set()).add(op.group)
+        return [None] * len(operations)
+
+
+class _JournalledConsumer(MemoryConsumer):
+    """A memory consumer whose acknowledgements are also committed to the journal."""
+
+    def __init__(self, queue: asyncio.Queue[Delivery], bus: SqliteBus, topic: str, group: str) -> None:
+        super().__init__(queue)
+        self._bus = bus
+        self._topic = topic
+        self._group = group
+
+    async def ack(self, delivery: Delivery) -> None:
+        """``delivery`` is done; returns once the journal has forgotten it (for this group)."""
+        await super().ack(delivery)
+        # A failed write is logged by the writer; the message is then delivered again after a restart,
+        # which at-least-once allows. The caller has nothing better to do with the error.
+        with contextlib.suppress(Exception):
+            await self._bus._ack(self._topic, self._group, delivery)
+
+
+_WAL_KEEP_BYTES = 4 * 1024 * 1024
+# Free pages past this are given back to the file system (acknowledged messages leave holes).
+_VACUUM_PAGES = 1024
+_VACUUM_STEP_PAGES = 4096  # at most this many per commit (16 MB), so one vacuum never holds up the journal long
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (topic TEXT NOT NULL, grp TEXT NOT NULL, PRIMARY KEY (topic, grp)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (id INTEGER NOT NULL, grp TEXT NOT NULL, PRIMARY KEY (id, grp)) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    kind: str  # "send" | "ack" | "join"
+    topic: str
+    id: int
+    group: str = ""
+    value: bytes = b""
+
+
+@dataclass
+class _Journal:
+    """What a journal holds at start: groups, unacknowledged messages per group, the backlog."""
+
+    groups: list[tuple[str, str]]
+    pending: list[tuple[str, str, Delivery]]
+    backlog: list[tuple[str, Delivery]]
+    next_id: int
+    size: int
+
+    @staticmethod
+    def load(conn: sqlite3.Connection) -> _Journal:
+        # A message every group acknowledged is deleted in the same transaction as the last
+        # acknowledgement; this only catches a journal written by a group that has since been renamed.
+        conn.execute(
+            "DELETE FROM messages WHERE topic IN (SELECT topic FROM groups) AND id NOT IN (SELECT id FROM pending)"
+        )
+        groups = conn.execute("SELECT topic, grp FROM groups ORDER BY topic, grp").fetchall()
+        pending = [
+            (topic, group, Delivery(bytes(value), partition=0, offset=id_))
+            for id_, group, topic, value in conn.execute(
+                "SELECT p.id, p.grp, m.topic, m.value FROM pending p JOIN messages m ON m.id = p.id ORDER BY p.id"
+            )
+        ]
+        backlog = [
+            (topic, Delivery(bytes(value), partition=0, offset=id_))
+            for id_, topic, value in conn.execute(
+                "SELECT id, topic, value FROM messages WHERE topic NOT IN (SELECT topic FROM groups) ORDER BY id"
+            )
+        ]
+        last_id, size = conn.execute(
+            "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(LENGTH(value)), 0) FROM messages"
+        ).fetchone()
+        return _Journal(groups, pending, backlog, int(last_id) + 1, int(size))
+
+    @staticmethod
+    def write(conn: sqlite3.Connection, operations: list[_Operation]) -> int:
+        """Apply ``operations`` in one transaction; returns the bytes of the messages it deleted."""
+        freed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in operations:
+                if op.kind == "send":
+                    conn.execute(
+                        "INSERT INTO messages (id, topic, value) VALUES (?, ?, ?)", (op.id, op.topic, op.value)
+                    )
+                    conn.execute(
+                        "INSERT INTO pending (id, grp) SELECT ?, grp FROM groups WHERE topic = ?", (op.id, op.topic)
+                    )
+                elif op.kind == "ack":
+                    conn.execute("DELETE FROM pending WHERE id = ? AND grp = ?", (op.id, op.group))
+                    gone = conn.execute(
+                        "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM pending WHERE id = ?)",
+                        (op.id, op.id),
+                    ).rowcount
+                    freed += len(op.value) if gone else 0
+                elif not conn.execute(
+                    "SELECT 1 FROM groups WHERE topic = ? AND grp = ?", (op.topic, op.group)
+                ).fetchone():
+                    # The first group of a topic takes its backlog, as in memory.py.
+                    if not conn.execute("SELECT 1 FROM groups WHERE topic = ?", (op.topic,)).fetchone():
+                        conn.execute(
+                            "INSERT INTO pending (id, grp) SELECT id, ? FROM messages WHERE topic = ?",
+                            (op.group, op.topic),
+                        )
+                    conn.execute("INSERT INTO groups (topic, grp) VALUES (?, ?)", (op.topic, op.group))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if conn.execute("PRAGMA freelist_count").fetchone()[0] > _VACUUM_PAGES:
+            # executescript, not execute: the pragma frees one page per step and execute steps once.
+            conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES});")
+        return freed
