@@ -19,7 +19,8 @@ import docker
 import docker.errors
 from docker.types import HostConfig, LogConfig, Ulimit
 
-from pywhisk.errors import ExecutorError
+from executor_docker.settings import DockerSettings
+from pywhisk.errors import ActionStartupError, ExecutorError
 
 PYTHON_IMAGE = "pywhisk/action-python-v3.11:latest"
 SKELETON_IMAGE = "pywhisk/dockerskeleton:latest"  # blackbox without an image: OpenWhisk's native skeleton
@@ -52,13 +53,20 @@ class PostMortem:
 class DockerHost:
     """The containers of one invoker on one Docker daemon, all labelled with its ``owner`` name."""
 
-    def __init__(self, client: docker.DockerClient, owner: str) -> None:
+    def __init__(self, client: docker.DockerClient, owner: str, settings: DockerSettings | None = None) -> None:
         self.client = client
         self.api = client.api
         self.owner = owner
+        self.settings = settings or DockerSettings()
 
-    def start_container(self, instance_id: str, image: str, memory_mb: int, cpu_shares: int) -> StartedContainer:
-        """``docker create`` + attach + ``docker start`` + inspect; removes what it made if a step fails."""
+    def start_container(
+        self, instance_id: str, image: str, memory_mb: int, cpu_shares: int, users_image: bool = False
+    ) -> StartedContainer:
+        """``docker create`` + attach + ``docker start`` + inspect; removes what it made if a step fails.
+
+        ``users_image``: the image is a ``blackbox`` action's own, so that it missing or not starting is
+        the action's fault (``ActionStartupError``), where a runtime image of the platform's is not.
+        """
         try:
             created = self.api.create_container(
                 image,
@@ -67,9 +75,14 @@ class DockerHost:
                 host_config=self.host_config(memory_mb, cpu_shares),
             )
         except docker.errors.ImageNotFound:
+            if users_image:  # [OW] DockerContainer.create: BlackboxStartupError(Messages.imagePullError)
+                raise ActionStartupError(image_pull_error(image)) from None
             # No registry is assumed (measurements.md): pywhisk's runtime images are built locally.
-            hint = "run deploy/local/build-images" if image.startswith("pywhisk/") else "build or load it on this host"
-            raise ExecutorError(f"image {image} not found; {hint}") from None
+            raise ExecutorError(f"image {image} not found; run deploy/local/build-images") from None
+        except docker.errors.APIError as error:
+            if users_image and error.status_code == 400:  # e.g. "invalid reference format"
+                raise ActionStartupError(image_pull_error(image)) from None
+            raise ExecutorError(f"docker create {image} failed: {error}") from error
         except docker.errors.DockerException as error:
             raise ExecutorError(f"docker create {image} failed: {error}") from error
         container_id: str = created["Id"]
@@ -91,11 +104,23 @@ class DockerHost:
                 logger.warning("removing the failed container %s: %s", container_id[:12], cleanup)
             if isinstance(error, ExecutorError):
                 raise
+            if users_image and isinstance(error, docker.errors.APIError) and error.status_code == 400:
+                # dockerd answers 400 when the image's own configuration cannot start (measured: an
+                # entrypoint that does not exist, "OCI runtime create failed ... exec: ... no such file").
+                logger.info("the image %s of an action does not start: %s", image, error)
+                raise ActionStartupError(image_start_error(image)) from None
             raise ExecutorError(f"starting a container of {image} failed: {error}") from error
 
     def host_config(self, memory_mb: int, cpu_shares: int) -> HostConfig:
-        """OpenWhisk's run args (reference/openwhisk.md §5.5) and no privileges."""
+        """OpenWhisk's run args (reference/openwhisk.md §5.5), no privileges, and a disk quota.
+
+        overlay2 can only size a container's writable layer on xfs with project quotas (``docker info``
+        here: overlay2 on extfs), so instead the root filesystem is read-only and the writable paths are
+        sized tmpfs mounts (settings.py): nothing an action writes reaches the host's disk.
+        """
         return self.api.create_host_config(
+            read_only=True,
+            tmpfs=self.settings.tmpfs(),
             mem_limit=f"{memory_mb}m",
             memswap_limit=f"{memory_mb}m",  # = mem_limit: no swap on top of the action's memory
             cpu_shares=cpu_shares,
@@ -171,6 +196,16 @@ class DockerHost:
             method(container_id)
         except docker.errors.DockerException as error:
             raise ExecutorError(f"docker {what} {container_id[:12]} failed: {error}") from error
+
+
+def image_pull_error(image: str) -> str:
+    """[OW] Messages.imagePullError, word for word."""
+    return f"Failed to pull container image '{image}'."
+
+
+def image_start_error(image: str) -> str:
+    """The image is there but its own configuration does not start (OpenWhisk has no text for it)."""
+    return f"Failed to start container image '{image}'."
 
 
 def _container_ip(state: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ import orjson
 
 from executor_docker.containers import PROXY_PORT, PYTHON_IMAGE, SKELETON_IMAGE, DockerHost, StartedContainer
 from executor_docker.logs import AttachProtocol, LogCollector
+from executor_docker.settings import DockerSettings
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import ExecutorEnvironment, InitRequest, InstanceSpec, ProxyResult, RunRequest
 
@@ -79,20 +80,25 @@ class _Container:
 class DockerExecutor:
     """Runs actions in action-proxy containers on the local Docker daemon.
 
-    It has no settings of its own: the invoker's ``environment`` names its containers' owner and sizes
-    their CPU shares; ``images`` overrides the runtime image of a kind (tests).
+    The invoker's ``environment`` names its containers' owner and sizes their CPU shares; ``settings``
+    (``PYWHISK_DOCKER_*`` by default) bound their disk; ``images`` overrides the runtime image of a
+    kind (tests).
     """
 
     name = "docker"
 
     def __init__(
-        self, environment: ExecutorEnvironment, client: docker.DockerClient, images: Mapping[str, str] | None = None
+        self,
+        environment: ExecutorEnvironment,
+        client: docker.DockerClient,
+        images: Mapping[str, str] | None = None,
+        settings: DockerSettings | None = None,
     ) -> None:
         self.environment = environment
         # Unique per invoker and deployment on this host: start() removes this owner's containers.
         data_dir = environment.data_dir.expanduser().resolve()
         self.owner = f"invoker{environment.invoker_id}@{socket.gethostname()}:{data_dir}"
-        self.host = DockerHost(client, self.owner)
+        self.host = DockerHost(client, self.owner, settings)
         self.images = {kind: PYTHON_IMAGE for kind in PYTHON_KINDS} | dict(images or {})
         self._pool: ThreadPoolExecutor | None = None
         self._http: httpx.AsyncClient | None = None
@@ -135,8 +141,10 @@ class DockerExecutor:
         if spec.instance_id in self._containers:
             raise ExecutorError(f"instance {spec.instance_id} already exists")
         image = self._image(spec)
+        users_image = spec.kind == "blackbox" and image != self.images.get("blackbox", SKELETON_IMAGE)
         cpu_shares = max(1024 * spec.memory_mb // self.environment.user_memory_mb, 2)  # [OW] ContainerPoolConfig
-        job = self._submit(self.host.start_container, spec.instance_id, image, spec.memory_mb, cpu_shares)
+        start = self.host.start_container
+        job = self._submit(start, spec.instance_id, image, spec.memory_mb, cpu_shares, users_image)
         try:
             started = await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -152,7 +160,7 @@ class DockerExecutor:
             raise
         ready = asyncio.create_task(_wait_listening(started.ip, logs), name=f"docker-ready-{spec.instance_id}")
         url = f"http://{started.ip}:{PROXY_PORT}"
-        sentinelled = spec.kind != "blackbox" or image == self.images.get("blackbox", SKELETON_IMAGE)
+        sentinelled = not users_image
         self._containers[spec.instance_id] = _Container(spec, started, url, logs, attach, ready, sentinelled)
         await asyncio.wait({ready}, timeout=READY_WAIT_S)
 

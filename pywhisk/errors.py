@@ -77,3 +77,12 @@ class StoreUnavailable(Exception):
 
 class ExecutorError(Exception):
     """An executor could not provision or drive an instance (a platform failure, not the action's)."""
+
+
+class ActionStartupError(ExecutorError):
+    """The action's own instance cannot start: e.g. its ``blackbox`` image does not exist on this host.
+
+    A fault of the action, not of the platform ([OW] DockerContainer's ``BlackboxStartupError``, which
+    ContainerProxy records as a developer error): its message is what the user reads in the record, and
+    it does not count against the invoker's health.
+    """

@@ -17,8 +17,9 @@ import pytest_asyncio
 from executor_docker.containers import INSTANCE_LABEL, OWNER_LABEL, SKELETON_IMAGE
 from executor_docker.executor import DockerExecutor, UnknownInstance
 from executor_docker.plugin import create_executor
+from executor_docker.settings import DockerSettings
 from pywhisk.activation import Messages
-from pywhisk.errors import ExecutorError
+from pywhisk.errors import ActionStartupError, ExecutorError
 from pywhisk.executor import ExecutorEnvironment, InitRequest, InstanceSpec, PausableExecutor, ProxyResult
 from tests.docker_service import RuntimeImages, docker_daemon  # noqa: F401
 from tests.executors import LOG_LIMIT, log_text, run_request
@@ -322,20 +323,87 @@ async def test_containers_start_concurrently(executor: DockerExecutor) -> None:
 # --- errors and lifecycle -------------------------------------------------------------------------
 
 
-async def test_a_missing_image_is_an_executor_error_that_says_what_to_do(
+async def test_a_missing_blackbox_image_is_the_actions_fault_and_a_missing_runtime_image_the_platforms(
     executor: DockerExecutor, environment: ExecutorEnvironment, client: docker.DockerClient
 ) -> None:
-    with pytest.raises(ExecutorError, match=r"image pywhisk-test/absent:1 not found; build or load it"):
+    """A user's image that is not there is [OW] DockerContainer's BlackboxStartupError(imagePullError); a
+    runtime image of pywhisk's that is not there is the platform's fault, with what to do about it."""
+    with pytest.raises(ActionStartupError) as missing:
         await executor.create(
             InstanceSpec(instance_id="x", kind="blackbox", memory_mb=128, image="pywhisk-test/absent:1")
         )
+    assert missing.value.args == ("Failed to pull container image 'pywhisk-test/absent:1'.",)
     ours = DockerExecutor(environment, client, images={"python:3.11": "pywhisk/action-python-v3.11:absent"})
     await ours.start()
     try:
-        with pytest.raises(ExecutorError, match=r"not found; run deploy/local/build-images"):
+        with pytest.raises(ExecutorError, match=r"not found; run deploy/local/build-images") as platform:
             await ours.create(InstanceSpec(instance_id="y", kind="python:3.11", memory_mb=128))
+        assert not isinstance(platform.value, ActionStartupError)
     finally:
         await ours.close()
+
+
+async def test_a_blackbox_image_that_cannot_start_is_the_actions_fault_and_leaves_no_container(
+    executor: DockerExecutor, client: docker.DockerClient
+) -> None:
+    image = f"pywhisk-test/no-entrypoint:{uuid.uuid4().hex[:8]}"
+    made = client.api.create_container(SKELETON_IMAGE, entrypoint=["/nowhere"])
+    client.api.commit(made["Id"], *image.split(":"))
+    client.api.remove_container(made["Id"], force=True)
+    instance_id = uuid.uuid4().hex
+    try:
+        with pytest.raises(ActionStartupError) as broken:
+            await executor.create(InstanceSpec(instance_id=instance_id, kind="blackbox", memory_mb=128, image=image))
+    finally:
+        client.api.remove_image(image, force=True)
+    assert broken.value.args == (f"Failed to start container image '{image}'.",)
+    assert containers_of(client, instance_id) == []
+
+
+async def test_an_action_cannot_write_past_its_disk_quota_nor_outside_its_writable_paths(
+    environment: ExecutorEnvironment, client: docker.DockerClient
+) -> None:
+    """The root filesystem is read-only; /tmp is a tmpfs of ``tmpfs_mb``: writing past it is ENOSPC in
+    the action, the host's disk gets nothing, and the container's next activation works."""
+    quota = DockerExecutor(environment, client, settings=DockerSettings(tmpfs_mb=8))
+    await quota.start()
+    code = (
+        "import os\n"
+        "def main(args):\n"
+        "    out = {}\n"
+        "    try:\n"
+        "        open('/action/x', 'w').write('x')\n"
+        "    except OSError as e:\n"
+        "        out['root'] = e.strerror\n"
+        "    written = 0\n"
+        "    try:\n"
+        "        with open('/tmp/fill', 'wb') as f:\n"
+        "            while written < 64 << 20:\n"
+        "                f.write(b'x' * (1 << 20)); f.flush(); written += 1 << 20\n"
+        "    except OSError as e:\n"
+        "        out['tmp'] = e.strerror\n"
+        "    out['written_mb'] = written >> 20\n"
+        "    os.remove('/tmp/fill')\n"
+        "    return out\n"
+    )
+    instance_id = uuid.uuid4().hex
+    try:
+        await quota.create(InstanceSpec(instance_id=instance_id, kind="python:3.11", memory_mb=256))
+        request = InitRequest.model_validate({"name": "fill", "code": code})
+        assert (await quota.init(instance_id, request, 10_000, LOG_LIMIT)).status == 200
+        first = await quota.run(instance_id, run_request({}), 10_000, LOG_LIMIT)
+        second = await quota.run(instance_id, run_request({}), 10_000, LOG_LIMIT)
+        details = client.api.inspect_container(containers_of(client, instance_id)[0]["Id"])
+    finally:
+        await quota.destroy(instance_id)
+        await quota.close()
+    result = orjson.loads(first.body)
+    assert result["root"] == "Read-only file system"
+    assert result["tmp"] == "No space left on device"
+    assert result["written_mb"] <= 8
+    assert orjson.loads(second.body) == result, "the quota is freed with the file: the container goes on"
+    assert details["HostConfig"]["ReadonlyRootfs"] is True
+    assert "size=8m" in details["HostConfig"]["Tmpfs"]["/tmp"]
 
 
 async def test_unknown_kinds_and_instances_are_refused(executor: DockerExecutor) -> None:
