@@ -3,8 +3,8 @@
 Compiling is the expensive part of a WASM cold start (a 24 KB C module ~14 ms, a 4.4 MB Go module
 ~2.3 s), while loading a precompiled artifact with ``Module.deserialize_file`` mmaps it in 24-40 µs
 (reference/measurements.md, "Wasmtime from Python"). So every module is compiled once per machine and
-engine configuration, written to ``<module_cache_dir>/<key>.cwasm``, and kept loaded (with its
-``InstancePre``) in an in-memory LRU keyed by the SHA-256 of the module bytes.
+engine configuration (by a compiler process, compiler.py), written to ``<module_cache_dir>/<key>.cwasm``,
+and kept loaded (with its ``InstancePre``) in an in-memory LRU keyed by the SHA-256 of the module bytes.
 
 Artifacts are native code that Wasmtime maps without re-validating it: whoever can write the cache
 directory can run code in the executor, so it must be as private as the rest of ``data_dir``.
@@ -90,7 +90,11 @@ def describe_error(error: BaseException) -> str:
 
 
 class ModuleCache:
-    """Loads WebAssembly modules for one Engine and Linker; thread-safe, blocking (run it off-loop)."""
+    """Loaded modules for one Engine and Linker, and their artifacts on disk; thread-safe, blocking (run it off-loop).
+
+    It never compiles: a module without an artifact is compiled into one by a compiler process
+    (compiler.py, ``compile_artifact`` here), then ``adopt`` maps it.
+    """
 
     def __init__(self, engine: wasmtime.Engine, linker: wasmtime.Linker, directory: Path, capacity: int = 256) -> None:
         self.engine = engine
@@ -100,51 +104,42 @@ class ModuleCache:
         self._fingerprint = engine_fingerprint()
         self._loaded: OrderedDict[str, CompiledModule] = OrderedDict()
         self._lock = threading.Lock()
-        # One lock per digest being loaded, so two inits of the same new action compile it once.
-        self._loading: dict[str, threading.Lock] = {}
 
     def artifact_path(self, digest: str) -> Path:
         """Where the precompiled artifact of the module with this SHA-256 lives."""
         return self.directory / f"{digest}-{self._fingerprint}.cwasm"
 
-    def load(self, wasm: bytes) -> CompiledModule:
-        """The compiled module for ``wasm``: from memory, from its artifact, or freshly compiled.
+    def lookup(self, wasm: bytes) -> tuple[str, CompiledModule | None]:
+        """The module's digest, and its compiled module if loaded or if its artifact exists (else None).
 
-        Raises :class:`InvalidModule` when the bytes are not a WASI command module this engine can run.
+        Raises :class:`InvalidModule` when the bytes are not WebAssembly, or are not a WASI command
+        module this linker can run.
         """
+        # wasmtime.Module parses anything not starting with a NUL byte as WAT text: insist on binary.
+        if not wasm.startswith(WASM_MAGIC):
+            raise InvalidModule("not a WebAssembly binary (bad magic number)")
         digest = hashlib.sha256(wasm).hexdigest()
         with self._lock:
             hit = self._loaded.get(digest)
             if hit is not None:
                 self._loaded.move_to_end(digest)
-                return hit
-            loading = self._loading.setdefault(digest, threading.Lock())
-        with loading:
-            try:
-                with self._lock:
-                    hit = self._loaded.get(digest)
-                if hit is None:
-                    hit = self._load_uncached(digest, wasm)
-                with self._lock:
-                    self._loaded[digest] = hit
-                    self._loaded.move_to_end(digest)
-                    while len(self._loaded) > self.capacity:
-                        self._loaded.popitem(last=False)
-            finally:
-                with self._lock:
-                    self._loading.pop(digest, None)
-        return hit
+                return digest, hit
+        module = self._deserialize(digest)
+        return digest, None if module is None else self._remember(digest, module)
+
+    def adopt(self, digest: str) -> CompiledModule:
+        """Load the artifact a compiler just wrote for ``digest``."""
+        module = self._deserialize(digest)
+        if module is None:
+            raise InvalidModule("the compiled module could not be loaded")
+        return self._remember(digest, module)
 
     def clear_memory(self) -> None:
         """Forget the loaded modules (the artifacts on disk stay); for benchmarks and tests."""
         with self._lock:
             self._loaded.clear()
 
-    def _load_uncached(self, digest: str, wasm: bytes) -> CompiledModule:
-        module = self._deserialize(digest)
-        if module is None:
-            module = self._compile(wasm)
-            self._store_artifact(digest, module)
+    def _remember(self, digest: str, module: wasmtime.Module) -> CompiledModule:
         start = next((export.type for export in module.exports if export.name == "_start"), None)
         if not isinstance(start, wasmtime.FuncType) or start.params or start.results:
             raise InvalidModule("not a WASI command: no `_start` function export of type () -> ()")
@@ -152,7 +147,13 @@ class ModuleCache:
             instance_pre = self.linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as error:  # an import that is neither WASI preview 1 nor ours
             raise InvalidModule(describe_error(error)) from None
-        return CompiledModule(digest, module, instance_pre)
+        compiled = CompiledModule(digest, module, instance_pre)
+        with self._lock:
+            self._loaded[digest] = compiled
+            self._loaded.move_to_end(digest)
+            while len(self._loaded) > self.capacity:
+                self._loaded.popitem(last=False)
+        return compiled
 
     def _deserialize(self, digest: str) -> wasmtime.Module | None:
         path = self.artifact_path(digest)
@@ -166,24 +167,25 @@ class ModuleCache:
             path.unlink(missing_ok=True)
             return None
 
-    def _compile(self, wasm: bytes) -> wasmtime.Module:
-        # wasmtime.Module parses anything not starting with a NUL byte as WAT text: insist on binary.
-        if not wasm.startswith(WASM_MAGIC):
-            raise InvalidModule("not a WebAssembly binary (bad magic number)")
-        try:
-            return wasmtime.Module(self.engine, wasm)
-        except wasmtime.WasmtimeError as error:
-            raise InvalidModule(describe_error(error)) from None
 
-    def _store_artifact(self, digest: str, module: wasmtime.Module) -> None:
-        path = self.artifact_path(digest)
-        # Write then rename: a reader (another executor process) never maps a half-written file.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(module.serialize())
-            os.replace(tmp, path)
-        except OSError as error:
-            # A read-only or full cache directory costs a recompile next time, nothing else.
-            logger.warning("cannot write module artifact %s: %s", path, error)
-            tmp.unlink(missing_ok=True)
+def compile_artifact(engine: wasmtime.Engine, wasm: bytes, path: Path) -> None:
+    """Compile ``wasm`` for ``engine`` and write its artifact to ``path`` (in a compiler process, compiler.py).
+
+    Raises :class:`InvalidModule` when the bytes do not compile.
+    """
+    if not wasm.startswith(WASM_MAGIC):
+        raise InvalidModule("not a WebAssembly binary (bad magic number)")
+    try:
+        module = wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as error:
+        raise InvalidModule(describe_error(error)) from None
+    # Write then rename: a reader (another executor process) never maps a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(module.serialize())
+        os.replace(tmp, path)
+    except OSError as error:
+        # A read-only or full cache directory: the executor cannot map what it cannot read back.
+        tmp.unlink(missing_ok=True)
+        raise InvalidModule(f"cannot write the compiled module: {error}") from None

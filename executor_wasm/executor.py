@@ -3,7 +3,9 @@
 An "instance" here is cheap bookkeeping: ``create`` records the spec, ``init`` decodes and loads the
 module (compiled once per machine, see cache.py) and ``run`` instantiates it afresh in its own Store
 (runner.py), so no state leaks between activations. All Wasmtime work happens on a thread pool:
-wasm execution releases the GIL, so runs proceed in parallel and the event loop never blocks.
+wasm execution releases the GIL, so runs proceed in parallel and the event loop never blocks. A job
+executes on one of ``threads`` compute slots, shared fairly between namespaces (slots.py): one
+namespace's CPU-bound guests cannot keep another's hello waiting.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import logging
 import time
 import zipfile
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,11 +26,14 @@ import orjson
 import wasmtime
 
 from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, create_engine
+from executor_wasm.compiler import CompilerPool
 from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
 from executor_wasm.runner import EpochTicker, RunSpec, run_module
 from executor_wasm.settings import WasmSettings
-from executor_wasm.sleeps import ComputeSlots, define_poll_oneoff
+from executor_wasm.sleeps import define_poll_oneoff
+from executor_wasm.slots import ComputeSlots, SlotsClosed, Waiter
 from executor_wasm.stdio import params_json
+from executor_wasm.unzip import ZipRefused, read_member
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 
@@ -38,7 +41,7 @@ KINDS = frozenset({"wasm:wasi", "wasm:default"})
 # A run normally ends by its epoch deadline (at most 2 ticks late); this guard only answers for a
 # guest stuck in a blocking host call (e.g. a long WASI sleep), which epochs cannot interrupt.
 RUN_GUARD_S = 0.25
-MAX_MODULE_BYTES = 256 * 1_048_576  # no zip member is inflated beyond this
+MAX_MODULE_BYTES = 64 * 1_048_576  # the default of WasmSettings.max_module_bytes
 
 _INIT_OK = '{"ok":true}'
 _REINIT = '{"error":"Cannot initialize the action more than once."}'
@@ -87,10 +90,11 @@ class WasmExecutor:
         # Actions granted net_access link against a Linker that also defines http.get (grants.py).
         net_linker = create_linker(self.engine, net_access=True)
         self.net_cache = ModuleCache(self.engine, net_linker, module_cache_dir)
+        self.compiler = CompilerPool(settings.compile_processes, settings.compile_memory_mb * 1_048_576)
         self.grant_policy = GrantPolicy.from_settings(settings)
         self._ticker = EpochTicker(self.engine)
         self._pool: ThreadPoolExecutor | None = None
-        self._slots = ComputeSlots(settings.threads)
+        self._slots = ComputeSlots(settings.threads, settings.threads_reserve)
         self._instances: dict[str, _Instance] = {}
 
     async def start(self) -> None:
@@ -98,17 +102,19 @@ class WasmExecutor:
         if self._pool is None:
             # A thread per run in progress: a sleeping guest keeps its thread but not its compute slot.
             self._pool = ThreadPoolExecutor(max_workers=self.settings.max_runs, thread_name_prefix="wasm")
-            self._slots.closing.clear()
+            self._slots.open()
         self._ticker.start()
+        await self.compiler.start()
 
     async def close(self) -> None:
         """Forget every instance, end the runs in progress, stop the pool and the ticker."""
         self._instances.clear()
+        await self.compiler.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             # Runs in progress would hold the pool until their deadlines; pass every deadline now.
             self._ticker.hurry()
-            self._slots.closing.set()  # and wake every sleeping guest
+            self._slots.close()  # wake every sleeping guest, refuse the jobs waiting for a slot
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         self._ticker.stop()
 
@@ -139,13 +145,14 @@ class WasmExecutor:
         started = time.perf_counter()
         instance.initializing = True
         try:
-            compiled = await self._in_pool(self._load, request.code, cache, timeout_s=timeout_ms / 1000)
+            namespace = init_namespace(request)
+            compiled = await self._load(request.code, cache, timeout_s=timeout_ms / 1000, namespace=namespace)
         except InvalidModule as error:
             body = orjson.dumps({"error": f"Invalid WebAssembly module: {error}"}).decode()
             return ProxyResult(status=502, body=body, duration_ms=_since(started))
         finally:
             instance.initializing = False
-        if compiled is None:  # the compile goes on in the background and lands in the cache
+        if compiled is None:  # the compile was killed: the next init starts it again
             return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
         instance.compiled, instance.name, instance.env = compiled, request.name, dict(request.env)
         instance.grants = grants
@@ -166,7 +173,7 @@ class WasmExecutor:
             grants=instance.grants,
         )
         started = time.perf_counter()
-        job = self._job(run_module, self.engine, instance.compiled, spec)
+        job = self._job(run_module, self.engine, instance.compiled, spec, namespace=request.namespace)
         result = await self._await_job(job, timeout_s=timeout_ms / 1000 + RUN_GUARD_S)
         if result is None:  # stuck in a host call; its logs are still being written
             result = ProxyResult(status=None, timed_out=True, duration_ms=_since(started) - job.queued_ms)
@@ -183,21 +190,45 @@ class WasmExecutor:
         except KeyError:
             raise UnknownInstance(f"no wasm instance {instance_id}") from None
 
-    def _load(self, code: str, cache: ModuleCache) -> CompiledModule:
-        return cache.load(decode_module(code))
+    async def _load(self, code: str, cache: ModuleCache, timeout_s: float, namespace: str) -> CompiledModule | None:
+        """The compiled module of ``exec.code``, None if not ready within ``timeout_s`` (which covers the compile).
 
-    async def _in_pool(self, fn: Callable[..., T], *args: object, timeout_s: float) -> T | None:
-        """``fn(*args)`` on the pool; None when it has not finished ``timeout_s`` after it started.
+        Decoding (bounded by ``max_module_bytes``) and mapping an artifact are short and run on the
+        pool; a compile runs in a compiler process (compiler.py) and holds no thread or compute slot.
+        """
+        deadline = time.monotonic() + timeout_s
+        wasm = await self._in_pool(
+            decode_module, code, self.settings.max_module_bytes, timeout_s=timeout_s, namespace=namespace
+        )
+        if wasm is None:
+            return None
+        left = max(0.0, deadline - time.monotonic())
+        found = await self._in_pool(cache.lookup, wasm, timeout_s=left, namespace=namespace)
+        if found is None:
+            return None
+        digest, compiled = found
+        if compiled is not None:
+            return compiled
+        if not await self.compiler.compile(wasm, cache.artifact_path(digest), deadline - time.monotonic()):
+            return None
+        left = max(0.0, deadline - time.monotonic())
+        return await self._in_pool(cache.adopt, digest, timeout_s=left, namespace=namespace)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: object, timeout_s: float, namespace: str) -> T | None:
+        """``fn(*args)`` on the pool, on a compute slot of ``namespace``; None when it has not finished
+        ``timeout_s`` after it started.
 
         The timeout counts from when the job gets a compute slot, not from submission, so a queue in
-        front of busy slots does not time runs out. Threads cannot be killed: a job that overruns
-        keeps its worker until it returns (for runs, at the next epoch check or sleep of the guest).
+        front of busy slots does not time runs out (as OpenWhisk, whose waitTime is not part of the
+        time limit). Threads cannot be killed: a job that overruns keeps its worker and its slot until it
+        returns (for runs, at the next epoch check or sleep of the guest); the slot stays counted
+        against its namespace meanwhile, so other namespaces are served first (slots.py).
         """
-        job = self._job(fn, *args)
+        job = self._job(fn, *args, namespace=namespace)
         return await self._await_job(job, timeout_s)
 
-    def _job(self, fn: Callable[..., T], *args: object) -> _Job[T]:
-        return _Job(fn, args, self._slots)
+    def _job(self, fn: Callable[..., T], *args: object, namespace: str) -> _Job[T]:
+        return _Job(fn, args, self._slots, namespace)
 
     async def _await_job(self, job: _Job[T], timeout_s: float) -> T | None:
         if self._pool is None:
@@ -215,58 +246,78 @@ class WasmExecutor:
                     return None
         except asyncio.CancelledError:
             future.cancel()  # drops the job if no worker has taken it yet
+            job.withdraw()  # and if one has, but it still waits for a slot
             raise
         if future.cancelled():  # by close(), not by our caller
             raise ExecutorError("the wasm executor was closed")
         try:
             return future.result()
-        except InvalidModule:
+        except (InvalidModule, SlotsClosed):
             raise
         except Exception as error:  # a platform failure (e.g. out of fds), not the action's
             logger.exception("wasm executor job %s failed", getattr(fn, "__name__", fn))
             raise ExecutorError(f"the wasm executor failed: {error!r}") from error
 
 
-def decode_module(code: str) -> bytes:
-    """The module bytes of ``exec.code``: base64 of a ``.wasm`` file or of a zip holding one."""
+def decode_module(code: str, max_bytes: int = MAX_MODULE_BYTES) -> bytes:
+    """The module bytes of ``exec.code``: base64 of a ``.wasm`` file or of a zip holding one.
+
+    A zipped module is inflated with a budget of ``max_bytes`` actually produced (unzip.py), whatever
+    the archive claims: a zip bomb costs at most the budget before it is refused.
+    """
     try:
         data = base64.b64decode("".join(code.split()), validate=True)
     except (binascii.Error, ValueError) as error:
         raise InvalidModule(f"code is not valid base64 ({error})") from None
     if not data.startswith(b"PK\x03\x04"):
+        if len(data) > max_bytes:
+            raise InvalidModule(f"the module is larger than {max_bytes} bytes")
         return data
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir() and m.filename.endswith(".wasm")]
-            if len(members) != 1:
-                found = ", ".join(m.filename for m in members) or "none"
-                raise InvalidModule(f"the zip must hold exactly one .wasm file (found: {found})")
-            if members[0].file_size > MAX_MODULE_BYTES:
-                raise InvalidModule(f"{members[0].filename} is larger than {MAX_MODULE_BYTES} bytes")
-            return archive.read(members[0])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError, OSError) as error:
-        raise InvalidModule(f"bad zip archive ({error})") from None
+        return read_member(data, _the_wasm_member, max_bytes)
+    except ZipRefused as refused:
+        raise InvalidModule(str(refused)) from None
+
+
+def _the_wasm_member(members: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
+    found = [member for member in members if member.filename.endswith(".wasm")]
+    if len(found) != 1:
+        raise ZipRefused(
+            f"the zip must hold exactly one .wasm file (found: {', '.join(m.filename for m in found) or 'none'})"
+        )
+    return found[0]
 
 
 class _Job(Generic[T]):
-    """A callable for the pool that runs under a compute slot and records when it got one."""
+    """A callable for the pool that runs under a compute slot of its namespace and records when it got one."""
 
-    __slots__ = ("args", "fn", "slots", "started_at", "submitted_at")
+    __slots__ = ("args", "fn", "namespace", "slots", "started_at", "submitted_at", "waiter")
 
-    def __init__(self, fn: Callable[..., T], args: tuple[object, ...], slots: ComputeSlots) -> None:
-        self.fn, self.args, self.slots = fn, args, slots
+    def __init__(self, fn: Callable[..., T], args: tuple[object, ...], slots: ComputeSlots, namespace: str) -> None:
+        self.fn, self.args, self.slots, self.namespace = fn, args, slots, namespace
+        self.waiter = Waiter(namespace)
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
 
     def __call__(self) -> T:
-        with self.slots.held():
+        with self.slots.held(self.namespace, self.waiter):
             self.started_at = time.monotonic()
             return self.fn(*self.args)
+
+    def withdraw(self) -> None:
+        """Give up the job's place in the queue for a slot (its caller was cancelled)."""
+        self.slots.withdraw(self.waiter)
 
     @property
     def queued_ms(self) -> float:
         """How long the job waited for a thread and a compute slot."""
         return ((self.started_at or time.monotonic()) - self.submitted_at) * 1000
+
+
+def init_namespace(request: InitRequest) -> str:
+    """Whose compute slots an ``/init`` takes: the invoker passes ``__OW_NAMESPACE`` in its environment, as
+    OpenWhisk's invoker does (its own value overrides any init parameter of that name)."""
+    return request.env.get("__OW_NAMESPACE", "")
 
 
 def _since(started: float) -> float:

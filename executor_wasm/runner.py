@@ -12,6 +12,7 @@ How stdin, stdout and stderr reach the guest is in stdio.py.
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 import threading
 import time
@@ -24,6 +25,7 @@ from wasmtime._func import enter_wasm
 
 from executor_wasm.cache import CompiledModule, describe_error
 from executor_wasm.grants import NO_GRANTS, Grants, apply_preopens
+from executor_wasm.limits import MODULE, GuestBudget, is_limit_error
 from executor_wasm.sleeps import DeadlinePassed, deadline_passed, run_deadline
 from executor_wasm.stdio import OUTPUT_SLACK, CappedOutput, Stdin, collect_logs, take_result
 from pywhisk.executor import ProxyResult
@@ -32,6 +34,8 @@ from pywhisk.executor import ProxyResult
 # interrupted loop stops within ~0.2 ms of the tick (measurements.md).
 TICK_MS = 10
 PAGE = 65536
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,8 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
         run_deadline(spec.timeout_ms / 1000),
     ):
         store = wasmtime.Store(engine)
-        store.set_limits(memory_size=spec.memory_bytes)
+        budget = GuestBudget.of(spec.memory_bytes, MODULE)
+        budget.apply(store)
         store.set_epoch_deadline(deadline_ticks(spec.timeout_ms))
         wasi = wasmtime.WasiConfig()
         wasi.argv = [spec.argv0]
@@ -74,7 +79,7 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
         stderr.attach(wasi)
         store.set_wasi(wasi)
         try:
-            outcome = _execute(store, compiled, spec.memory_bytes)
+            outcome = _execute(store, compiled, budget.memory_bytes)
         except DeadlinePassed:  # wasmtime-py re-raises what a host function raised
             outcome = _TIMED_OUT
         if deadline_passed():  # stopped in a sleep (sleeps.py), whatever error the guest saw
@@ -141,7 +146,7 @@ def _execute(store: wasmtime.Store, compiled: CompiledModule, memory_bytes: int)
     except wasmtime.Trap as trap:  # a start section ran and trapped
         return _TIMED_OUT if trap.trap_code == wasmtime.TrapCode.INTERRUPT else _trap_error(trap)
     except wasmtime.WasmtimeError as error:
-        if "exceeds memory limits" in str(error):  # the declared minimum memory is above the limit
+        if is_limit_error(error):  # more memories, tables or declared minimums than the limit holds
             return _MEMORY
         return _trap_error(error)
     try:
@@ -159,6 +164,11 @@ def _execute(store: wasmtime.Store, compiled: CompiledModule, memory_bytes: int)
         return _MEMORY if _near_limit(store, instance, memory_bytes) else _trap_error(trap)
     except wasmtime.WasmtimeError as error:  # a host function failed
         return _trap_error(error)
+    except DeadlinePassed:
+        raise
+    except Exception as error:  # a bug of ours in a host function, hit by this guest's input: its failure
+        logger.exception("a host function failed on a guest's call")
+        return _error(f"The action trapped: a host function failed ({type(error).__name__})")
     return _OK
 
 

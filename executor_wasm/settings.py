@@ -24,7 +24,11 @@ class WasmSettings(BaseSettings):
     - ``executor_url`` (``PYWHISK_WASM_EXECUTOR_URL``, none): drive a ``pywhisk executor-wasm`` service at
       this URL over HTTP instead of running Wasmtime in the invoker's process.
     - ``threads`` (``PYWHISK_WASM_THREADS``, 8): guests executing at once (compute slots, CPU-bound); a guest
-      waiting in a WASI sleep gives its slot to another run (sleeps.py).
+      waiting in a WASI sleep gives its slot to another run (sleeps.py). Slots are shared fairly between
+      namespaces (slots.py): a freed slot goes to the waiting namespace holding the fewest.
+    - ``threads_reserve`` (``PYWHISK_WASM_THREADS_RESERVE``, 1): compute slots only a namespace holding none
+      may take, so that its run starts at once however busy another namespace keeps the rest; at most a
+      quarter of ``threads`` (none below 4), as the pool's ``PYWHISK_USER_MEMORY_RESERVE_MB``.
     - ``max_runs`` (``PYWHISK_WASM_MAX_RUNS``, 4096): runs in progress at once, one thread each, most of them
       asleep; also how many runs one instance takes at once (``max_runs_per_instance``).
     - ``executor_port`` (``PYWHISK_WASM_EXECUTOR_PORT``, 9000): the port of ``pywhisk executor-wasm``
@@ -32,6 +36,12 @@ class WasmSettings(BaseSettings):
     - ``python_cache_dir`` (``PYWHISK_PYTHON_WASM_CACHE_DIR``, ``~/.cache/pywhisk/python-wasm``): the Python
       runner component of ``python:3`` actions on WASM (python/build.py), built once per machine (~10 s), so
       kept in the user's cache and shared by every data directory.
+    - ``max_module_bytes`` (``PYWHISK_WASM_MAX_MODULE_BYTES``, 64 MiB): the largest module accepted, counted in
+      bytes actually produced when ``exec.code`` is a zip (unzip.py); a zip bomb is refused at this budget.
+    - ``compile_processes`` (``PYWHISK_WASM_COMPILE_PROCESSES``, 2): modules compiled at once, each in its own
+      child process (compiler.py), killed when every ``/init`` waiting for it has timed out.
+    - ``compile_memory_mb`` (``PYWHISK_WASM_COMPILE_MEMORY_MB``, 2048): the address-space limit (``RLIMIT_AS``)
+      of a compiler process; a module that needs more fails its ``/init`` as an invalid module.
     - ``grant_dirs``, ``grant_env``, ``grant_net`` (``PYWHISK_WASM_GRANT_DIRS`` / ``_ENV`` / ``_NET``, none,
       none, false): what a ``wasm:wasi`` action's annotations may be granted (grants.py, docs/security.md):
       directories (and their subdirectories) it may preopen read-only, host environment variables it may
@@ -43,6 +53,7 @@ class WasmSettings(BaseSettings):
 
     executor_url: str | None = None
     threads: int = Field(default=8, ge=1)
+    threads_reserve: int = Field(default=1, ge=0)
     max_runs: int = Field(default=4096, ge=1)
     executor_port: int = 9000
     # An alias is read as given (no prefix): this one predates the PYWHISK_WASM_ prefix.
@@ -50,6 +61,9 @@ class WasmSettings(BaseSettings):
         default=Path.home() / ".cache" / "pywhisk" / "python-wasm",
         validation_alias=AliasChoices("PYWHISK_PYTHON_WASM_CACHE_DIR"),
     )
+    max_module_bytes: int = Field(default=64 * 1_048_576, ge=1024)
+    compile_processes: int = Field(default=2, ge=1)
+    compile_memory_mb: int = Field(default=2048, ge=256)
     grant_dirs: list[Path] = Field(default_factory=list)
     grant_env: list[str] = Field(default_factory=list)
     grant_net: bool = False

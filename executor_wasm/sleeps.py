@@ -3,7 +3,8 @@
 WASI's own ``poll_oneoff`` sleeps inside Wasmtime, where neither the epoch deadline nor shutdown can
 reach it, and the worker thread stays counted as busy. This one replaces it in the linker: a guest
 that sleeps (``nanosleep``, Go's ``time.Sleep``) waits on a Python event with the GIL released,
-hands its compute slot to another run while it waits, and is stopped when its run's deadline passes.
+hands its compute slot to another run while it waits (and takes one again through the fair queues of
+slots.py when it wakes), and is stopped when its run's deadline passes.
 That is what lets thousands of 5 s sleep activations run at once on a few CPU-bound workers (the
 capacity experiment) while a busy guest still gets a whole slot.
 
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 
 import wasmtime
 
+from executor_wasm.slots import current_slots
+
 WASI = "wasi_snapshot_preview1"
 _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")  # userdata, tag, clock id, timeout, precision, flags
 _EVENT = struct.Struct("<QHB5xQH6x")  # userdata, errno, type, nbytes, flags
@@ -28,7 +31,10 @@ _NEVENTS = struct.Struct("<I")
 _CLOCK, _FD_READ = 0, 1
 _ABSTIME = 1
 _REALTIME, _MONOTONIC = 0, 1
-_ERRNO_INVAL = 28
+_ERRNO_FAULT, _ERRNO_INVAL = 21, 28
+# Subscriptions one call may pass: the host copies and parses each (48 bytes, ~1 µs), so a guest asking
+# for two billion is refused before anything is allocated. wasi-libc passes one per polled fd plus a timer.
+MAX_SUBSCRIPTIONS = 4096
 _SAME_INSTANT_S = 0.000_05  # timers this close to the first one fire with it
 
 
@@ -36,35 +42,7 @@ class DeadlinePassed(Exception):
     """Raised inside a sleeping guest whose run reached its deadline (or the executor is closing)."""
 
 
-class ComputeSlots:
-    """How many guests may execute (not sleep) at once: the executor's CPU-bound concurrency."""
-
-    def __init__(self, count: int) -> None:
-        self._free = threading.Semaphore(count)
-        self.closing = threading.Event()
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """Hold a slot for the calling worker thread (it waits for one) until the block ends."""
-        self._free.acquire()
-        _local.slots = self
-        try:
-            yield
-        finally:
-            _local.slots = None
-            self._free.release()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep without holding the caller's slot; wakes early when the executor closes."""
-        self._free.release()
-        try:
-            self.closing.wait(seconds)
-        finally:
-            self._free.acquire()
-
-
 class _Local(threading.local):
-    slots: ComputeSlots | None = None
     deadline: float = float("inf")  # time.monotonic() at which the current run is out of time
     wasi_origin_ns: int = 0  # time.monotonic_ns() when the run's WASI context was made
     deadline_passed: bool = False
@@ -100,8 +78,17 @@ def define_poll_oneoff(linker: wasmtime.Linker) -> None:
 
 def _poll_oneoff(caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, count: int, nevents_ptr: int) -> int:
     memory = caller.get("memory")
-    if not isinstance(memory, wasmtime.Memory) or count <= 0:
+    if not isinstance(memory, wasmtime.Memory) or not 0 < count <= MAX_SUBSCRIPTIONS:
         return _ERRNO_INVAL
+    # The guest's pointers are unsigned 32-bit offsets; everything read or written must lie in its memory.
+    subs_ptr, events_ptr, nevents_ptr = (ptr & 0xFFFF_FFFF for ptr in (subs_ptr, events_ptr, nevents_ptr))
+    size = memory.data_len(caller)
+    if (
+        subs_ptr + count * _SUBSCRIPTION.size > size
+        or events_ptr + count * _EVENT.size > size
+        or nevents_ptr + _NEVENTS.size > size
+    ):
+        return _ERRNO_FAULT
     raw = memory.read(caller, subs_ptr, subs_ptr + count * _SUBSCRIPTION.size)
     subscriptions = [_SUBSCRIPTION.unpack_from(raw, i * _SUBSCRIPTION.size) for i in range(count)]
     ready = [(userdata, tag) for userdata, tag, *_ in subscriptions if tag != _CLOCK]
@@ -130,14 +117,14 @@ def _wait_s(clock: int, timeout_ns: int, flags: int) -> float:
 def host_sleep(seconds: float) -> None:
     """Block the calling guest for ``seconds`` as a WASI sleep does (for host functions that wait)."""
     remaining = _local.deadline - time.monotonic()
-    slots = _local.slots
+    slots = current_slots()
     wait = max(0.0, min(seconds, remaining))
     if slots is not None:
-        slots.sleep(wait)
-        closing = slots.closing.is_set()
+        # False: the executor is closing, or the deadline passed while it waited for a slot again.
+        stopped = not slots.sleep(wait, _local.deadline)
     else:
         time.sleep(wait)
-        closing = False
-    if closing or seconds >= remaining:
+        stopped = False
+    if stopped or seconds >= remaining:
         _local.deadline_passed = True
         raise DeadlinePassed

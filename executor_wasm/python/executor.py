@@ -18,7 +18,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import io
 import logging
 import time
 import zipfile
@@ -28,11 +27,12 @@ from pathlib import Path
 
 import orjson
 
-from executor_wasm.executor import RUN_GUARD_S, WasmExecutor
+from executor_wasm.executor import RUN_GUARD_S, WasmExecutor, init_namespace
 from executor_wasm.python import runner as python_runner
 from executor_wasm.python.build import RunnerUnavailable, load_runner, runner_artifact
 from executor_wasm.settings import WasmSettings
 from executor_wasm.stdio import params_json
+from executor_wasm.unzip import BadZip, ZipRefused, read_member
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 
@@ -122,7 +122,13 @@ class WasmPythonExecutor(WasmExecutor):
                 runner = await self._ready_runner()
                 timeout_s = timeout_ms / 1000 + RUN_GUARD_S
                 answer = await self._in_pool(
-                    python_runner.prepare, runner, source, request.main, limits, timeout_s=timeout_s
+                    python_runner.prepare,
+                    runner,
+                    source,
+                    request.main,
+                    limits,
+                    timeout_s=timeout_s,
+                    namespace=init_namespace(request),
                 )
             finally:
                 instance.initializing = False
@@ -146,7 +152,7 @@ class WasmPythonExecutor(WasmExecutor):
         if instance.code is None:
             return ProxyResult(status=500, body=_NOT_READY)
         started = time.perf_counter()
-        result = await self._in_pool(
+        job = self._job(
             python_runner.run,
             await self._ready_runner(),
             instance.code,
@@ -154,10 +160,12 @@ class WasmPythonExecutor(WasmExecutor):
             params_json(request.value),
             {**(instance.env or {}), **request.environment()},
             self._limits(instance, timeout_ms, log_limit_bytes),
-            timeout_s=timeout_ms / 1000 + RUN_GUARD_S,
+            namespace=request.namespace,  # on the namespace's fair share of the compute slots (slots.py)
         )
+        result = await self._await_job(job, timeout_s=timeout_ms / 1000 + RUN_GUARD_S)
         if result is None:  # stuck in a host call (e.g. a long sleep); its logs are still being written
-            return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
+            result = ProxyResult(status=None, timed_out=True, duration_ms=_since(started) - job.queued_ms)
+        result.queued_ms = job.queued_ms
         return result
 
     async def destroy(self, instance_id: str) -> None:
@@ -203,18 +211,28 @@ def decode_source(code: str | None, binary: bool) -> str:
         return code
     try:
         data = base64.b64decode("".join(code.split()), validate=True)
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [name for name in archive.namelist() if not name.endswith("/")]
-            if names != ["__main__.py"]:
-                raise ValueError(
-                    "Cannot initialize the action: on the WASM executor a zip must hold only __main__.py"
-                    f" (found: {', '.join(sorted(names)) or 'nothing'})"
-                )
-            if archive.getinfo("__main__.py").file_size > MAX_SOURCE_BYTES:
-                raise ValueError(f"Cannot initialize the action: __main__.py is larger than {MAX_SOURCE_BYTES} bytes")
-            return archive.read("__main__.py").decode("utf-8")
-    except (binascii.Error, zipfile.BadZipFile, UnicodeDecodeError, OSError, RuntimeError) as error:
+    except (binascii.Error, ValueError) as error:
         raise ValueError(f"Cannot initialize the action: the code is not a zip of Python source ({error})") from None
+    try:
+        # Inflated with a budget of bytes actually produced, whatever the archive claims (unzip.py).
+        source = read_member(data, _only_main, MAX_SOURCE_BYTES)
+    except BadZip as error:
+        raise ValueError(f"Cannot initialize the action: the code is not a zip of Python source ({error})") from None
+    except ZipRefused as refused:
+        raise ValueError(f"Cannot initialize the action: {refused}") from None
+    try:
+        return source.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Cannot initialize the action: __main__.py is not UTF-8 ({error})") from None
+
+
+def _only_main(members: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
+    names = sorted(member.filename for member in members)
+    if names != ["__main__.py"]:
+        raise ZipRefused(
+            f"on the WASM executor a zip must hold only __main__.py (found: {', '.join(names) or 'nothing'})"
+        )
+    return members[0]
 
 
 def _since(started: float) -> float:

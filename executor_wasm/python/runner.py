@@ -10,6 +10,7 @@ Everything here blocks and must run on a worker thread; Wasmtime releases the GI
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import wasmtime
 import wasmtime.component
 
 from executor_wasm.cache import describe_error
+from executor_wasm.limits import PYTHON_RUNNER, GuestBudget, is_limit_error
 from executor_wasm.runner import deadline_ticks
 from executor_wasm.stdio import OUTPUT_SLACK, CappedOutput, collect_logs
 from pywhisk.executor import ProxyResult
@@ -74,7 +76,7 @@ def _call(runner: Runner, export: str, args: tuple[object, ...], limits: CallLim
     cap = limits.log_limit_bytes + OUTPUT_SLACK
     with CappedOutput("stdout", cap) as stdout, CappedOutput("stderr", cap) as stderr:
         store = wasmtime.Store(runner.engine)
-        store.set_limits(memory_size=limits.memory_bytes)
+        GuestBudget.of(limits.memory_bytes, PYTHON_RUNNER).apply(store)
         store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
         wasi = wasmtime.WasiConfig()  # no preopens, no environment, no network
         stdout.attach(wasi)
@@ -89,6 +91,7 @@ def _call(runner: Runner, export: str, args: tuple[object, ...], limits: CallLim
 
 
 _TIMED_OUT = "timed out"
+_EXIT_STATUS = re.compile(r"^Exited with i32 exit status (\d+)$")
 
 
 def _invoke(
@@ -109,6 +112,8 @@ def _invoke(
         # Component calls report an epoch interruption as an error with the trap in its message.
         if "interrupt" in str(error):
             return _TIMED_OUT
+        if is_limit_error(error):  # the limit cannot hold the runner's memories and tables
+            return MEMORY_EXHAUSTED, b""
         return error
 
 
@@ -116,7 +121,10 @@ def _answer(outcome: tuple[int, bytes] | str | wasmtime.WasmtimeError | wasmtime
     if outcome == _TIMED_OUT:
         return ProxyResult(status=None, timed_out=True, logs=logs)
     if isinstance(outcome, (wasmtime.WasmtimeError, wasmtime.Trap)):
-        body = orjson.dumps({"error": f"The action trapped: {describe_error(outcome)}"}).decode()
+        reason = describe_error(outcome)
+        exited = _EXIT_STATUS.search(reason)  # the guest's WASI exit: only "failed" (1) crosses preview 2
+        message = f"The action exited with status {exited[1]}." if exited else f"The action trapped: {reason}"
+        body = orjson.dumps({"error": message}).decode()
         return ProxyResult(status=502, body=body, logs=logs)
     assert isinstance(outcome, tuple)
     status, payload = outcome

@@ -113,6 +113,8 @@ BROKEN = {
     "file-access": ("def main(args):\n    return {'passwd': open('/etc/passwd').read()}\n", {}),
     "non-dict": ("def main(args):\n    return 42\n", {}),
     "exit": ("import sys\n\ndef main(args):\n    sys.exit(3)\n", {}),
+    "os-exit": ("import os\n\ndef main(args):\n    os._exit(3)\n", {}),
+    "os-exit-at-init": ("import os\nos._exit(4)\n\ndef main(args):\n    return {}\n", {}),
 }
 
 
@@ -129,6 +131,8 @@ BROKEN = {
         ("file-access", "application error", "No such file or directory: '/etc/passwd'", "FileNotFoundError"),
         ("non-dict", "action developer error", "The action did not return a dictionary or array.", None),
         ("exit", "action developer error", "command exited", None),
+        ("os-exit", "action developer error", "The action exited with status 3.", None),
+        ("os-exit-at-init", "action developer error", "The action exited with status 4.", None),
     ],
 )
 def test_broken_python_actions_on_wasm_get_openwhisk_statuses_and_the_invoker_keeps_serving(
@@ -160,3 +164,20 @@ def test_an_exception_traceback_names_the_actions_line_not_the_runners(api: http
     text = "\n".join(record["logs"])
     assert re.search(r'File "__main__.py", line 2, in main', text), text
     assert "app.py" not in text
+
+
+def test_a_print_flood_past_the_log_limit_is_cut_with_the_notice_and_the_result_still_returned(
+    api: httpx.Client, unique_name: str
+) -> None:
+    # 10 MB of prints against a 1 MB log limit (the smallest OpenWhisk allows): the host's cap refuses
+    # the writes, and the runner drops them instead of failing the action with an I/O error.
+    code = "def main(args):\n    for i in range(100_000):\n        print('x' * 100)\n    return {'printed': i + 1}\n"
+    create_wasm_python_action(api, unique_name, code, logs=1)
+
+    record = invoke(api, unique_name).json()
+
+    assert record["response"]["status"] == "success", record["response"]
+    assert record["response"]["result"] == {"printed": 100_000}
+    assert record["logs"][-1].endswith(
+        "stderr: Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."
+    )

@@ -470,10 +470,10 @@ async def test_a_second_executor_loads_the_artifact_without_compiling(
 
     second = in_process(tmp_path)
 
-    def no_compiling(wasm: bytes) -> None:
+    async def no_compiling(wasm: bytes, artifact: Path, timeout_s: float) -> bool:
         raise AssertionError("compiled although the artifact was cached")
 
-    monkeypatch.setattr(second.cache, "_compile", no_compiling)
+    monkeypatch.setattr(second.compiler, "compile", no_compiling)
     await second.start()
     try:
         instance_id, ready = await deploy(second, b64(hello))

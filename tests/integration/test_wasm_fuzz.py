@@ -1,4 +1,9 @@
-"""Fuzzing the WASM executor: random and mutated module bytes, random params (hypothesis).
+"""Fuzzing the WASM executor: random and mutated module bytes, random params, and hostile code (hypothesis).
+
+The hostile classes (tests/hostile.py, generated, never checked in): zip bombs of every compression method
+with lying or honest headers, modules with many memories or big or many tables, and host calls with
+huge counts, lengths and pointers. Each must end as a proxy result, and the process's peak RSS must stay
+within a generous bound of what its budgets allow.
 
 The executor runs as a real ``pywhisk executor-wasm`` process, so a crash of Wasmtime (a segfault, an
 abort, a Rust panic across the FFI) ends the process and fails the test, instead of taking pytest
@@ -22,15 +27,19 @@ from typing import Any
 
 import httpx
 import pytest
+import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pywhisk.executor import ProxyResult
+from tests import hostile
 from tests.conftest import WASM_DIR, free_port
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = 150
+HOSTILE_EXAMPLES = 60
+MAX_MODULE = 8 * 1_048_576  # the executor's unzip budget here, so that bombs beyond it are cheap to build
 # Small modules whose mutations still parse often: they exercise validation, linking and running.
 SEEDS = ["hello", "echo", "trap", "exit1", "badjson", "apperror", "logs"]
 
@@ -52,7 +61,7 @@ def executor_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Execu
             [sys.executable, "-m", "pywhisk", "executor-wasm", "--port", str(port), "--data-dir", str(data_dir)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYWHISK_WASM_THREADS": "2"},
+            env={**os.environ, "PYWHISK_WASM_THREADS": "2", "PYWHISK_WASM_MAX_MODULE_BYTES": str(MAX_MODULE)},
         )
     running = ExecutorProcess(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 30
@@ -159,6 +168,73 @@ def test_any_module_and_params_get_a_proxy_result_and_never_crash_the_executor(
     assert executor_process.process.poll() is None, executor_process.log.read_text()
 
 
+def assembled(text: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(text))
+
+
+I32 = st.integers(-(2**31), 2**31 - 1)
+U31 = st.integers(0, 2**31 - 1)
+HOSTILE = st.one_of(
+    st.builds(
+        lambda method, lying, times: hostile.zip_bomb(
+            method, times * MAX_MODULE, declared_size=1_000 if lying else None
+        ),
+        st.sampled_from(sorted(hostile.METHODS)),
+        st.booleans(),
+        st.sampled_from([2, 4]),
+    ),
+    st.builds(lambda count: hostile.many_members(count), st.sampled_from([1_025, 5_000])),
+    st.builds(lambda levels: hostile.nested_zip(levels, seed("hello")), st.integers(1, 4)),
+    st.builds(
+        lambda count, pages: assembled(hostile.multi_memory(count, pages)), st.integers(1, 6), st.integers(1, 64)
+    ),
+    st.builds(lambda count: assembled(hostile.growing_memories(count)), st.integers(1, 4)),
+    st.builds(lambda elements: assembled(hostile.big_table(elements)), st.integers(1, 50_000_000)),
+    st.builds(lambda count: assembled(hostile.many_tables(count)), st.integers(1, 40)),
+    st.just(assembled(hostile.growing_table())),
+    st.builds(lambda count, at: assembled(hostile.poll_oneoff(count, at)), I32, U31),
+    st.builds(lambda count, length: assembled(hostile.fd_write(count, length)), U31, U31),
+    st.builds(lambda length: assembled(hostile.random_get(length)), st.integers(0, 4 * 1_048_576)),
+)
+
+
+@settings(max_examples=HOSTILE_EXAMPLES, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(module=HOSTILE, memory_mb=st.sampled_from([1, 16, 128]))
+def test_hostile_code_gets_a_proxy_result_within_its_limits(
+    executor_process: ExecutorProcess, module: bytes, memory_mb: int
+) -> None:
+    instance = uuid.uuid4().hex
+    with httpx.Client(base_url=executor_process.url, timeout=30) as client:
+        spec = {"instance_id": instance, "kind": "wasm:wasi", "memory_mb": memory_mb}
+        assert client.post(f"/{instance}/create", json=spec).status_code == 204
+        try:
+            init = {"value": {"name": "hostile", "code": base64.b64encode(module).decode()}, "timeout_ms": 5000}
+            initialised = proxy_result(client.post(f"/{instance}/init", json={**init, "log_limit_bytes": 4096}))
+            assert initialised.status in (200, 502) or initialised.timed_out, initialised
+            if initialised.status != 200:
+                return
+            run = {
+                "run": {
+                    "value": {},
+                    "namespace": "guest",
+                    "action_name": "/guest/hostile",
+                    "action_version": "0.0.1",
+                    "activation_id": uuid.uuid4().hex,
+                    "transaction_id": "fuzz",
+                    "deadline": "0",
+                },
+                "timeout_ms": 300,
+                "log_limit_bytes": 4096,
+            }
+            started = time.monotonic()
+            ran = proxy_result(client.post(f"/{instance}/run", json=run))
+            assert ran.status in (200, 502) or ran.timed_out or ran.memory_exhausted, ran
+            assert time.monotonic() - started < 5, "a host call held the run far past its deadline"
+        finally:
+            assert client.post(f"/{instance}/destroy").status_code == 204
+    assert executor_process.process.poll() is None, executor_process.log.read_text()
+
+
 def test_the_executor_survived_the_fuzzing(executor_process: ExecutorProcess) -> None:
     # Runs after the fuzz test (file order): the same process still serves a valid module.
     assert executor_process.process.poll() is None
@@ -182,3 +258,8 @@ def test_the_executor_survived_the_fuzzing(executor_process: ExecutorProcess) ->
             "log_limit_bytes": 0,
         }
         assert proxy_result(client.post(f"/{instance}/run", json=run)).body == '{"greeting": "Hello, fuzz!"}'
+
+    # Budgets: 2 runs at once of at most 128 MiB guests, unzips of 8 MiB; Wasmtime and Python themselves.
+    status = Path(f"/proc/{executor_process.process.pid}/status").read_text()
+    peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    assert peak_kib < 1024 * 1024, f"the executor's peak RSS was {peak_kib} KiB"

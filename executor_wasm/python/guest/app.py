@@ -76,8 +76,55 @@ __all__ = [  # imported for the snapshot (see the module docstring), not used he
     "struct", "textwrap", "time", "types", "typing", "unicodedata", "urllib", "uuid", "zlib",
 ]  # fmt: skip
 
-# Each print becomes a write at once, so what was printed before a timeout is in the logs.
-sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+class _LogStream(io.RawIOBase):
+    """The guest's fd 1 or 2. The host caps each stream (a write past the cap fails with EPERM); from then on
+    output is dropped, not raised: the host cuts the logs with OpenWhisk's truncation notice, and an action
+    that prints too much still returns its result, as in a Docker container."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.full = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: typing.Any) -> int:
+        size = len(memoryview(data))
+        if not self.full:
+            try:
+                return os.write(self.fd, data)
+            except OSError:
+                self.full = True
+        return size
+
+
+def _log_stream(fd: int) -> io.TextIOWrapper:
+    # Line-buffered: each print becomes a write at once, so what was printed before a timeout is in the logs.
+    raw = io.BufferedWriter(_LogStream(fd))
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", line_buffering=True)
+
+
+sys.stdout = _log_stream(1)
+sys.stderr = _log_stream(2)
+
+
+class _Exited(BaseException):
+    """``os._exit(status)`` of the action: componentize-py's WASI (preview 2) can only say "failed" (status 1)
+    to the host, so the status travels back as this exception and the runner reports it, as a ``wasm:wasi``
+    module's exit status is. (Unlike a real ``os._exit``, ``finally`` blocks on the way run.)"""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _os_exit(status: int) -> typing.NoReturn:
+    raise _Exited(status)
+
+
+os._exit = _os_exit
 
 
 class WitWorld(wit_world.WitWorld):
@@ -88,6 +135,8 @@ class WitWorld(wit_world.WitWorld):
             return OK, marshal.dumps(code)
         except _NoMain as exc:
             return FAILED, _error(f"Cannot initialize the action: {exc}")
+        except _Exited as exited:
+            return FAILED, _exited(exited)
         except MemoryError:
             return MEMORY_EXHAUSTED, b""
         except BaseException as exc:  # anything the module raises fails the init
@@ -105,6 +154,8 @@ class WitWorld(wit_world.WitWorld):
             random.seed()  # the snapshot holds the build's seed: draw a fresh one from WASI
             function = _load(marshal.loads(code), main)
             return _call(function, json.loads(params))
+        except _Exited as exited:
+            return FAILED, _exited(exited)
         except MemoryError:
             return MEMORY_EXHAUSTED, b""
         except BaseException as exc:  # the module failed this time (init passed)
@@ -134,7 +185,7 @@ def _call(function: typing.Callable[[typing.Any], typing.Any], params: typing.An
         result = function(params)
     except SystemExit:
         return EXITED, _error(COMMAND_EXITED)
-    except MemoryError:
+    except (MemoryError, _Exited):
         raise
     except Exception as exc:
         _write_traceback(exc)
@@ -146,6 +197,10 @@ def _call(function: typing.Callable[[typing.Any], typing.Any], params: typing.An
     except (TypeError, ValueError) as exc:
         sys.stderr.write(f"the result is not JSON: {exc}\n")
         return FAILED, _error(NOT_A_DICTIONARY)
+
+
+def _exited(exited: _Exited) -> bytes:
+    return _error(f"The action exited with status {exited.status}.")
 
 
 def _error(message: str) -> bytes:
