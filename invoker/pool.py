@@ -1,11 +1,33 @@
 """The instance pool: OpenWhisk's ContainerPool scheduling, for any executor.
 
-For each activation (reference/openwhisk.md §5.5): (1) a warm idle instance of the same action,
-namespace and revision (resumed first if it was paused); (2) a prewarmed stem cell of the same kind and
-memory (started already, not yet initialised); (3) a new instance if the memory budget allows; (4)
-evict idle instances, least recently used first, until it fits; (5) otherwise wait, first come first
-served. An idle instance is paused after a grace period when its executor can pause, and destroyed
-after the idle timeout. Stem cells are refilled after use.
+For each activation (reference/openwhisk.md §5.5): (1) a warm instance of the same action, namespace
+and revision with room for one more run (resumed first if it was paused); (2) a prewarmed stem cell of
+the same kind and memory (started already, not yet initialised); (3) a new instance if the memory
+budget allows; (4) evict idle instances, least recently used first, until it fits; (5) otherwise wait.
+An idle instance is paused after a grace period when its executor can pause, and destroyed after the
+idle timeout. Stem cells are refilled after use.
+
+Concurrency and memory. An instance takes at most ``concurrency`` runs at once: the action's
+``limits.concurrency`` ([OW] ContainerPool.schedule only picks a warm container with
+``activeActivationCount < maxConcurrent``); further runs get further instances or wait. Every run is
+inside the budget (``user_memory_mb``): a container (Docker) is charged its memory once, however many
+runs share it, because its cgroup holds them all ([OW] ``memoryConsumptionOf``); an instance of a
+``ConcurrentExecutor`` (WASM) gives every run its own memory of up to the action's limit, so it is
+charged once per run in flight (and once while idle and warm, until it is evicted).
+
+Waiting is fair across namespaces, where OpenWhisk's ``runBuffer`` is one FIFO: each namespace has its
+own first-come-first-served queue, and when capacity frees the namespace with the least memory in
+use by running activations is served first (ties: whose head came first). Worked example: 1024 MB,
+256 MB actions; namespace A runs 4 sleeps and has 100 more queued, then B asks for a hello. When one
+of A's sleeps ends, A holds 768 MB and B 0 MB, so B's hello is next, not A's 100 sleeps. The head of
+the chosen queue is never overtaken: if it does not fit yet, everything waits for the next release
+(as OpenWhisk's buffer, so a large request is not starved by smaller ones); it waits at most until
+runs of richer namespaces end, since a namespace that holds nothing is always served first.
+
+Fair order alone would still make B's hello wait for the next release, up to the length of one of A's
+runs. So ``reserve_mb`` of the budget (at most a quarter) is kept for namespaces running nothing here:
+a namespace that already runs something is granted more memory only while that much stays free. In the
+example with a 256 MB reserve, A runs 3 sleeps, not 4, and B's hello starts at once.
 """
 
 from __future__ import annotations
@@ -20,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pywhisk.activation import new_activation_id
-from pywhisk.executor import Executor, InstanceSpec, PausableExecutor
+from pywhisk.executor import ConcurrentExecutor, Executor, InstanceSpec, PausableExecutor
 
 log = logging.getLogger("pywhisk.invoker.pool")
 
@@ -35,7 +57,10 @@ class ActionKey(NamedTuple):
 
 @dataclass(eq=False)
 class Instance:
-    """One instance (container, WASM slot) owned by the pool; ``key`` is None for a stem cell."""
+    """One instance (container, WASM slot) owned by the pool; ``key`` is None for a stem cell.
+
+    It takes at most ``concurrency`` runs at once; ``charged_mb`` is what it holds of the budget now.
+    """
 
     key: ActionKey | None
     executor: Executor
@@ -50,6 +75,24 @@ class Instance:
     last_used: float = field(default_factory=time.monotonic)
     # Serialises pause and resume, so a run never lands on an instance that is being paused.
     transition: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Runs of a ConcurrentExecutor's instance have their own memories: each is charged (module docstring).
+    charge_per_run: bool = False
+    charged_mb: int = 0
+    removed: bool = False
+
+    def __post_init__(self) -> None:
+        self.charge_per_run = isinstance(self.executor, ConcurrentExecutor)
+
+    def charge(self) -> int:
+        """What this instance should hold of the budget: once, or once per run in flight (at least one
+        while it is in the pool); a removed instance keeps the charge of its runs until they end."""
+        if self.removed:
+            return self.memory_mb * (self.in_flight if self.charge_per_run else min(self.in_flight, 1))
+        return self.memory_mb * (max(self.in_flight, 1) if self.charge_per_run else 1)
+
+    def cost_of_one_more_run(self) -> int:
+        """Memory a further run on this (warm) instance needs from the budget."""
+        return self.memory_mb if self.charge_per_run and self.in_flight >= 1 else 0
 
 
 @dataclass(frozen=True)
@@ -70,23 +113,31 @@ class _Request:
     concurrency: int
     kind: str | None
     granted: asyncio.Future[Instance]
+    arrival: int = 0  # tells whose head came first between namespaces using as much memory
 
 
 class Pool:
     """Hands out instances under a memory budget; callers create/init new ones and release them."""
 
-    def __init__(self, user_memory_mb: int, idle_timeout_s: float, pause_grace_s: float = 10.0) -> None:
+    def __init__(
+        self, user_memory_mb: int, idle_timeout_s: float, pause_grace_s: float = 10.0, reserve_mb: int = 0
+    ) -> None:
         self.user_memory_mb = user_memory_mb
+        self.reserve_mb = max(0, min(reserve_mb, user_memory_mb // 4))
         self.idle_timeout_s = idle_timeout_s
         self.pause_grace_s = pause_grace_s
         self._instances: dict[ActionKey, list[Instance]] = {}
         self._stem_cells: dict[tuple[str, int], list[Instance]] = {}
         self._stem_config: list[StemCells] = []
         self._used_mb = 0
-        self._queue: deque[_Request] = deque()
+        # Waiting requests, one FIFO per namespace, and the memory each namespace's running activations hold.
+        self._waiting: dict[str, deque[_Request]] = {}
+        self._running_mb: dict[str, int] = {}
+        self._arrivals = 0
         self._background: set[asyncio.Task[None]] = set()  # creates and destroys: awaited on close
         self._pause_timers: set[asyncio.Task[None]] = set()  # cancelled on close
         self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def used_mb(self) -> int:
@@ -94,7 +145,11 @@ class Pool:
 
     @property
     def queued(self) -> int:
-        return sum(1 for request in self._queue if not request.granted.done())
+        return sum(1 for queue in self._waiting.values() for request in queue if not request.granted.done())
+
+    def running_mb(self, namespace: str) -> int:
+        """Memory held by the namespace's activations in progress: what fair queueing compares."""
+        return self._running_mb.get(namespace, 0)
 
     def instances(self) -> list[Instance]:
         return [i for group in self._instances.values() for i in group]
@@ -113,11 +168,16 @@ class Pool:
         self._stem_config.clear()
         for timer in list(self._pause_timers):
             timer.cancel()
-        for request in self._queue:
-            request.granted.cancel()
-        self._queue.clear()
+        for queue in self._waiting.values():
+            for request in queue:
+                request.granted.cancel()
+        self._waiting.clear()
+        self._closed = True
         for instance in [*self.instances(), *self.stem_cells()]:
             self._remove(instance)
+            self._used_mb -= instance.charged_mb  # runs still in flight are ended by the executors' close
+            instance.charged_mb = 0
+        self._running_mb.clear()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -131,10 +191,11 @@ class Pool:
     def _refill(self) -> None:
         for cells in self._stem_config:
             ready = self._stem_cells.setdefault((cells.kind, cells.memory_mb), [])
-            while len(ready) < cells.count and self.user_memory_mb - self._used_mb >= cells.memory_mb:
+            # Stem cells never take the reserve: it is for namespaces running nothing, whatever their kind.
+            while len(ready) < cells.count and self.user_memory_mb - self._used_mb - self.reserve_mb >= cells.memory_mb:
                 cell = Instance(None, cells.executor, cells.memory_mb, 1, kind=cells.kind)
                 ready.append(cell)
-                self._used_mb += cells.memory_mb
+                self._recharge(cell)
                 self._spawn(self._create_stem_cell(cell), f"prewarm-{cell.id}")
 
     async def _create_stem_cell(self, cell: Instance) -> None:
@@ -152,13 +213,18 @@ class Pool:
         self, key: ActionKey, executor: Executor, memory_mb: int, concurrency: int, kind: str | None = None
     ) -> Instance:
         """A warm instance (``initialized``, resumed if it was paused), a stem cell (``created``), or a
-        new reserved one; the caller creates and initialises what is not yet."""
+        new reserved one, holding at most ``concurrency`` runs at once; the caller creates and
+        initialises what is not yet. Waits, in its namespace's queue, while the budget is used up."""
         if memory_mb > self.user_memory_mb:
             raise ValueError(f"an instance of {memory_mb} MB can never fit in {self.user_memory_mb} MB")
+        if concurrency < 1:
+            raise ValueError(f"an instance must take at least one run at once, not {concurrency}")
         loop = asyncio.get_running_loop()
-        request = _Request(key, executor, memory_mb, concurrency, kind, loop.create_future())
-        if not (not self._queue and self._grant(request)):
-            self._queue.append(request)
+        self._arrivals += 1
+        request = _Request(key, executor, memory_mb, concurrency, kind, loop.create_future(), self._arrivals)
+        if self._waiting or not self._grant(request):  # nobody waits and it fits: no queue to pass through
+            self._waiting.setdefault(key.namespace, deque()).append(request)
+            self._serve_queue()
         try:
             instance = await request.granted
             await self._resume(instance)
@@ -174,6 +240,11 @@ class Pool:
         """The activation on ``instance`` ended; an unhealthy instance is destroyed."""
         instance.in_flight -= 1
         instance.last_used = time.monotonic()
+        if self._closed:
+            return
+        if instance.key is not None:
+            self._add_running(instance.key.namespace, -instance.memory_mb)
+        self._recharge(instance)
         if not healthy:
             self._remove(instance)
         elif instance.in_flight == 0 and isinstance(instance.executor, PausableExecutor):
@@ -186,27 +257,47 @@ class Pool:
         self._refill()
 
     def _serve_queue(self) -> None:
-        while self._queue:
-            head = self._queue[0]
-            if head.granted.done():  # its caller gave up
-                self._queue.popleft()
-                continue
+        while (head := self._next_head()) is not None:
             if not self._grant(head):
-                return
-            self._queue.popleft()
+                return  # the head waits for the next release, and nothing overtakes it
+            self._waiting[head.key.namespace].popleft()
+
+    def _next_head(self) -> _Request | None:
+        """The head of the queue of the namespace using the least memory (first come among equals)."""
+        chosen: _Request | None = None
+        for namespace in list(self._waiting):
+            queue = self._waiting[namespace]
+            while queue and queue[0].granted.done():  # its caller gave up
+                queue.popleft()
+            if not queue:
+                del self._waiting[namespace]
+                continue
+            head = queue[0]
+            if chosen is None or (self.running_mb(namespace), head.arrival) < (
+                self.running_mb(chosen.key.namespace),
+                chosen.arrival,
+            ):
+                chosen = head
+        return chosen
 
     def _grant(self, request: _Request) -> bool:
-        instance = self._warm(request.key) or self._stem_cell(request) or self._reserve(request)
+        instance = self._warm(request) or self._stem_cell(request) or self._reserve(request)
         if instance is None:
             return False
         instance.in_flight += 1
+        self._recharge(instance)
+        self._add_running(request.key.namespace, request.memory_mb)
         request.granted.set_result(instance)
         return True
 
-    def _warm(self, key: ActionKey) -> Instance | None:
-        candidates = [i for i in self._instances.get(key, ()) if i.initialized and i.in_flight < i.concurrency]
-        # Prefer the most recently used one: its caches are hottest, and the others can age out.
-        return max(candidates, key=lambda i: i.last_used, default=None)
+    def _warm(self, request: _Request) -> Instance | None:
+        candidates = [i for i in self._instances.get(request.key, ()) if i.initialized and i.in_flight < i.concurrency]
+        # Prefer one that needs no more memory, then the most recently used: its caches are hottest,
+        # and the others can age out.
+        best = min(candidates, key=lambda i: (i.cost_of_one_more_run(), -i.last_used), default=None)
+        if best is None or not self._fits(best.cost_of_one_more_run(), request.key.namespace):
+            return None
+        return best
 
     def _stem_cell(self, request: _Request) -> Instance | None:
         ready = self._stem_cells.get((request.kind or "", request.memory_mb), [])
@@ -220,26 +311,46 @@ class Pool:
         return cell
 
     def _reserve(self, request: _Request) -> Instance | None:
-        if not self._fits(request.memory_mb):
+        if not self._fits(request.memory_mb, request.key.namespace):
             return None
         instance = Instance(request.key, request.executor, request.memory_mb, request.concurrency, kind=request.kind)
         self._instances.setdefault(request.key, []).append(instance)
-        self._used_mb += request.memory_mb
+        self._recharge(instance)
         return instance
 
-    def _fits(self, memory_mb: int) -> bool:
+    def _fits(self, memory_mb: int, namespace: str) -> bool:
+        """Whether ``memory_mb`` more can be charged for ``namespace``, evicting idle instances if need be."""
+        if memory_mb == 0:
+            return True
+        # A namespace already running something leaves the reserve to those running nothing.
+        needed = memory_mb + (self.reserve_mb if self.running_mb(namespace) else 0)
         free = self.user_memory_mb - self._used_mb
-        if free >= memory_mb:
+        if free >= needed:
             return True
         idle = sorted((i for i in self.instances() if i.in_flight == 0), key=lambda i: i.last_used)
-        if free + sum(i.memory_mb for i in idle) < memory_mb:
+        if free + sum(i.charged_mb for i in idle) < needed:
             return False
         for instance in idle:  # least recently used first
-            if free >= memory_mb:
+            if free >= needed:
                 break
+            free += instance.charged_mb
             self._remove(instance)
-            free += instance.memory_mb
         return True
+
+    # the books -----------------------------------------------------------------------------------
+
+    def _recharge(self, instance: Instance) -> None:
+        """Bring the instance's share of the budget in line with its runs (``Instance.charge``)."""
+        charge = instance.charge()
+        self._used_mb += charge - instance.charged_mb
+        instance.charged_mb = charge
+
+    def _add_running(self, namespace: str, memory_mb: int) -> None:
+        running = self._running_mb.get(namespace, 0) + memory_mb
+        if running:
+            self._running_mb[namespace] = running
+        else:
+            self._running_mb.pop(namespace, None)
 
     # pause and resume ----------------------------------------------------------------------------
 
@@ -280,7 +391,8 @@ class Pool:
         group.remove(instance)
         if not group and instance.key is not None:
             del self._instances[instance.key]
-        self._used_mb -= instance.memory_mb
+        instance.removed = True
+        self._recharge(instance)  # runs still in flight keep their memory until they are released
         self._spawn(self._destroy(instance), f"destroy-{instance.id}")
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:

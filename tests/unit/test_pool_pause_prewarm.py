@@ -126,3 +126,15 @@ async def test_stem_cells_of_another_kind_or_memory_are_not_used() -> None:
     assert other_memory is not stem and not other_memory.created
     assert pool.stem_cells() == [stem]
     await pool.close()
+
+
+async def test_stem_cells_leave_the_reserve_for_namespaces_running_nothing() -> None:
+    executor = PausingExecutor()
+    pool = Pool(user_memory_mb=1024, idle_timeout_s=60, reserve_mb=256)
+    pool.prewarm(StemCells(executor, "python:3.11", 256, 4))
+    await _until(lambda: len(pool.stem_cells()) == 3 and all(c.created for c in pool.stem_cells()))
+
+    assert pool.used_mb == 768, "three stem cells: the fourth would take the reserve"
+    anyone = await asyncio.wait_for(pool.acquire(KEY, executor, 256, 1, kind="wasm:wasi"), 1)
+    assert anyone.key == KEY
+    await pool.close()
