@@ -79,6 +79,9 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # Starlette would answer a path with a trailing slash by a redirect to the client's own Host header;
+        # OpenWhisk routes collections with or without it (the routes list both) and 404s the rest.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.entities = entities

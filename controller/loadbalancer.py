@@ -125,7 +125,7 @@ class LoadBalancer:
         except BaseException:
             self._waiters.pop(message.activationId, None)
             self._forget(message.activationId)
-            self.invokers.release(target, memory, system_error=None)
+            self.invokers.release(target, memory, system_error=None, namespace=namespace)
             raise
 
     async def wait(self, activation_id: str, timeout_s: float) -> Activation | None:
@@ -187,7 +187,8 @@ class LoadBalancer:
         ack = CompletionMessage.model_validate_json(value)
         entry = self._forget(ack.activationId)
         if entry is not None:
-            self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError)
+            namespace = entry.message.user.namespace.name
+            self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError, namespace=namespace)
         self._resolve(ack.activationId, ack.response)
 
     def _on_ping(self, value: bytes) -> None:
@@ -220,7 +221,8 @@ class LoadBalancer:
             stored = await self._store.get_activation(entry.message.user.namespace.name, entry.message.activationId)
             if self._forget(entry.message.activationId) is None:
                 continue  # its completion arrived while the record was written: already released
-            self.invokers.release(entry.invoker, entry.memory_mb, system_error=True)
+            namespace = entry.message.user.namespace.name
+            self.invokers.release(entry.invoker, entry.memory_mb, system_error=True, namespace=namespace)
             self._resolve(entry.message.activationId, stored)
 
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pywhisk.activation import new_activation_id
@@ -94,6 +95,9 @@ class WhiskMiddleware:
         except _TooLarge as exc:
             if not started:
                 await self._reject(send, exc.size, limit, transid, extra_headers)
+        except ClientDisconnect:
+            # Gone before its body arrived (or timed out reading it, controller/server.py): nobody to answer.
+            log.debug("client left during %s %s", scope["method"], scope["path"])
         except Exception:
             # Here rather than in an app exception handler: Starlette runs those outside every
             # middleware, and the 500 would lack X-Request-ID and CORS.
@@ -103,9 +107,11 @@ class WhiskMiddleware:
                 await self._respond(send, 500, body, extra_headers)
 
     async def _reject(self, send: Send, size: int, limit: int, transid: str, headers: list[Any]) -> None:
+        # Answered before the body is read, and the connection closed after it: the server reads no more
+        # of the body than the lingering close discards (controller/server.py), so the client reads the 413.
         error = PayloadTooLarge(size, limit)
         body = orjson.dumps({"error": error.message, "code": transid})
-        await self._respond(send, error.status_code, body, headers)
+        await self._respond(send, error.status_code, body, [*headers, (b"connection", b"close")])
 
     @staticmethod
     async def _respond(

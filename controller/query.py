@@ -59,12 +59,35 @@ def _integer(raw: str, name: str) -> int:
 
 
 async def json_body(request: Request, allow_empty: bool = True) -> Any:
+    """The body as JSON: 400 if it is not JSON or nests arrays and objects deeper than the
+    ``max_json_depth`` setting. The body's size is bounded before this (``WhiskMiddleware``)."""
     body = await request.body()
     if not body.strip():
         if allow_empty:
             return None
         raise BadRequest("The request content was malformed:\nrequest body is empty")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)  # orjson refuses more than 1024 levels itself
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request content was malformed:\n{exc}") from None
+    max_depth: int = request.app.state.settings.max_json_depth
+    # Fewer brackets than levels allowed cannot nest too deep: almost every body stops here.
+    if body.count(b"[") + body.count(b"{") > max_depth and nests_deeper_than(value, max_depth):
+        raise BadRequest(f"The request content was malformed:\nJSON nested deeper than {max_depth} levels")
+    return value
+
+
+def nests_deeper_than(value: Any, max_depth: int) -> bool:
+    """Whether ``value`` holds arrays or objects more than ``max_depth`` levels deep (the top one is level 1).
+
+    Level by level, without recursion, stopping at the first level past ``max_depth``: it visits each
+    container once at most, so it costs less than parsing them did."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(max_depth):
+        children: list[Any] = []
+        for container in level:
+            children.extend(container.values() if type(container) is dict else container)
+        level = [child for child in children if type(child) is dict or type(child) is list]
+        if not level:
+            return False
+    return bool(level)

@@ -9,6 +9,9 @@ backend has (files, databases, credentials, batching, outages) stays in that bac
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -25,7 +28,7 @@ from pywhisk.identity import (
     hash_key,
     verify_key,
 )
-from pywhisk.store import ActivationQuery, Store
+from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary, Store
 
 
 def make_action(name: str = "hello", namespace: str = "guest", updated: int = 1_000, **fields: object) -> Action:
@@ -77,6 +80,17 @@ async def starts(store: Store, **query: object) -> list[int]:
     return [
         a.start for a in await store.list_activations(ActivationQuery.model_validate({"namespace": "guest", **query}))
     ]
+
+
+async def peak_bytes_allocated(call: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+    """``call()``'s result and the peak of Python memory allocated while it ran (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        result = await call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
 
 
 ADA_1 = "11111111-0000-4000-8000-000000000001"
@@ -226,7 +240,7 @@ class StoreContract:
 
         assert [a.updated for a in everything] == [500, 400, 300, 200, 100]
         assert [a.name for a in page] == ["a4", "a0"]
-        assert all(a.rev for a in everything)
+        assert all(isinstance(a, ActionSummary) for a in everything)
         assert await store.list_actions("guest", limit=10, skip=5) == []
         assert await store.list_actions("guest", limit=0, skip=0) == []
         assert await store.count_actions("guest") == 5
@@ -240,6 +254,34 @@ class StoreContract:
 
         assert [a.name for a in await store.list_actions("guest", limit=10, skip=0)] == ["old", "new"]
         assert await store.count_actions("guest") == 2
+
+    async def test_listed_actions_are_their_summaries_without_code_or_parameters(self, store: Store) -> None:
+        action = make_action(
+            exec=Exec(kind="wasm:wasi", code="QUJD" * 1000, binary=True),
+            parameters=[KeyValue(key="secret", value="s3cr3t")],
+            annotations=[KeyValue(key="exec", value="wasm:wasi"), KeyValue(key="n", value=None, init=True)],
+            limits=Limits(memory=128, concurrency=3),
+            publish=True,
+        )
+        await store.put_action(action, expected_rev=None)
+
+        [listed] = await store.list_actions("guest", limit=10, skip=0)
+
+        assert listed == ActionSummary.of(action)
+        assert listed.to_api() == action.summary()  # the API's row is what it was when the whole action was read
+        assert "QUJD" not in listed.model_dump_json() and "s3cr3t" not in listed.model_dump_json()
+
+    async def test_listing_actions_never_reads_their_code(self, store: Store) -> None:
+        code = "QUJD" * (1024 * 1024)  # 4 MB of code each
+        for n in range(5):
+            await store.put_action(
+                make_action(name=f"big{n}", exec=Exec(kind="wasm:wasi", code=code, binary=True)), None
+            )
+
+        listed, peak = await peak_bytes_allocated(lambda: store.list_actions("guest", limit=200, skip=0))
+
+        assert len(listed) == 5
+        assert peak < 1024 * 1024, f"listing 5 summaries allocated {peak} bytes: the 20 MB of code was read"
 
     # subjects and limits ------------------------------------------------------------------------
 
@@ -356,6 +398,29 @@ class StoreContract:
         assert await starts(history, skip=10) == []
         assert await starts(history, limit=0) == []
         assert await starts(history, name="other", since=1200, limit=2, skip=1) == [1700, 1500]
+
+    async def test_activation_summaries_are_the_records_list_rows_in_the_same_order(self, history: Store) -> None:
+        await history.put_activation(
+            make_activation(record_id(50), start=950).model_copy(update={"end": 0, "duration": 0, "cause": "c" * 32})
+        )
+        for query in ({}, {"name": "hello", "limit": 3}, {"since": 1200, "upto": 1600, "skip": 1}, {"upto": 999}):
+            query_model = ActivationQuery.model_validate({"namespace": "guest", **query})
+            records = await history.list_activations(query_model)
+            summaries = await history.list_activation_summaries(query_model)
+            assert summaries == [ActivationSummary.of(r) for r in records]
+            assert [s.to_api() for s in summaries] == [r.summary() for r in records]
+
+    async def test_listing_activation_summaries_never_reads_results_or_logs(self, store: Store) -> None:
+        for n in range(8):  # 1 MB of logs each
+            record = make_activation(record_id(n), start=1000 + n)
+            await store.put_activation(record.model_copy(update={"logs": ["x" * 1000] * 1000}))
+
+        listed, peak = await peak_bytes_allocated(
+            lambda: store.list_activation_summaries(ActivationQuery(namespace="guest", limit=200))
+        )
+
+        assert [s.start for s in listed] == [1007 - n for n in range(8)]
+        assert peak < 1024 * 1024, f"listing 8 summaries allocated {peak} bytes: the 8 MB of records was read"
 
     async def test_count_activations_ignores_limit_and_skip(self, history: Store) -> None:
         assert await history.count_activations(ActivationQuery(namespace="guest", limit=1, skip=3)) == 10

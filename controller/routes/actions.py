@@ -36,6 +36,7 @@ ACTION_PUT_SCHEMA = {"requestBody": {"content": {"application/json": {"schema": 
 
 
 @router.get("/namespaces/{namespace}/actions")
+@router.get("/namespaces/{namespace}/actions/", include_in_schema=False)  # [OW] collectionOps: pathEndOrSingleSlash
 async def list_actions(request: Request, namespace: str, identity: Identity = Depends(authenticate)) -> JSONResponse:
     ns = entitled_namespace(identity, namespace)
     entities: EntityStore = request.app.state.entities
@@ -44,7 +45,7 @@ async def list_actions(request: Request, namespace: str, identity: Identity = De
     limit = list_limit(request.query_params.get("limit"), "actions")
     skip = list_skip(request.query_params.get("skip"))
     actions = await entities.list_actions(ns, limit, skip)
-    return JSONResponse([action.summary() for action in actions])
+    return JSONResponse([action.to_api() for action in actions])
 
 
 @router.put("/namespaces/{namespace}/actions/{name}", openapi_extra=ACTION_PUT_SCHEMA)

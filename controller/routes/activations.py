@@ -16,6 +16,7 @@ router = APIRouter()
 
 
 @router.get("/namespaces/{namespace}/activations")
+@router.get("/namespaces/{namespace}/activations/", include_in_schema=False)  # [OW] pathEndOrSingleSlash
 async def list_activations(
     request: Request, namespace: str, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
@@ -37,8 +38,10 @@ async def list_activations(
     records: ActivationStore = request.app.state.activations
     if count:
         return JSONResponse({"activations": await records.count_activations(query)})
-    found = await records.list_activations(query)
-    return JSONResponse([r.to_api() if docs else r.summary() for r in found])
+    if docs:
+        return JSONResponse([record.to_api() for record in await records.list_activations(query)])
+    # Without docs, summaries only: the store never reads the (up to 7 MB) records for a list of rows.
+    return JSONResponse([summary.to_api() for summary in await records.list_activation_summaries(query)])
 
 
 @router.get("/namespaces/{namespace}/activations/{activation_id}")

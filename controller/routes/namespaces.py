@@ -31,6 +31,7 @@ async def api_info() -> JSONResponse:
 
 
 @router.get("/namespaces")
+@router.get("/namespaces/", include_in_schema=False)  # [OW] pathEndOrSingleSlash, as every collection
 async def list_namespaces(identity: Identity = Depends(authenticate)) -> JSONResponse:
     return JSONResponse([identity.namespace.name])
 
@@ -66,6 +67,7 @@ def _own_or(own: int | None, default: int) -> int:
 
 
 @router.get("/namespaces/{namespace}/{collection}")
+@router.get("/namespaces/{namespace}/{collection}/", include_in_schema=False)
 async def list_unsupported_collection(
     namespace: str, collection: str, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:

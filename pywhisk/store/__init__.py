@@ -8,6 +8,12 @@ otherwise it replaces the revision given (``ConcurrentModification`` if the stor
 ``put_activation`` is idempotent on the activation id: a redelivered activation never makes a
 second record.
 
+Listing reads summaries, never whole documents: ``list_actions`` and ``list_activation_summaries`` answer
+with ``ActionSummary``/``ActivationSummary`` (the rows of ``GET .../actions`` and ``GET .../activations``),
+which a backend keeps beside each document (SQLite: a ``summary`` column before ``doc``; CouchDB: the value
+its list views emit, as OpenWhisk's own views do), so that a 2 KB list never loads 48 MB of code or
+7 MB records.
+
 What the backends share lives beside them: ``writer`` (group commit of activation records) and
 ``retention`` (deleting old records).
 """
@@ -18,9 +24,19 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from pywhisk.activation import Activation
-from pywhisk.entities import Action
+from pywhisk.activation import Activation, ActivationSummary
+from pywhisk.entities import Action, ActionSummary
 from pywhisk.identity import NamespaceLimits, Subject
+
+__all__ = [
+    "ActionSummary",
+    "ActivationQuery",
+    "ActivationStore",
+    "ActivationSummary",
+    "EntityStore",
+    "Store",
+    "SubjectStore",
+]
 
 
 class ActivationQuery(BaseModel):
@@ -77,8 +93,8 @@ class EntityStore(Protocol):
     async def delete_action(self, namespace: str, name: str) -> Action | None:
         """Remove and return the action, or None if there was none."""
 
-    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[Action]:
-        """Actions of a namespace, most recently updated first."""
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
+        """Summaries of a namespace's actions, most recently updated first; no code is read."""
 
     async def count_actions(self, namespace: str) -> int:
         """How many actions the namespace holds."""
@@ -95,7 +111,11 @@ class ActivationStore(Protocol):
         """One record of the namespace."""
 
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:
-        """Records matching the query, newest ``start`` first."""
+        """Whole records matching the query, newest ``start`` first (``GET .../activations?docs=true``)."""
+
+    async def list_activation_summaries(self, query: ActivationQuery) -> list[ActivationSummary]:
+        """Summaries of the records matching the query, newest ``start`` first; results and logs are not
+        read."""
 
     async def count_activations(self, query: ActivationQuery) -> int:
         """How many records match (ignoring limit and skip)."""

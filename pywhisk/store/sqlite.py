@@ -19,30 +19,38 @@ from typing import Any, TypeVar
 
 import orjson
 
-from pywhisk.activation import Activation
+from pywhisk.activation import BIG_RECORD_BYTES, Activation
 from pywhisk.entities import Action
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
-from pywhisk.store import ActivationQuery
+from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.retention import Retention
 from pywhisk.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+# Each table with documents keeps its list row (``summary``) before the document: SQLite reads a row's columns
+# in order, through the overflow pages of any large column before them, so a summary after a 48 MB ``doc``
+# would cost as much to read as the doc itself.
+_TABLES = {
+    "entities": """CREATE TABLE IF NOT EXISTS {table} (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, rev TEXT NOT NULL,
+    updated INTEGER NOT NULL, summary BLOB NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (namespace, name))""",
+    "activations": """CREATE TABLE IF NOT EXISTS {table} (
+    id TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, start INTEGER NOT NULL,
+    summary BLOB NOT NULL, doc BLOB NOT NULL)""",
+}
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS subject_keys (
     uuid TEXT PRIMARY KEY, subject TEXT NOT NULL, namespace TEXT NOT NULL, key_hash TEXT NOT NULL,
     position INTEGER NOT NULL, UNIQUE (subject, namespace));
 CREATE INDEX IF NOT EXISTS subject_keys_by_namespace ON subject_keys (namespace);
 CREATE TABLE IF NOT EXISTS namespace_limits (namespace TEXT PRIMARY KEY, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS entities (
-    namespace TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, rev TEXT NOT NULL,
-    updated INTEGER NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (namespace, name));
+{_TABLES["entities"].format(table="entities")};
 CREATE INDEX IF NOT EXISTS entities_by_type_updated ON entities (namespace, type, updated DESC);
-CREATE TABLE IF NOT EXISTS activations (
-    id TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, start INTEGER NOT NULL,
-    doc BLOB NOT NULL);
+{_TABLES["activations"].format(table="activations")};
 CREATE INDEX IF NOT EXISTS activations_by_start ON activations (namespace, start DESC);
 CREATE INDEX IF NOT EXISTS activations_by_name_start ON activations (namespace, name, start DESC);
 """
@@ -52,7 +60,48 @@ _ACTION = "action"
 
 def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     # OR IGNORE: a redelivered activation never makes a second record.
-    conn.executemany("INSERT OR IGNORE INTO activations (id, namespace, name, start, doc) VALUES (?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT OR IGNORE INTO activations (id, namespace, name, start, summary, doc) VALUES (?, ?, ?, ?, ?, ?)", rows
+    )
+
+
+def _add_summaries(conn: sqlite3.Connection) -> None:
+    """Files written before listing read summaries have tables without a ``summary`` column: rebuild each
+    (keeping rowids, which order ties) with the summary of every stored document, once, in one transaction."""
+    summarizers: dict[str, Callable[[bytes | str], bytes]] = {
+        "entities": lambda doc: ActionSummary.of(Action.model_validate_json(doc)).model_dump_json().encode(),
+        "activations": lambda doc: ActivationSummary.of(Activation.model_validate_json(doc)).model_dump_json().encode(),
+    }
+    for table, summarize in summarizers.items():
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        if not columns or "summary" in columns:
+            continue
+        log.warning("adding list summaries to the %s table of %s (once)", table, conn)
+        kept = ", ".join(c for c in columns if c != "doc")
+        marks = ", ".join("?" * (len(columns) + 2))  # rowid, kept columns, summary, doc
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_TABLES[table].format(table=f"{table}_new"))
+            rows = conn.execute(f"SELECT rowid, {kept}, doc FROM {table}")
+            while batch := rows.fetchmany(256):
+                conn.executemany(
+                    f"INSERT INTO {table}_new (rowid, {kept}, summary, doc) VALUES ({marks})",
+                    [(*row[:-1], summarize(row[-1]), row[-1]) for row in batch],
+                )
+            conn.execute(f"DROP TABLE {table}")  # and its indexes: the schema creates them again
+            conn.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+async def _activation(doc: bytes | str) -> Activation:
+    if isinstance(doc, str) or len(doc) < BIG_RECORD_BYTES:  # str: a row written as text by an older version
+        return Activation.model_validate_json(doc)
+    # Up to activation_max_bytes (~7 MB): parsed whole on the loop it would stall every request for tens of
+    # milliseconds; on a thread, a slice of its logs at a time, the loop gets the GIL between slices.
+    return await asyncio.to_thread(Activation.from_json, doc)
 
 
 def _drop_clear_text_subjects(conn: sqlite3.Connection) -> None:
@@ -121,6 +170,7 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=5000")
         if create_schema:
             _drop_clear_text_subjects(conn)
+            _add_summaries(conn)
             conn.executescript(_SCHEMA)
         return conn
 
@@ -229,6 +279,7 @@ class SqliteStore:
     async def put_action(self, action: Action, expected_rev: str | None) -> Action:
         stored = action.model_copy(update={"rev": _next_rev(expected_rev)})
         doc = stored.model_dump_json()
+        summary = ActionSummary.of(stored).model_dump_json()
 
         def upsert(conn: sqlite3.Connection) -> None:
             row = conn.execute(
@@ -240,8 +291,9 @@ class SqliteStore:
             if expected_rev is not None and (row is None or row[0] != expected_rev):
                 raise ConcurrentModification()
             conn.execute(
-                "INSERT OR REPLACE INTO entities (namespace, name, type, rev, updated, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                (action.namespace, action.name, _ACTION, stored.rev, action.updated, doc),
+                "INSERT OR REPLACE INTO entities (namespace, name, type, rev, updated, summary, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (action.namespace, action.name, _ACTION, stored.rev, action.updated, summary, doc),
             )
 
         await self._write(upsert)
@@ -260,14 +312,14 @@ class SqliteStore:
         row = await self._write(delete)
         return self._action(row[0], row[1]) if row else None
 
-    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[Action]:
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
         rows = await self._read(
             # Ties within a millisecond: the later write (the higher rowid, REPLACE reinserts) first.
-            "SELECT rev, doc FROM entities WHERE namespace = ? AND type = ? "
+            "SELECT summary FROM entities WHERE namespace = ? AND type = ? "
             "ORDER BY updated DESC, rowid DESC LIMIT ? OFFSET ?",
             (namespace, _ACTION, limit, skip),
         )
-        return [self._action(rev, doc) for rev, doc in rows]
+        return [ActionSummary.model_validate_json(row[0]) for row in rows]
 
     async def count_actions(self, namespace: str) -> int:
         rows = await self._read("SELECT COUNT(*) FROM entities WHERE namespace = ? AND type = ?", (namespace, _ACTION))
@@ -286,7 +338,17 @@ class SqliteStore:
 
     async def _insert_activations(self, batch: list[Activation]) -> list[BaseException | None]:
         # One transaction for the batch: all stored, or the exception fails every caller of the batch.
-        rows = [(a.activationId, a.namespace, a.name, a.start, orjson.dumps(a.model_dump())) for a in batch]
+        rows = [
+            (
+                a.activationId,
+                a.namespace,
+                a.name,
+                a.start,
+                ActivationSummary.of(a).model_dump_json(),
+                orjson.dumps(a.document()),  # a big record's logs were serialised once, when it was cut
+            )
+            for a in batch
+        ]
         await self._write(partial(_insert_activations, rows=rows))
         return [None] * len(batch)
 
@@ -294,15 +356,22 @@ class SqliteStore:
         rows = await self._read(
             "SELECT doc FROM activations WHERE id = ? AND namespace = ?", (activation_id, namespace)
         )
-        return Activation.model_validate_json(rows[0][0]) if rows else None
+        return await _activation(rows[0][0]) if rows else None
 
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:
+        return [await _activation(doc) for doc in await self._list_activation_column("doc", query)]
+
+    async def list_activation_summaries(self, query: ActivationQuery) -> list[ActivationSummary]:
+        rows = await self._list_activation_column("summary", query)
+        return [ActivationSummary.model_validate_json(summary) for summary in rows]
+
+    async def _list_activation_column(self, column: str, query: ActivationQuery) -> list[Any]:
         where, params = self._where(query)
         rows = await self._read(
-            f"SELECT doc FROM activations WHERE {where} ORDER BY start DESC, rowid DESC LIMIT ? OFFSET ?",
+            f"SELECT {column} FROM activations WHERE {where} ORDER BY start DESC, rowid DESC LIMIT ? OFFSET ?",
             (*params, query.limit, query.skip),
         )
-        return [Activation.model_validate_json(row[0]) for row in rows]
+        return [row[0] for row in rows]
 
     async def count_activations(self, query: ActivationQuery) -> int:
         where, params = self._where(query)

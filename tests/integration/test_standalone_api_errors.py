@@ -134,3 +134,52 @@ def test_cors_and_request_id_on_every_answer(platform: Server) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
     assert "PUT" in response.headers["access-control-allow-methods"]
     assert len(response.headers["x-request-id"]) == 32
+
+
+def _nested(depth: int) -> dict[str, object]:
+    """A JSON object holding arrays and objects ``depth`` levels deep, the object itself included."""
+    value: object = "deepest"
+    for level in range(depth - 1):
+        value = [value] if level % 2 else {"n": value}
+    return {"p": value}
+
+
+def test_invoke_parameters_nested_past_the_limit_are_400_before_the_action_is_read(
+    api: httpx.Client, unique_name: str
+) -> None:
+    # 64 levels are allowed (the missing action is found missing after the body is accepted), 65 are not.
+    _assert_error(
+        api.post(f"/namespaces/_/actions/{unique_name}", json=_nested(64)),
+        404,
+        "The requested resource does not exist.",
+    )
+    for depth in (65, 1000, 5000):  # past orjson's own limit (1024) too; no client library nests 5000
+        body = b'{"p":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+        response = api.post(
+            f"/namespaces/_/actions/{unique_name}", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"].startswith("The request content was malformed:\n")
+
+
+def test_action_parameters_and_annotations_nested_past_the_limit_are_400(api: httpx.Client, unique_name: str) -> None:
+    for field in ("parameters", "annotations"):
+        body = {"exec": {"kind": "wasm:wasi", "code": wasm_code("hello")}, field: [{"key": "k", "value": _nested(70)}]}
+        _assert_error(
+            api.put(f"/namespaces/_/actions/{unique_name}", json=body),
+            400,
+            "The request content was malformed:\nJSON nested deeper than 64 levels",
+        )
+        _action_absent(api, unique_name)
+
+
+def test_a_trailing_slash_lists_a_collection_or_is_404_and_never_redirects(api: httpx.Client) -> None:
+    hostile = {"host": "attacker.example"}
+    for path in ("/namespaces/", "/namespaces/_/actions/", "/namespaces/_/activations/", "/namespaces/_/rules/"):
+        response = api.get(path, headers=hostile, follow_redirects=False)
+        assert response.status_code == 200, (path, response.status_code)
+        assert isinstance(response.json(), list) and "location" not in response.headers
+    for path in ("/namespaces/_/actions/anything/", "/namespaces/_/limits/", "/namespaces/_/activations/x/"):
+        response = api.get(path, headers=hostile, follow_redirects=False)
+        _assert_error(response, 404, "The requested resource does not exist.")
+        assert "location" not in response.headers

@@ -69,3 +69,51 @@ async def test_a_store_from_before_hashed_keys_loses_its_clear_text_subjects_tab
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "subjects" not in tables and "subject_keys" in tables
     assert GUEST_KEY.encode() not in path.read_bytes()
+
+
+# list summaries ------------------------------------------------------------------------------------
+
+_SCHEMA_BEFORE_SUMMARIES = """
+CREATE TABLE entities (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, rev TEXT NOT NULL,
+    updated INTEGER NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (namespace, name));
+CREATE INDEX entities_by_type_updated ON entities (namespace, type, updated DESC);
+CREATE TABLE activations (
+    id TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, start INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX activations_by_start ON activations (namespace, start DESC);
+CREATE INDEX activations_by_name_start ON activations (namespace, name, start DESC);
+"""
+
+
+async def test_a_store_from_before_list_summaries_gets_them_for_every_stored_document(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    actions = [make_action(name=f"a{n}", updated=100) for n in range(3)]  # one millisecond: rowid orders them
+    records = [make_activation(record_id(n), start=1000) for n in range(3)]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_BEFORE_SUMMARIES)
+        for action in actions:
+            row = (action.namespace, action.name, "action", "1-abc", action.updated, action.model_dump_json())
+            conn.execute("INSERT INTO entities VALUES (?, ?, ?, ?, ?, ?)", row)
+        for record in records:
+            row = (record.activationId, record.namespace, record.name, record.start, record.model_dump_json().encode())
+            conn.execute("INSERT INTO activations VALUES (?, ?, ?, ?, ?)", row)
+    conn.close()
+
+    store = SqliteStore(path)
+    await store.start()
+    try:
+        listed = await store.list_actions("guest", limit=10, skip=0)
+        summaries = await store.list_activation_summaries(ActivationQuery(namespace="guest"))
+        fetched = await store.get_action("guest", "a0")
+    finally:
+        await store.close()
+
+    assert [a.to_api() for a in listed] == [a.summary() for a in reversed(actions)]
+    assert [s.to_api() for s in summaries] == [r.summary() for r in reversed(records)]
+    assert fetched is not None and fetched.rev == "1-abc" and fetched.exec.code == actions[0].exec.code
+    with sqlite3.connect(path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(activations)")]
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert columns.index("summary") < columns.index("doc")  # read without walking the document's pages
+    assert {"activations_by_start", "activations_by_name_start", "entities_by_type_updated"} <= indexes

@@ -22,7 +22,7 @@ from pywhisk.errors import StoreUnavailable
 from pywhisk.identity import guest_identity
 from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance, invoker_topic
 from pywhisk.settings import Settings
-from pywhisk.store import ActivationQuery
+from pywhisk.store import ActivationQuery, ActivationSummary
 from pywhisk.store.sqlite import SqliteStore
 from tests.doubles import ScriptedExecutor
 from tests.inprocess import ACTIONS, InProcessWhisk, in_process_whisk
@@ -56,6 +56,10 @@ class SwitchableStore(SqliteStore):
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:
         self._check()
         return await super().list_activations(query)
+
+    async def list_activation_summaries(self, query: ActivationQuery) -> list[ActivationSummary]:
+        self._check()
+        return await super().list_activation_summaries(query)
 
 
 Whisk = InProcessWhisk[SwitchableStore, ScriptedExecutor]

@@ -19,7 +19,7 @@ import re
 from pywhisk.activation import Activation
 from pywhisk.entities import Action
 from pywhisk.identity import NamespaceLimits, Subject
-from pywhisk.store import ActivationQuery
+from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.couchdb.activations import CouchActivations
 from pywhisk.store.couchdb.client import CouchClient, CouchDBError, CouchDBUnavailable
 from pywhisk.store.couchdb.entities import CouchEntities
@@ -143,8 +143,8 @@ class CouchStore:
         """Remove and return the action, or None."""
         return await self.entities.delete_action(namespace, name)
 
-    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[Action]:
-        """Actions of a namespace, most recently updated first."""
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
+        """Summaries of a namespace's actions, most recently updated first; no code is read."""
         return await self.entities.list_actions(namespace, limit, skip)
 
     async def count_actions(self, namespace: str) -> int:
@@ -162,8 +162,12 @@ class CouchStore:
         return await self.activations.get_activation(namespace, activation_id)
 
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:
-        """Records matching the query, newest ``start`` first."""
+        """Whole records matching the query, newest ``start`` first."""
         return await self.activations.list_activations(query)
+
+    async def list_activation_summaries(self, query: ActivationQuery) -> list[ActivationSummary]:
+        """Summaries of the records matching the query, newest ``start`` first; no record is read."""
+        return await self.activations.list_activation_summaries(query)
 
     async def count_activations(self, query: ActivationQuery) -> int:
         """How many records match (ignoring limit and skip)."""

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from pywhisk.activation import Activation
-from pywhisk.store import ActivationQuery
+from pywhisk.store import ActivationQuery, ActivationSummary
 from pywhisk.store.couchdb.client import CouchClient, CouchDBError, Designs
 from pywhisk.store.retention import Retention
 from pywhisk.store.writer import GroupCommitWriter
@@ -27,16 +27,25 @@ ACTIVATION = "activation"
 # CouchDB 3 caps one document at 8 MB (max_document_size) but a request only at 4 GiB.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 
+# The listing views' value is the list row (``ActivationSummary``'s fields), so listing without ``docs`` reads no
+# record (results and logs stay on disk): OpenWhisk's ``activations`` view does the same
+# (ansible/files/whisks_design_document_for_activations_db_v2.1.0.json).
+_SUMMARY = (
+    "{activationId: doc.activationId, namespace: doc.namespace, name: doc.name, version: doc.version, "
+    "publish: doc.publish, annotations: doc.annotations, start: doc.start, end: doc.end, duration: doc.duration, "
+    "cause: doc.cause, statusCode: doc.response ? doc.response.statusCode : undefined}"
+)
+
 DESIGNS: Designs = {
     "activations": {
         "by_namespace_start": {
             "map": "function (doc) { if (doc.entityType === 'activation') "
-            "{ emit([doc.namespace, doc.start], null); } }",
+            f"{{ emit([doc.namespace, doc.start], {_SUMMARY}); }} }}",
             "reduce": "_count",
         },
         "by_name_start": {
             "map": "function (doc) { if (doc.entityType === 'activation') "
-            "{ emit([doc.namespace, doc.name, doc.start], null); } }",
+            f"{{ emit([doc.namespace, doc.name, doc.start], {_SUMMARY}); }} }}",
             "reduce": "_count",
         },
     },
@@ -110,7 +119,7 @@ class CouchActivations:
     async def put_activation(self, activation: Activation) -> None:
         """Store a record; a second put of the same id is ignored. Concurrent puts share one request."""
         doc_id = f"{activation.namespace}/{activation.activationId}"
-        doc = {**activation.model_dump(mode="json"), "_id": doc_id, "entityType": ACTIVATION}
+        doc = {**activation.document(mode="json"), "_id": doc_id, "entityType": ACTIVATION}
         # Serialised here, by each caller, so the writer only joins bytes.
         await self._writer.put(_Record(doc_id, orjson.dumps(doc)))
 
@@ -120,14 +129,28 @@ class CouchActivations:
         return Activation.model_validate(doc) if doc is not None and doc.get("entityType") == ACTIVATION else None
 
     async def list_activations(self, query: ActivationQuery) -> list[Activation]:
-        """Records matching the query, newest ``start`` first."""
+        """Whole records matching the query, newest ``start`` first."""
+        rows = await self._rows(query, include_docs=True)
+        return [Activation.model_validate(row["doc"]) for row in rows if row.get("doc")]
+
+    async def list_activation_summaries(self, query: ActivationQuery) -> list[ActivationSummary]:
+        """Summaries of the records matching the query, newest ``start`` first, from the view alone."""
+        return [ActivationSummary.model_validate(row["value"]) for row in await self._rows(query, include_docs=False)]
+
+    async def _rows(self, query: ActivationQuery, *, include_docs: bool) -> list[dict[str, Any]]:
         view, low, high = _activation_range(query)
         if query.limit <= 0 or low is None or high is None:
             return []
-        rows = await self._client.view_rows(
-            self.db, "activations", view, low=low, high=high, limit=query.limit, skip=query.skip
+        return await self._client.view_rows(
+            self.db,
+            "activations",
+            view,
+            low=low,
+            high=high,
+            limit=query.limit,
+            skip=query.skip,
+            include_docs=include_docs,
         )
-        return [Activation.model_validate(row["doc"]) for row in rows if row.get("doc")]
 
     async def count_activations(self, query: ActivationQuery) -> int:
         """How many records match (ignoring limit and skip)."""

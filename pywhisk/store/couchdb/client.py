@@ -198,16 +198,26 @@ class CouchClient:
     # views ----------------------------------------------------------------------------------------
 
     async def view_rows(
-        self, db: str, design: str, view: str, *, low: list[Any], high: list[Any], limit: int, skip: int
+        self,
+        db: str,
+        design: str,
+        view: str,
+        *,
+        low: list[Any],
+        high: list[Any],
+        limit: int,
+        skip: int,
+        include_docs: bool = True,
     ) -> list[dict[str, Any]]:
-        """Rows (with their documents) of the inclusive key range ``low``..``high``, highest key first."""
+        """Rows of the inclusive key range ``low``..``high``, highest key first; with their documents if
+        ``include_docs``, else only with the value the view emits (a summary: CouchDB reads no document)."""
         # Newest first: walk the index backwards from the high key to the low key.
         params = {
             "startkey": json_param(high),
             "endkey": json_param(low),
             "descending": "true",
             "reduce": "false",
-            "include_docs": "true",
+            "include_docs": "true" if include_docs else "false",
             "limit": str(limit),
             "skip": str(skip),
         }

@@ -1,0 +1,157 @@
+"""The HTTP edge of a real ``pywhisk standalone`` (uvicorn with controller/server.py's guards), as an attacker
+meets it through raw sockets: slow and idle connections are timed out, an oversized upload gets a readable
+413 however it is sent, and other clients are served meanwhile.
+
+The server here reads requests with a 2 s deadline (``PYWHISK_HTTP_REQUEST_READ_S``) so the tests wait for
+seconds, not a minute; every wait is a socket read with a deadline, never a sleep.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import Server, start_standalone, stop_standalone
+
+pytestmark = pytest.mark.integration
+
+READ_DEADLINE_S = 2.0
+# Generous: the deadline plus scheduling slack on a loaded 2-core machine.
+WAIT_S = READ_DEADLINE_S + 15.0
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_standalone(
+        tmp_path_factory.mktemp("edge"), env={"PYWHISK_HTTP_REQUEST_READ_S": str(READ_DEADLINE_S)}
+    )
+    yield server
+    assert stop_standalone(server) == 0, server.log_path.read_text()
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.apihost.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=WAIT_S)
+    return sock
+
+
+def _authorization(server: Server) -> bytes:
+    return b"Authorization: Basic " + base64.b64encode(server.auth.encode()) + b"\r\n"
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or WAIT_S passes: then a failure)."""
+    deadline = time.monotonic() + WAIT_S
+    received = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            return received
+        received += chunk
+    raise AssertionError(f"the server kept the connection open; it sent {received[:200]!r}")
+
+
+def _status_and_json(answer: bytes) -> tuple[int, dict[str, bytes], dict[str, object]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.split(b"\r\n")
+    headers = {k.strip().lower().decode(): v.strip() for k, v in (line.split(b":", 1) for line in header_lines)}
+    return int(status_line.split()[1]), headers, orjson.loads(body)
+
+
+def test_a_connection_that_never_sends_a_request_is_closed(edge: Server) -> None:
+    with _connect(edge) as sock:
+        assert _read_until_closed(sock) == b""
+
+
+def test_a_request_head_sent_byte_by_byte_too_slowly_is_408_and_closed(edge: Server) -> None:
+    with _connect(edge) as sock:
+        sock.sendall(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\n")  # and never the end of the head
+
+        status, headers, body = _status_and_json(_read_until_closed(sock))
+
+    assert status == 408
+    assert headers["connection"] == b"close"
+    assert str(body["error"]).startswith("The request was not received in time")
+    assert body["code"] == headers["x-request-id"].decode()
+
+
+def test_a_body_that_stops_arriving_is_408_with_the_requests_id(edge: Server) -> None:
+    with _connect(edge) as sock:
+        sock.sendall(
+            b"POST /api/v1/namespaces/_/actions/slow HTTP/1.1\r\nHost: x\r\n"
+            + _authorization(edge)
+            + b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a": '
+        )
+
+        status, headers, body = _status_and_json(_read_until_closed(sock))
+
+    assert status == 408
+    assert body["code"] == headers["x-request-id"].decode()
+
+
+def test_slow_clients_do_not_keep_others_from_being_served(edge: Server) -> None:
+    slow = [_connect(edge) for _ in range(50)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /api/v1 HTTP/1.1\r\n")
+        with edge.client(timeout=WAIT_S) as api:
+            assert api.get("/namespaces").status_code == 200
+        for sock in slow:
+            assert _read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_an_oversized_declared_body_is_413_without_reading_it_and_the_connection_ends_cleanly(edge: Server) -> None:
+    with _connect(edge) as sock:
+        sock.sendall(
+            b"POST /api/v1/namespaces/_/actions/big HTTP/1.1\r\nHost: x\r\n"
+            + _authorization(edge)
+            + b"Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n"
+            + b" " * 65536
+        )
+
+        status, headers, body = _status_and_json(_read_until_closed(sock))
+
+    assert status == 413
+    assert headers["connection"] == b"close"
+    assert body == {"error": "Request larger than allowed: 104857600 > 1048576 bytes.", "code": body["code"]}
+
+
+def test_an_oversized_streamed_body_is_413_and_the_client_reads_it(edge: Server) -> None:
+    def chunks() -> Iterator[bytes]:  # 64 MB, chunked: no length for the server to judge up front
+        for _ in range(1024):
+            yield b" " * 65536
+
+    with edge.client(timeout=WAIT_S) as api:
+        response = api.post("/namespaces/_/actions/big", content=chunks(), headers={"content-type": "application/json"})
+
+        assert response.status_code == 413
+        assert response.json()["error"].startswith("Request larger than allowed: ")
+        assert response.json()["code"] == response.headers["x-request-id"]
+        # The next request (a new connection, the old one was closed) is served as usual.
+        assert api.get("/namespaces").status_code == 200
+
+
+def test_a_keep_alive_connection_serves_requests_then_closes_when_idle(edge: Server) -> None:
+    with _connect(edge) as sock:
+        sock.sendall(b"GET /api/v1 HTTP/1.1\r\nHost: x\r\n\r\n" * 3)  # pipelined, all answered
+        answers = _read_until_closed(sock)
+    assert answers.count(b"HTTP/1.1 200 ") == 3
+
+
+def test_the_api_host_is_never_taken_from_the_host_header(edge: Server) -> None:
+    with httpx.Client(base_url=edge.apihost, timeout=WAIT_S) as client:
+        response = client.get("/api/v1/namespaces/_/actions/", headers={"host": "attacker.example"}, auth=None)
+    assert response.status_code == 401  # routed (then unauthenticated), not redirected
+    assert "location" not in response.headers
