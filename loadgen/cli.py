@@ -1,4 +1,4 @@
-"""The ``loadgen`` command line: set up the benchmark actions, run the four experiments, report and compare.
+"""The ``loadgen`` command line: set up the benchmark actions, run the five experiments, report and compare.
 
 About 400 lines because every command's options and help live here; the work is in the modules it calls.
 
@@ -26,8 +26,10 @@ from loadgen.client import WhiskClient
 from loadgen.config import Target, resolve_target
 from loadgen.errors import LoadgenError
 from loadgen.experiments import Context
+from loadgen.experiments.attacks import ATTACKS, Knobs
 from loadgen.experiments.capacity import CapacityParams, run_capacity
 from loadgen.experiments.coldstart import ColdStartParams, run_coldstart
+from loadgen.experiments.isolation import IsolationParams, run_isolation
 from loadgen.experiments.ramp import ConcurrencyParams, MixedParams, run_concurrency, run_mixed
 from loadgen.progress import RichReporter
 from loadgen.report import compare as compare_runs
@@ -38,7 +40,8 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(
-    help="Load generator and report tool: cold start, concurrency, mixed load and capacity on an OpenWhisk API host.",
+    help="Load generator and report tool: cold start, concurrency, mixed load, capacity and the noisy neighbour "
+    "(isolation) on an OpenWhisk API host.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -82,6 +85,11 @@ ActionsDirOpt = Annotated[
 OutOpt = Annotated[Path, typer.Option("--out", help="directory for activations.jsonl and summary.json")]
 MemoryOpt = Annotated[int, typer.Option("--memory", help="memory limit (MB) of the created actions")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="client timeout (s) of one blocking invoke")]
+SampleIntervalOpt = Annotated[float, typer.Option(help="seconds between resource samples")]
+ServerPidOpt = Annotated[
+    list[int] | None,
+    typer.Option("--server-pid", help="server process(es) to sample (default: the API host's listener)"),
+]
 
 
 @dataclass(frozen=True)
@@ -270,11 +278,8 @@ def capacity(
         int, typer.Option(help="the action's concurrency limit (activations per instance)")
     ] = 1,
     pause: Annotated[float, typer.Option(help="seconds between levels")] = 2.0,
-    sample_interval: Annotated[float, typer.Option(help="seconds between resource samples")] = 0.5,
-    server_pid: Annotated[
-        list[int] | None,
-        typer.Option("--server-pid", help="server process(es) to sample (default: the API host's listener)"),
-    ] = None,
+    sample_interval: SampleIntervalOpt = 0.5,
+    server_pid: ServerPidOpt = None,
     executor: ExecutorOpt = None,
     apihost: ApihostOpt = None,
     auth: AuthOpt = None,
@@ -308,6 +313,90 @@ def capacity(
         f"highest fully successful level: {passed[-1] if passed else 0} (peak {peak} simultaneous activations); "
         f"raw files in {out}. Next: loadgen report {out}"
     )
+
+
+@app.command()
+def isolation(
+    ctx: typer.Context,
+    out: OutOpt,
+    attacker_auth: Annotated[
+        str, typer.Option("--attacker-auth", help="uuid:key of the attacker, a namespace other than --auth's")
+    ],
+    attacks: Annotated[
+        str, typer.Option(help=f"comma-separated attack classes, run in this order (default: all: {','.join(ATTACKS)})")
+    ] = ",".join(ATTACKS),
+    quiet: Annotated[float, typer.Option(help="seconds of the victim alone first (the reference)")] = 10.0,
+    attack_seconds: Annotated[float, typer.Option(help="seconds each attack class runs")] = 10.0,
+    after: Annotated[float, typer.Option(help="seconds of the victim alone after each class")] = 3.0,
+    victim_rate: Annotated[float, typer.Option(help="the victim's hellos per second")] = 20.0,
+    victim_concurrency: Annotated[int, typer.Option(help="the victim's loops (hellos in flight at most)")] = 1,
+    rss_budget_mb: Annotated[
+        float | None, typer.Option(help="the server's RSS budget (MB) each class is judged against")
+    ] = None,
+    ratio_bound: Annotated[float, typer.Option(help="victim p99 / quiet p99 a class may reach (DESIGN: 2)")] = 2.0,
+    concurrency: Annotated[int, typer.Option(help="the attacker's requests in flight per class")] = 4,
+    max_requests: Annotated[int, typer.Option(help="at most this many attacker requests per class")] = 400,
+    action_timeout: Annotated[int, typer.Option(help="limits.timeout (ms) of the attacker's actions")] = 3000,
+    bomb_mib: Annotated[int, typer.Option(help="what the zip bombs expand to (MiB; deflate at most 1024)")] = 2048,
+    guest_mib: Annotated[int, typer.Option(help="guest memory (MiB) the memory attacks reach for")] = 1024,
+    compile_statements: Annotated[int, typer.Option(help="size of the slow-to-compile function")] = 40_000,
+    flood_requests: Annotated[int, typer.Option(help="concurrent sleeps per flood burst")] = 60,
+    nested_depth: Annotated[int, typer.Option(help="nesting of the deep parameters (also half and twice)")] = 500,
+    log_lines: Annotated[int, typer.Option(help="lines the big-record action logs")] = 1_000_000,
+    cpu_concurrency: Annotated[
+        int | None, typer.Option(help="loops at once (default: the attacker's concurrentInvocations limit)")
+    ] = None,
+    sample_interval: SampleIntervalOpt = 0.5,
+    server_pid: ServerPidOpt = None,
+    executor: ExecutorOpt = None,
+    apihost: ApihostOpt = None,
+    auth: AuthOpt = None,
+    actions_dir: ActionsDirOpt = None,
+    memory: MemoryOpt = DEFAULT_MEMORY_MB,
+    timeout: TimeoutOpt = 180.0,
+) -> None:
+    """The noisy neighbour: the victim's hello latency quiet, then while another namespace runs each attack class."""
+    settings = _settings(ctx, apihost, auth, executor, actions_dir)
+    chosen = tuple(name.strip() for name in attacks.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in ATTACKS]
+    if unknown or not chosen:
+        _fail(f"unknown attack {', '.join(unknown) or '(none given)'} (one of {', '.join(ATTACKS)})")
+    knobs = Knobs(
+        concurrency=concurrency,
+        max_requests=max_requests,
+        timeout_ms=action_timeout,
+        memory_mb=memory,
+        bomb_mib=bomb_mib,
+        guest_mib=guest_mib,
+        compile_statements=compile_statements,
+        flood_requests=flood_requests,
+        nested_depth=nested_depth,
+        log_lines=log_lines,
+        cpu_concurrency=cpu_concurrency,
+    )
+    params = IsolationParams(
+        attacker_auth=attacker_auth,
+        attacks=chosen,
+        quiet_s=quiet,
+        attack_s=attack_seconds,
+        after_s=after,
+        victim_rate=victim_rate,
+        victim_concurrency=victim_concurrency,
+        memory_mb=memory,
+        rss_budget_mb=rss_budget_mb,
+        ratio_bound=ratio_bound,
+        sample_interval_s=sample_interval,
+        server_pids=tuple(server_pid or ()),
+        knobs=knobs,
+    )
+    verdicts = _run(_with_context(settings, out, victim_concurrency + 4, timeout, lambda c: run_isolation(c, params)))
+    for v in verdicts:
+        console.print(
+            f"{v.attack}: victim p99 {v.p99:.1f} ms ({v.p99_ratio:.2f}x quiet), {v.victim_errors} victim errors, "
+            f"{v.unexpected}/{v.attacker_requests} attacker outcomes not right -- {'held' if v.held else 'NOT HELD'}",
+            highlight=False,
+        )
+    console.print(f"raw files in {out}. Next: loadgen report {out}")
 
 
 @app.command()

@@ -20,6 +20,7 @@ from loadgen.errors import LoadgenError
 
 # Statuses an activation record can carry in `response.status` (reference/openwhisk.md §3).
 SUCCESS = "success"
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class Invocation:
     def succeeded(self) -> bool:
         """Answered in time by the blocking invoke with a successful activation."""
         return self.http_status == 200 and self.status == SUCCESS and not self.polled
+
+    @property
+    def message(self) -> str | None:
+        """The record's ``response.result.error`` (what OpenWhisk says went wrong), else the HTTP error text."""
+        response = (self.record or {}).get("response")
+        result = response.get("result") if isinstance(response, dict) else None
+        if isinstance(result, dict) and isinstance(result.get("error"), str):
+            return str(result["error"])
+        return self.error
 
     def annotation(self, key: str) -> Any:
         """The value of an annotation of the record (``waitTime``, ``initTime``, ...), or None."""
@@ -134,18 +144,24 @@ class WhiskClient:
         record: dict[str, Any] = response.json()
         return record
 
-    async def invoke(self, name: str, params: dict[str, Any], *, poll: bool = True) -> Invocation:
+    async def invoke(
+        self, name: str, params: dict[str, Any] | None, *, poll: bool = True, content: bytes | None = None
+    ) -> Invocation:
         """Invoke blocking (``blocking=true&result=false``, as WoW's tools do) and time it on the client.
 
         A 202 means the server stopped waiting (OpenWhisk's 60 s blocking limit): with ``poll`` the record is then
         fetched until it exists (``polled`` is set, so callers can tell it did not finish within the blocking wait).
+        ``content`` sends that JSON text as the parameters instead (JSON ``json.dumps`` would refuse to write).
         """
         issued = time.monotonic()
+        body: dict[str, Any] = (
+            {"json": params} if content is None else {"content": content, "headers": {"content-type": JSON}}
+        )
         try:
             response = await self._http.post(
                 f"/namespaces/{self.namespace}/actions/{quote(name, safe='')}",
                 params={"blocking": "true", "result": "false"},
-                json=params,
+                **body,
             )
         except httpx.HTTPError as error:
             done = time.monotonic()
@@ -180,6 +196,51 @@ class WhiskClient:
             f"http {response.status_code}",
             _error_text(response),
         )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        label: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+    ) -> Invocation:
+        """Any other API call (``path`` under ``/api/v1``), timed, never raising: the outcome as an
+        :class:`Invocation` labelled ``label``, with status ``"http <code>"`` (``"transport error"``) and the
+        error text of a failed answer. The body is dropped (lists of big records must not pile up here)."""
+        issued = time.monotonic()
+        try:
+            response = await self._http.request(method, path, params=params, json=json, content=content)
+        except httpx.HTTPError as failure:
+            done = time.monotonic()
+            return Invocation(
+                label, None, None, (done - issued) * 1000, issued, done, None, "transport error", _describe(failure)
+            )
+        done = time.monotonic()
+        error = None if response.is_success else _error_text(response)
+        return Invocation(
+            label,
+            None,
+            response.status_code,
+            (done - issued) * 1000,
+            issued,
+            done,
+            None,
+            f"http {response.status_code}",
+            error,
+        )
+
+    async def get_json(self, path: str) -> Any:
+        """``GET path`` (under ``/api/v1``) as JSON; a LoadgenError unless it answers 200."""
+        try:
+            response = await self._http.get(path)
+        except httpx.HTTPError as error:
+            raise LoadgenError(f"GET {path} failed: {_describe(error)}") from error
+        if response.status_code != 200:
+            raise LoadgenError(f"GET {path}: HTTP {response.status_code}: {_error_text(response)}")
+        return response.json()
 
     async def _poll(self, activation_id: str) -> dict[str, Any] | None:
         deadline = time.monotonic() + self.poll_timeout_s

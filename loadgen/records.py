@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self, TypeVar
 
 from loadgen import __version__
 from loadgen.client import Invocation
@@ -26,6 +26,7 @@ from loadgen.client import Invocation
 ACTIVATIONS_FILE = "activations.jsonl"
 SUMMARY_FILE = "summary.json"
 RESOURCES_FILE = "resources.jsonl"
+R = TypeVar("R", bound="ActivationRow")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class ActivationRow:
     @classmethod
     def from_invocation(
         cls, invocation: Invocation, *, experiment: str, executor: str, level: int, run: int, origin: float
-    ) -> ActivationRow:
+    ) -> Self:
         """The row of ``invocation``; ``origin`` is the monotonic time the run started."""
         record = invocation.record or {}
         return cls(
@@ -100,10 +101,28 @@ class ActivationRow:
         )
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ActivationRow:
+    def from_json(cls, data: dict[str, Any]) -> Self:
         """A row from its JSON object; unknown keys are ignored, so newer files stay readable."""
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass(frozen=True)
+class IsolationRow(ActivationRow):
+    """A request of the noisy-neighbour experiment (``loadgen isolation``): a victim's hello or an attacker's call.
+
+    ``level`` is the index of the phase (``summary.json``'s ``phases``) the request was issued in, ``phase`` its
+    name; ``operation`` is ``invoke``, ``create``, ``delete`` or ``list``; ``message`` is what the server said
+    went wrong (the record's ``response.result.error`` or the HTTP error); ``expected`` says whether an
+    attacker's outcome is one its class allows (None for the victim, whose every non-success is an error).
+    """
+
+    tenant: str = "victim"
+    phase: str = ""
+    attack: str | None = None
+    operation: str = "invoke"
+    message: str | None = None
+    expected: bool | None = None
 
 
 class RunWriter:
@@ -155,9 +174,9 @@ def _open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8")
 
 
-def load_rows(run_dir: Path) -> list[ActivationRow]:
+def load_rows(run_dir: Path, row_type: type[R] = ActivationRow) -> list[R]:  # type: ignore[assignment]
     """Every row of ``run_dir/activations.jsonl`` or ``.jsonl.gz`` (a truncated last line from a crash is skipped)."""
-    rows: list[ActivationRow] = []
+    rows: list[R] = []
     path = raw_file(run_dir / ACTIVATIONS_FILE)
     if path is None:
         return rows
@@ -166,7 +185,7 @@ def load_rows(run_dir: Path) -> list[ActivationRow]:
             if not line.strip():
                 continue
             try:
-                rows.append(ActivationRow.from_json(json.loads(line)))
+                rows.append(row_type.from_json(json.loads(line)))
             except json.JSONDecodeError:
                 continue
     return rows

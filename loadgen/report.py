@@ -16,11 +16,13 @@ from typing import Any
 from loadgen import plots
 from loadgen.errors import LoadgenError
 from loadgen.experiments.capacity import LevelOutcome, outcome
+from loadgen.experiments.isolation import IsolationParams, Phase, judge
 from loadgen.records import (
     ACTIVATIONS_FILE,
     RESOURCES_FILE,
     SUMMARY_FILE,
     ActivationRow,
+    IsolationRow,
     load_jsonl,
     load_rows,
     load_summary,
@@ -28,7 +30,17 @@ from loadgen.records import (
 )
 from loadgen.resources import summarize_samples
 from loadgen.stats import mean, percentile, ratio
-from loadgen.tables import Cell, Metric, Table, markdown, metrics, stats_table, throughput_table, write_csv
+from loadgen.tables import (
+    Cell,
+    Metric,
+    Table,
+    isolation_tables,
+    markdown,
+    metrics,
+    stats_table,
+    throughput_table,
+    write_csv,
+)
 
 RAMPS = ("concurrency", "mixed")
 
@@ -45,6 +57,8 @@ def generate_report(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
 
     if experiment == "capacity":
         tables.append(_capacity_table(summary, rows))
+    if experiment == "isolation":
+        tables += _isolation_tables(summary, run_dir)
     for metric in metrics(experiment, rows):
         table = stats_table(metric)
         if metric.by_level:
@@ -258,6 +272,20 @@ def _capacity_table(summary: dict[str, Any], rows: list[ActivationRow]) -> Table
     note += f"; first failure at level {failure.level}: {failure.first_failure}" if failure else "; no level failed"
     note += f"; peak simultaneous activations: {max((o.peak_simultaneous for o in outcomes), default=0)}"
     return Table("capacity", "Capacity: simultaneous sleep activations per level", columns, table_rows, note)
+
+
+def _isolation_tables(summary: dict[str, Any], run_dir: Path) -> list[Table]:
+    rows = load_rows(run_dir, IsolationRow)
+    samples = load_jsonl(run_dir / RESOURCES_FILE)
+    parameters = dict(summary.get("parameters") or {})
+    params = IsolationParams(
+        attacker_auth="",
+        rss_budget_mb=parameters.get("rss_budget_mb"),
+        ratio_bound=float(parameters.get("ratio_bound", 2.0)),
+    )
+    phases = [Phase(**p) for p in summary.get("phases") or []]
+    overran = {v["attack"] for v in (summary.get("result") or {}).get("verdicts", []) if v.get("overran")}
+    return isolation_tables(rows, judge(rows, phases, samples, params, overran), samples)
 
 
 def _resources_table(samples: list[dict[str, Any]]) -> Table:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen.records import ActivationRow
+from loadgen.records import ActivationRow, IsolationRow
 from loadgen.stats import summarize
 
 Cell = str | int | float | None
@@ -74,6 +74,8 @@ def metrics(experiment: str, rows: Sequence[ActivationRow]) -> list[Metric]:
                 title = f"Warm client latency of {benchmark}"
                 result.append(_metric(f"warm_client_latency_{benchmark}", title, subset, lambda r: r.client_ms))
         return result
+    if experiment == "isolation":
+        return []  # isolation_tables
     if experiment == "capacity":
         return [
             _metric("duration", "Activation duration", ok, lambda r: r.duration),
@@ -196,3 +198,91 @@ def _md_cell(cell: Cell) -> str:
     if isinstance(cell, float):
         return format_number(cell)
     return "" if cell is None else str(cell)
+
+
+def isolation_tables(
+    rows: Sequence[IsolationRow], verdicts: Sequence[Any], samples: Sequence[dict[str, Any]], quiet: str = "quiet"
+) -> list[Table]:
+    """The noisy-neighbour tables: one row per attack class (the verdicts of
+    :func:`loadgen.experiments.isolation.judge`), the attacker's outcomes, and the victim per phase."""
+    victim = [r for r in rows if r.tenant == "victim"]
+    calm = summarize([r.client_ms for r in victim if r.phase == quiet and r.succeeded])
+    calm_errors = sum(1 for r in victim if r.phase == quiet and not r.succeeded)
+    main: list[list[Cell]] = [[quiet, calm.n, calm_errors, calm.median, calm.p99, None, 1.0, 0, 0, None, None, ""]]
+    for v in verdicts:
+        main.append(
+            [
+                v.attack,
+                v.victim_n,
+                v.victim_errors,
+                v.p50,
+                v.p99,
+                v.after_p99,
+                v.p99_ratio,
+                v.attacker_requests,
+                v.unexpected,
+                v.rss_peak_mb,
+                None if v.rss_ok is None else ("yes" if v.rss_ok else "NO"),
+                "yes" if v.held else "NO",
+            ]
+        )
+    outcomes: dict[tuple[str, str, str, str, bool | None], int] = defaultdict(int)
+    for r in rows:
+        if r.tenant == "attacker":
+            message = " ".join((r.message or "").split())[:90]
+            outcomes[(r.attack or "", r.operation, r.status, message, r.expected)] += 1
+    outcome_rows: list[list[Cell]] = [
+        [attack, operation, status, message, count, "yes" if right else "NO"]
+        for (attack, operation, status, message, right), count in outcomes.items()
+    ]
+    rss_by_phase: dict[int, float] = defaultdict(float)
+    for sample in samples:
+        server, level = sample.get("server"), sample.get("level")
+        if isinstance(level, int) and isinstance(server, dict) and server.get("pids"):
+            rss_by_phase[level] = max(rss_by_phase[level], float(server["rss_bytes"]) / 2**20)
+    phase_rows: list[list[Cell]] = []
+    for level, phase in sorted({(r.level, r.phase) for r in victim}):
+        mine = [r for r in victim if r.level == level]
+        got = summarize([r.client_ms for r in mine if r.succeeded])
+        errors = sum(1 for r in mine if not r.succeeded)
+        phase_rows.append(
+            [phase, got.n, errors, got.mean, got.median, got.p95, got.p99, got.max, rss_by_phase.get(level)]
+        )
+    return [
+        Table(
+            "isolation",
+            "Noisy neighbour: the victim's hello (client latency, ms) while another namespace attacks",
+            [
+                "attack",
+                "victim_n",
+                "victim_errors",
+                "p50",
+                "p99",
+                "after_p99",
+                "p99_ratio",
+                "attacker_requests",
+                "wrong_outcomes",
+                "rss_peak_mib",
+                "rss_in_budget",
+                "held",
+            ],
+            main,
+            "p50/p99 during the attack, after_p99 in the seconds after it; p99_ratio = the larger of the two over "
+            "the quiet p99; held = no victim error, p99_ratio within the bound, every attacker outcome a right "
+            "one, server RSS within the budget",
+        ),
+        Table(
+            "attacker_outcomes",
+            "What each attack ended with (record status or HTTP answer, and the message)",
+            ["attack", "operation", "status", "message", "count", "right"],
+            outcome_rows,
+            "right = an outcome the class allows (loadgen/experiments/attacks.py): never a whisk internal error, "
+            "a 5xx, a reset connection or an accepted activation without a record",
+        ),
+        Table(
+            "victim_phases",
+            "The victim's hello per phase (client latency, ms; server RSS, MiB)",
+            ["phase", "n", "errors", "mean", "median", "p95", "p99", "max", "rss_max_mib"],
+            phase_rows,
+        ),
+    ]
