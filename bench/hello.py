@@ -3,6 +3,10 @@
     python bench/hello.py                      # starts its own standalone server in a temp dir
     python bench/hello.py --distributed        # 1 controller + 2 invokers over deploy/local/services
     python bench/hello.py --apihost http://127.0.0.1:3233 --auth UUID:KEY
+    python bench/hello.py --bus memory sqlite  # standalone on each bus in turn, side by side
+
+--bus chooses standalone's bus (PYWHISK_BUS): `sqlite`, the default, journals every activation before it
+is accepted; `memory` does not (the cost of the journal is the difference).
 
 Cold: N distinct actions of the same module, each invoked once (a fresh instance each; the module's
 compiled artifact is cached after the first one, whose compile is reported separately).
@@ -192,20 +196,36 @@ def main() -> None:
     parser.add_argument("--unique-source", action="store_true", help="python kinds: a distinct source per action")
     parser.add_argument("--memory", type=int, default=256, help="action memory (MB); python stem cells are 256 MB")
     parser.add_argument("--cold-gap", type=float, default=0.0, help="seconds to wait before each cold invoke")
+    parser.add_argument(
+        "--bus",
+        nargs="+",
+        choices=["sqlite", "memory"],
+        default=["sqlite"],
+        help="standalone's bus; several: one server each, in turn (e.g. --bus memory sqlite)",
+    )
     args = parser.parse_args()
+    if args.distributed or args.apihost:
+        bench_once(args, bus=None)
+        return
+    for bus in args.bus:
+        bench_once(args, bus)
+
+
+def bench_once(args: argparse.Namespace, bus: str | None) -> None:
+    """One run: against ``--apihost``, a deployment (``--distributed``), or a new standalone on ``bus``."""
     work_dir = Path(tempfile.mkdtemp(prefix="pywhisk-bench-"))
-    server, deployment = None, None
+    server, deployment, apihost = None, None, args.apihost
     if args.distributed:
         subprocess.run([str(REPO / "deploy" / "local" / "services"), "up"], check=True)
         deployment = start_deployment("127.0.0.1:9092", "http://127.0.0.1:5984", work_dir)
-        args.apihost = deployment.apihost()
-        print(f"started controller0 + invoker0 + invoker1 at {args.apihost} (Kafka, CouchDB API)")
-    elif not args.apihost:
-        server = start_standalone(work_dir)
-        args.apihost = server.apihost
-        print(f"started standalone at {server.apihost} (data in {server.data_dir})")
+        apihost = deployment.apihost()
+        print(f"started controller0 + invoker0 + invoker1 at {apihost} (Kafka, CouchDB API)")
+    elif not apihost:
+        server = start_standalone(work_dir, env={"PYWHISK_BUS": bus or "sqlite"})
+        apihost = server.apihost
+        print(f"== started standalone on the {bus} bus at {server.apihost} (data in {server.data_dir})")
     try:
-        asyncio.run(run(args.apihost, args.auth, args.cold, args.warm, args.concurrency, args.duration, args))
+        asyncio.run(run(apihost, args.auth, args.cold, args.warm, args.concurrency, args.duration, args))
     finally:
         if server:
             stop_standalone(server)

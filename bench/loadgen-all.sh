@@ -2,7 +2,8 @@
 # The four loadgen experiments on each executor, then their reports and the Docker/WASM comparisons:
 # what docs/benchmarks.md "loadgen" reports. Runs against a server that is already up (APIHOST/AUTH from
 # ~/.wskprops or --apihost/--auth in LOADGEN_ARGS), e.g. `pywhisk standalone` started with
-# PYWHISK_USER_MEMORY_MB=20480 so Docker's capacity is not capped by the default 4 GB pool.
+# PYWHISK_USER_MEMORY_MB=1048576: the pool charges every run its action's memory (128 MB here), so the
+# capacity levels (up to 6,000 WASM sleeps) need a budget of levels × 128 MB (docs/deployment.md (e)).
 #
 #   bench/loadgen-all.sh OUT [EXECUTOR...]       (default executors: wasm docker)
 #

@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from invoker.pool import Pool, StemCells
-from invoker.proxy import ActivationRunner, backoff_s
+from invoker.proxy import ActivationRunner, backoff_s, many_logs
 from pywhisk.activation import Activation, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.errors import StoreUnavailable
@@ -70,7 +70,9 @@ class Invoker:
         self._store: ActivationStore = store
         self._executors = executors
         self._manifest = manifest
-        self.pool = Pool(settings.user_memory_mb, settings.idle_timeout_s, settings.pause_grace_s)
+        self.pool = Pool(
+            settings.user_memory_mb, settings.idle_timeout_s, settings.pause_grace_s, settings.user_memory_reserve_mb
+        )
         self._runner = ActivationRunner(
             actions=store,
             pool=self.pool,
@@ -78,6 +80,7 @@ class Invoker:
             manifest=manifest,
             max_record_bytes=settings.activation_max_bytes,
             closing=lambda: self._closing,
+            action_cache_bytes=settings.invoker_action_cache_mb * 1024 * 1024,
         )
         self._slots = asyncio.Semaphore(settings.invoker_max_in_progress)
         self._running: set[asyncio.Task[None]] = set()
@@ -178,15 +181,29 @@ class Invoker:
         before shutdown: the message is then left unacknowledged, to be delivered again."""
         if not await self._store_record(record):
             return False
-        ack = CompletionMessage(
-            transid=message.transid,
-            activationId=message.activationId,
-            isSystemError=record.status_code == StatusCode.WHISK_ERROR,
-            instance=self.instance,
-            response=record if message.blocking else None,
-        )
+        topic = completed_topic(message.rootControllerIndex.asString)
+
+        def ack(response: Activation | None) -> bytes:
+            return CompletionMessage(
+                transid=message.transid,
+                activationId=message.activationId,
+                isSystemError=record.status_code == StatusCode.WHISK_ERROR,
+                instance=self.instance,
+                response=response,
+            ).serialize()
+
+        # [OW] MessagingActiveAck: the record travels with the completion of a blocking invoke only, and a
+        # completion too large for the bus is sent again shrunk (without it); the controller then reads the
+        # store. A record with many logs (a 10 MB log limit makes a ~7 MB record) is not sent at all: it
+        # would be serialised for the bus and parsed again by the controller, for a record it can read.
         try:
-            await self._bus.send(completed_topic(message.rootControllerIndex.asString), ack.serialize())
+            if message.blocking and not many_logs(record.logs):
+                try:
+                    await self._bus.send(topic, ack(record))
+                    return True
+                except Exception as exc:
+                    log.warning("sending the completion of %s with its record failed: %s", message.activationId, exc)
+            await self._bus.send(topic, ack(None))
         except Exception:  # the record is stored; the controller falls back to the store
             log.exception("sending the completion of %s failed", message.activationId)
         return True

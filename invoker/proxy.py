@@ -22,18 +22,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from invoker.pool import ActionKey, Instance, Pool
-from invoker.results import bound_record, init_failure, run_response, whisk_error
+from invoker.results import (
+    ACTION_FETCH_ERROR,
+    ACTION_MISMATCH,
+    ACTION_REMOVED,
+    LINES_PER_SLICE,
+    RESOURCE_PROVISION_ERROR,
+    application_error,
+    bound_logs,
+    developer_error,
+    init_failure,
+    run_response,
+    whisk_error,
+)
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.entities import Action
-from pywhisk.errors import ExecutorError, StoreUnavailable
+from pywhisk.errors import ActionStartupError, ExecutorError, StoreUnavailable
 from pywhisk.executor import ConcurrentExecutor, Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.messages import ActivationMessage
 from pywhisk.records import build_activation
@@ -43,8 +57,8 @@ from pywhisk.store import EntityStore
 log = logging.getLogger("pywhisk.invoker.proxy")
 
 MB = 1024 * 1024
-# Actions kept by (namespace, name, revision): a revision never changes, so entries never go stale.
-ACTION_CACHE_SIZE = 1024
+# Bytes of actions the runner keeps (Settings.invoker_action_cache_mb); one action takes at most half.
+ACTION_CACHE_BYTES = 128 * MB
 
 
 class ActivationRunner:
@@ -64,6 +78,7 @@ class ActivationRunner:
         manifest: RuntimeManifest,
         max_record_bytes: int,
         closing: Callable[[], bool] = lambda: False,
+        action_cache_bytes: int = ACTION_CACHE_BYTES,
     ) -> None:
         self._store = actions
         self._pool = pool
@@ -71,7 +86,7 @@ class ActivationRunner:
         self._manifest = manifest
         self._max_record_bytes = max_record_bytes
         self._closing = closing
-        self._actions: OrderedDict[tuple[str, str, str | None], Action] = OrderedDict()
+        self._actions = ActionCache(action_cache_bytes)
 
     async def run(self, message: ActivationMessage) -> Activation:
         """The record of ``message``'s activation, whatever happened to it.
@@ -97,9 +112,20 @@ class ActivationRunner:
     # one activation ------------------------------------------------------------------------------
 
     async def _activate(self, message: ActivationMessage) -> Activation:
-        action = await self._action(message)
+        # [OW] InvokerReactive.handleActivationMessage: a revision that moved on runs the latest (the
+        # store's only), a deleted action is the user's doing, any other failure to read it the platform's.
+        try:
+            action = await self._action(message)
+        except StoreUnavailable:
+            raise
+        except ValidationError:
+            log.exception("the action of %s is unreadable", message.activationId)
+            return self._record(message, None, whisk_error(ACTION_MISMATCH), [], {})
+        except Exception:
+            log.exception("reading the action of %s failed", message.activationId)
+            return self._record(message, None, whisk_error(ACTION_FETCH_ERROR), [], {})
         if action is None:
-            return self._record(message, None, whisk_error("The action could not be found."), [], {})
+            return self._record(message, None, application_error(ACTION_REMOVED), [], {})
         executor = self.executor_for(action)
         if executor is None:
             response = whisk_error(f"No executor on this invoker can run actions of kind '{action.exec.kind}'.")
@@ -107,9 +133,10 @@ class ActivationRunner:
 
         key = ActionKey(message.user.namespace.name, action.fully_qualified_name, action.rev or action.version)
         limits = action.limits
+        # At most limits.concurrency runs share an instance ([OW] ContainerPool); the pool charges the runs.
         concurrency = limits.concurrency
         if isinstance(executor, ConcurrentExecutor):
-            concurrency = max(concurrency, executor.max_runs_per_instance)
+            concurrency = min(concurrency, executor.max_runs_per_instance)
         instance = await self._pool.acquire(key, executor, limits.memory, concurrency, kind=action.exec.kind)
         healthy = False
         try:
@@ -128,10 +155,12 @@ class ActivationRunner:
         if not instance.created:  # a stem cell was created (and started) before it was needed
             try:
                 await instance.executor.create(_spec(instance, action))
+            except ActionStartupError as exc:  # [OW] ContainerProxy: BlackboxStartupError → developer error
+                response = developer_error(str(exc))
+                return self._record(message, action, response, logs, timings), False
             except ExecutorError as exc:
                 log.warning("provisioning %s failed: %s", action.fully_qualified_name, exc)
-                response = whisk_error("Failed to provision resources to run the action.")
-                return self._record(message, action, response, logs, timings), False
+                return self._record(message, action, whisk_error(RESOURCE_PROVISION_ERROR), logs, timings), False
             instance.created = True
         if not instance.initialized:
             init_start = time.time() * 1000
@@ -156,11 +185,21 @@ class ActivationRunner:
         if result.queued_ms and "initTime" not in timings:  # queued inside the executor: still waiting
             timings["waitTime"] += result.queued_ms
             timings["start"] += result.queued_ms
-        logs.extend(result.logs)
+        logs = [*logs, *result.logs] if logs else result.logs  # up to ~900,000 lines at a 10 MB log limit
         response = run_response(result, limits.timeout)
         # [OW] ContainerProxy: a developer error (including a timeout) destroys the instance.
         healthy = response.statusCode != StatusCode.DEVELOPER_ERROR
-        return self._record(message, action, response, logs, timings, result.timed_out), healthy
+        if not many_logs(logs):
+            return self._record(message, action, response, logs, timings, result.timed_out), healthy
+        # Standalone runs the controller on this loop too: cutting and freeing ~900,000 lines here would
+        # stall every other namespace's requests, so it runs on a thread, a slice per C call, which lets
+        # the loop take the GIL between slices (invoker/results.py bound_logs).
+        record = await asyncio.to_thread(
+            self._record, message, action, response, logs, timings, result.timed_out, serialise=True
+        )
+        if record.logs is not logs:  # cut: the lines left out are this runner's to free
+            await asyncio.to_thread(_free, logs, result.logs)
+        return record, healthy
 
     def _record(
         self,
@@ -170,12 +209,14 @@ class ActivationRunner:
         logs: list[str],
         timings: dict[str, float],
         timed_out: bool = False,
+        serialise: bool = False,
     ) -> Activation:
         # What was not measured (the activation ended before its init or run) ends now.
         now = time.time() * 1000
-        record = build_activation(
+        bounded = bound_logs(logs, response, self._max_record_bytes, serialise)
+        return build_activation(
             message,
-            response,
+            bounded.response,
             start_ms=timings.get("start", now),
             end_ms=timings.get("end", now),
             wait_time_ms=timings.get("waitTime", now - message.transaction.start_ms),
@@ -183,9 +224,9 @@ class ActivationRunner:
             timed_out=timed_out,
             limits=action.limits if action is not None else None,
             init_time_ms=timings.get("initTime"),
-            logs=logs,
+            logs=bounded.logs,
+            logs_json=bounded.logs_json,
         )
-        return bound_record(record, self._max_record_bytes)
 
     # the action ----------------------------------------------------------------------------------
 
@@ -197,11 +238,7 @@ class ActivationRunner:
             action = await self._fetch_action(message.action.path, message.action.name)
             if action is None:
                 return None
-            self._actions[cache_key] = action
-            if len(self._actions) > ACTION_CACHE_SIZE:
-                self._actions.popitem(last=False)
-        else:
-            self._actions.move_to_end(cache_key)
+            self._actions.put(cache_key, action)
         return action
 
     async def _fetch_action(self, namespace: str, name: str) -> Action | None:
@@ -218,12 +255,91 @@ class ActivationRunner:
                 await asyncio.sleep(backoff_s(attempt))
 
 
+# Logs from which a record is built on a thread: ~1 ms of bounding, against ~0.1 ms for the hop.
+MANY_LOG_LINES = 10_000
+MANY_LOG_CHARS = 1024 * 1024
+
+
+def many_logs(logs: list[str]) -> bool:
+    """Whether a record with these logs is big enough to be built on a thread and kept off the bus."""
+    return len(logs) >= MANY_LOG_LINES or sum(map(len, logs)) >= MANY_LOG_CHARS
+
+
+def _free(*lists: list[str]) -> None:
+    """Empty each list a slice at a time (freeing 900,000 strings is ~15 ms in one C call)."""
+    for lines in lists:
+        while lines:
+            del lines[-LINES_PER_SLICE:]
+
+
 def backoff_s(attempt: int) -> float:
     """Exponential from 0.2 s, capped at 5 s, with jitter so thousands of waiters do not retry in step.
 
     Shared with the loop, which waits the same way to store a record.
     """
     return min(0.1 * 2.0**attempt, 5.0) * random.uniform(0.5, 1.0)
+
+
+class ActionCache:
+    """The actions the runner has read, least recently used first out, bounded by their size in bytes.
+
+    An action's size is what it holds that a tenant chooses: its code (up to 48 MB of base64, or a blackbox
+    image name), parameters and annotations, plus a fixed overhead for the rest. An action larger than half
+    the cache is not kept (it would push out most of everyone else's), so its every activation reads it
+    from the store; it is the tenant's own cost.
+    """
+
+    ENTRY_OVERHEAD_BYTES = 1024
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_entry_bytes = max_bytes // 2
+        self.bytes = 0
+        self._entries: OrderedDict[tuple[str, str, str | None], tuple[Action, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[str, str, str | None]) -> Action | None:
+        """The cached action, now the most recently used; None when it is not cached."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: tuple[str, str, str | None], action: Action) -> bool:
+        """Keep ``action`` unless it is over the per-entry cap; evicts the least recently used to make room."""
+        size = action_size(action) + self.ENTRY_OVERHEAD_BYTES
+        if size > self.max_entry_bytes:
+            return False
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        while self._entries and self.bytes + size > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.bytes -= evicted
+        self._entries[key] = (action, size)
+        self.bytes += size
+        return True
+
+
+# What one JSON value (a number, an empty object, ...) may cost as a Python object beyond its text, at most.
+PYTHON_OBJECT_BYTES = 64
+
+
+def action_size(action: Action) -> int:
+    """Bytes an action holds that its owner chose (code, image, parameters, annotations), as held in memory.
+
+    Strings by ``getsizeof`` (a non-ASCII character takes up to 4 bytes); parameter and annotation values by
+    their JSON plus ``PYTHON_OBJECT_BYTES`` per value in it (counted by its separators), because 1 MB of
+    ``[{},{},...]`` is 20 MB of dicts: an overestimate for most values, never an underestimate.
+    """
+    chosen = sum(sys.getsizeof(text) for text in (action.exec.code, action.exec.image, action.exec.main) if text)
+    pairs = (*action.parameters, *action.annotations)
+    values = orjson.dumps([p.value for p in pairs])
+    elements = values.count(b",") + values.count(b"{") + values.count(b"[")
+    return chosen + sum(sys.getsizeof(p.key) for p in pairs) + len(values) + PYTHON_OBJECT_BYTES * elements
 
 
 # the proxy protocol's bodies (reference/openwhisk.md §4) ------------------------------------------

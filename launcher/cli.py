@@ -37,9 +37,10 @@ def standalone(
         float | None, typer.Option(help="Seconds an idle warm instance is kept [default: 600]")
     ] = None,
 ) -> None:
-    """Run controller, invoker and the WASM executor in one process (in-memory bus, SQLite)."""
+    """Run controller, invoker and the WASM executor in one process (SQLite store and activation journal)."""
     import uvicorn
 
+    from controller.server import uvicorn_options
     from launcher.compose import build_standalone
 
     settings = _settings(port=port, host=host, data_dir=data_dir, idle_timeout_s=idle_timeout)
@@ -52,6 +53,7 @@ def standalone(
         log_level="warning",
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         backlog=settings.http_backlog,
+        **uvicorn_options(settings),
     )
 
 
@@ -64,6 +66,7 @@ def controller(
     """Run a controller: the REST API and load balancer, over Kafka and CouchDB."""
     import uvicorn
 
+    from controller.server import uvicorn_options
     from launcher.compose import build_controller
 
     settings = _settings(controller_id=controller_id, port=port, host=host)
@@ -79,6 +82,7 @@ def controller(
         port=settings.port,
         log_level="warning",
         backlog=settings.http_backlog,
+        **uvicorn_options(settings),
     )
 
 

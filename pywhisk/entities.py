@@ -172,6 +172,39 @@ class Action(BaseModel):
 
     def summary(self) -> dict[str, Any]:
         """The list row ([OW] WhiskAction.summaryAsJson)."""
+        return ActionSummary.of(self).to_api()
+
+
+class ActionSummary(BaseModel):
+    """An action as ``GET .../actions`` lists it: everything but code and parameters
+    ([OW] WhiskAction.summaryAsJson, and the ``actions`` view of whisks_design_document_for_entities_db_v2.1.0.json)."""
+
+    namespace: str
+    name: str
+    version: str = "0.0.1"
+    publish: bool = False
+    annotations: list[KeyValue] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    binary: bool = False
+    updated: int = 0
+
+    @classmethod
+    def of(cls, action: Action) -> ActionSummary:
+        """The summary of a stored action (what a backend keeps beside it)."""
+        # Built from a validated action: nothing to validate again (this runs on every write).
+        return cls.model_construct(
+            namespace=action.namespace,
+            name=action.name,
+            version=action.version,
+            publish=action.publish,
+            annotations=action.annotations,
+            limits=action.limits,
+            binary=action.exec.binary,
+            updated=action.updated,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The list row, key for key what ``Action.summary()`` of the whole action gives."""
         return {
             "namespace": self.namespace,
             "name": self.name,
@@ -179,7 +212,7 @@ class Action(BaseModel):
             "publish": self.publish,
             "annotations": pairs_to_api(self.annotations),
             "limits": self.limits.model_dump(),
-            "exec": {"binary": self.exec.binary},
+            "exec": {"binary": self.binary},
             "updated": self.updated,
         }
 

@@ -131,11 +131,14 @@ class PausableExecutor(Executor, Protocol):
 
 @runtime_checkable
 class ConcurrentExecutor(Executor, Protocol):
-    """An executor whose instances serve many runs at once, each isolated from the others.
+    """An executor whose instance gives every run its own memory, isolated from the others' runs.
 
-    A WASM instance is a compiled module; every run gets its own Store. So the pool keeps one
-    instance per action and lets it take up to ``max_runs_per_instance`` runs at once, whatever the
-    action's ``concurrency`` limit, and charges its memory once; the executor bounds its runs itself.
+    A WASM instance is a compiled module; every run gets its own Store, whose memory is bounded by the
+    action's ``limits.memory`` on its own. So runs sharing an instance do not share memory as the runs
+    of a container share its cgroup: the pool charges an instance of this executor once per run in flight
+    (invoker/pool.py). An instance still takes at most the action's ``limits.concurrency`` runs at once
+    (OpenWhisk's meaning of the limit), and never more than ``max_runs_per_instance``, the executor's own
+    bound; further runs get further instances, which are cheap (the compiled module is shared).
     """
 
     max_runs_per_instance: int

@@ -24,6 +24,7 @@ def build_activation(
     limits: Limits | None = None,
     init_time_ms: float | None = None,
     logs: list[str] | None = None,
+    logs_json: bytes | None = None,
 ) -> Activation:
     """The record of ``message``'s activation, ending with ``response``.
 
@@ -31,7 +32,8 @@ def build_activation(
     difference, so it includes any init time); ``wait_time_ms`` and ``init_time_ms`` are durations,
     rounded. The annotations come in one order: ``path``, ``waitTime``, then what is known of the
     action: ``kind`` with ``timeout`` (whether the action hit its time limit), ``limits``, and
-    ``initTime`` on a cold start only.
+    ``initTime`` on a cold start only. ``logs_json``, when given, is ``orjson.dumps(logs)`` (kept for
+    ``Activation.document``).
     """
     start = int(start_ms)
     end = int(end_ms)
@@ -45,7 +47,7 @@ def build_activation(
         annotations.append(KeyValue(key="limits", value=limits.model_dump()))
     if init_time_ms is not None:
         annotations.append(KeyValue(key="initTime", value=round(init_time_ms)))
-    return Activation(
+    record = Activation(
         activationId=message.activationId,
         namespace=message.user.namespace.name,
         name=message.action.name,
@@ -56,6 +58,13 @@ def build_activation(
         duration=end - start,
         cause=message.cause,
         response=response,
-        logs=logs if logs is not None else [],
+        logs=[],
         annotations=annotations,
     )
+    if logs:
+        # Strings already (an executor's ProxyResult validated them): validating 100,000 lines again
+        # would hold the event loop for tens of milliseconds.
+        record.logs = logs
+        if logs_json is not None:
+            record.keep_logs_json(logs_json)
+    return record

@@ -30,9 +30,11 @@ class Settings(BaseSettings):
     controller_id: int = 0
     invoker_id: int = 0
 
-    # Backends. Standalone always uses memory + sqlite; the distributed roles default to Kafka + CouchDB
-    # on the local development services (deploy/local/services up).
-    bus: Literal["memory", "kafka"] = "kafka"
+    # Backends. The distributed roles default to Kafka + CouchDB on the local development services
+    # (deploy/local/services up). Standalone always uses the SQLite store, and the SQLite bus (activations
+    # journalled in the data directory before they are accepted) unless this says "memory" (not durable:
+    # for benchmarks and tests only).
+    bus: Literal["memory", "kafka", "sqlite"] = "kafka"
     store: Literal["sqlite", "couchdb"] = "couchdb"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""
@@ -52,12 +54,17 @@ class Settings(BaseSettings):
 
     # Invoker pool (OpenWhisk's ContainerPool): total MB of live instances and idle eviction.
     user_memory_mb: int = Field(default=4096, ge=128)
+    # Of it, kept for namespaces running nothing on the invoker, so their first activation never waits for
+    # another namespace's (capped at a quarter of user_memory_mb; invoker/pool.py). 512: any action fits.
+    user_memory_reserve_mb: int = Field(default=512, ge=0)
     idle_timeout_s: float = Field(default=600.0, gt=0)
     # An idle instance whose executor can pause (Docker) is paused after this ([OW] pause-grace: 10 s).
     pause_grace_s: float = Field(default=10.0, ge=0)
 
     # Activations one invoker holds in progress (running or queued in its pool) before reading more.
     invoker_max_in_progress: int = Field(default=10_000, ge=1)
+    # MB of actions (their code, parameters, annotations) an invoker keeps read; one action takes at most half.
+    invoker_action_cache_mb: int = Field(default=128, ge=1)
     # On shutdown, how long running activations may take to finish and be recorded.
     drain_timeout_s: float = 30.0
 
@@ -65,6 +72,15 @@ class Settings(BaseSettings):
     max_blocking_wait_ms: int = 60_000
     # Largest accepted request or invoke payload (OpenWhisk: 1 MB).
     max_payload_bytes: int = 1_048_576
+    # Deepest nesting of arrays and objects in an accepted JSON body (invoke parameters, action documents):
+    # deeper is a 400 at the controller, so no runtime meets JSON its parser cannot take (serde_json stops
+    # at 128 levels, guests with small stacks sooner) and no recursive code of ours runs deep.
+    max_json_depth: int = Field(default=64, ge=2, le=1000)
+    # The HTTP edge (uvicorn, controller/server.py): an idle keep-alive connection is closed after
+    # http_keep_alive_s; a request's head and body must arrive within http_request_read_s of the connection
+    # being ready for it (slow clients, slowloris), else 408 and the connection is closed.
+    http_keep_alive_s: float = Field(default=5.0, gt=0)
+    http_request_read_s: float = Field(default=60.0, gt=0)
 
     # Namespace throttles for namespaces without limits of their own (OpenWhisk's defaults), enforced by
     # controller/throttles.py; the seeded guest has its own, higher ones (pywhisk/identity.py GUEST_LIMITS).
@@ -75,8 +91,18 @@ class Settings(BaseSettings):
     # delay before `pywhisk admin` changes (a deleted key, new limits) apply on a running server.
     identity_cache_ttl_s: float = Field(default=5.0, ge=0)
 
+    # The SQLite bus (standalone): bytes of accepted activations not yet recorded that its journal holds
+    # before further invokes are refused (503), and whether each commit is fsynced (safe against power
+    # loss, not only against a crash of the process).
+    bus_journal_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    bus_journal_fsync: bool = False
+
     log_level: str = "INFO"
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "pywhisk.sqlite3"
+
+    @property
+    def bus_journal_path(self) -> Path:
+        return self.data_dir / "bus.sqlite3"

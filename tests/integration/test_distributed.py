@@ -220,9 +220,15 @@ def test_broker_restart_under_light_load_loses_nothing_accepted(
             for activation_id in accepted:
                 record = wait_for_record(api, activation_id, timeout_s=90)
                 assert record["response"]["status"] in ("success", "whisk internal error")
-            assert api.get("/namespaces/_/activations", params={"name": "steady", "count": "true"}).json() == {
-                "activations": len(accepted)
-            }
+            # Every accepted activation has its one record. A send that timed out while the broker went away
+            # may still have reached it (Kafka cannot tell the producer): that request was answered 503, and
+            # its activation may run and be recorded all the same; nothing accepted is lost or doubled.
+            recorded = api.get("/namespaces/_/activations", params={"name": "steady", "count": "true"}).json()
+            assert len(accepted) <= recorded["activations"] <= len(accepted) + refused[503] + refused[0], (
+                recorded,
+                len(accepted),
+                refused,
+            )
             assert invoke(api, "steady", {"name": "after"}, result="true").json() == {"greeting": "Hello, after!"}
     finally:
         stop.set()

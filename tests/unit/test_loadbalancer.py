@@ -447,13 +447,15 @@ def test_capacity_is_shared_between_controllers() -> None:
 def test_more_than_three_system_errors_in_ten_make_an_invoker_unhealthy_until_the_cool_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With errors from two namespaces and nothing succeeding: the invoker is at fault
+    (tests/unit/test_invoker_health.py has the cases where the workload is)."""
     invokers = Invokers(controllers=1, offline_after_s=1000)
     invokers.on_ping(PingMessage(name=InvokerInstance(instance=0, userMemory="1024 MB")))
-    for _ in range(3):
-        invokers.release(0, 0, system_error=True)
+    for namespace in ("guest", "other", "guest"):
+        invokers.release(0, 0, system_error=True, namespace=namespace)
     assert invokers.statuses() == {0: "up"}, "three system errors are tolerated"
 
-    invokers.release(0, 0, system_error=True)
+    invokers.release(0, 0, system_error=True, namespace="other")
 
     assert invokers.statuses() == {0: "unhealthy"}
     with pytest.raises(ServiceUnavailable):

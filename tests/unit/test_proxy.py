@@ -6,6 +6,7 @@ An in-memory table of actions stands in for the entity store; the pool and the S
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import invoker.proxy as proxy_module
 from invoker.pool import Pool
 from invoker.proxy import ActivationRunner
 from pywhisk.activation import Activation, StatusCode, new_activation_id
-from pywhisk.entities import Action, Exec, KeyValue
+from pywhisk.entities import Action, Exec, KeyValue, Limits
 from pywhisk.errors import StoreUnavailable
 from pywhisk.executor import InitRequest, ProxyResult, RunRequest
 from pywhisk.identity import guest_identity
@@ -111,8 +112,12 @@ def message(name: str, content: dict[str, object] | None = None) -> ActivationMe
     )
 
 
-def make_runner(max_record_bytes: int = 8_000_000) -> Runner:
-    actions, executor = Actions(), RecordingExecutor()
+def make_runner(
+    max_record_bytes: int = 8_000_000,
+    executor: RecordingExecutor | None = None,
+    action_cache_bytes: int = proxy_module.ACTION_CACHE_BYTES,
+) -> Runner:
+    actions, executor = Actions(), executor or RecordingExecutor()
     pool, closing = Pool(user_memory_mb=1024, idle_timeout_s=600), Closing()
     runner = ActivationRunner(
         actions=actions,  # type: ignore[arg-type]  # the runner reads only get_action
@@ -121,6 +126,7 @@ def make_runner(max_record_bytes: int = 8_000_000) -> Runner:
         manifest=MANIFEST,
         max_record_bytes=max_record_bytes,
         closing=closing,
+        action_cache_bytes=action_cache_bytes,
     )
     return Runner(runner, actions, executor, pool, closing)
 
@@ -159,11 +165,12 @@ async def test_the_action_is_read_once_per_revision(runner: Runner) -> None:
     assert runner.actions.reads == 1
 
 
-async def test_a_missing_action_is_a_whisk_error_with_only_path_and_wait_time(runner: Runner) -> None:
+async def test_a_missing_action_is_an_application_error_with_only_path_and_wait_time(runner: Runner) -> None:
     record = await runner.run("nowhere")
 
-    assert record.status_code == StatusCode.WHISK_ERROR
-    assert record.response.result == {"error": "The action could not be found."}
+    # [OW] InvokerReactive: NoDocumentException → applicationError(actionRemovedWhileInvoking) (issue 12)
+    assert record.status_code == StatusCode.APPLICATION_ERROR
+    assert record.response.result == {"error": "Action could not be found or may have been deleted."}
     assert keys(record) == ["path", "waitTime"]
     assert runner.pool.instances() == []
 
@@ -261,3 +268,128 @@ async def test_an_unavailable_store_is_waited_for_until_the_invoker_closes(
 def test_backoff_grows_from_a_fifth_of_a_second_and_stops_at_five() -> None:
     assert 0.1 <= proxy_module.backoff_s(1) <= 0.2
     assert 2.5 <= proxy_module.backoff_s(20) <= 5.0
+
+
+# concurrency: never above limits.concurrency on one instance ----------------------------------------
+
+
+class StorePerRunExecutor(RecordingExecutor):
+    """A ``ConcurrentExecutor`` (every run its own memory, as WASM) that would take 2 runs per instance."""
+
+    max_runs_per_instance = 2
+
+
+async def _simultaneously(made: Runner, name: str, count: int) -> list[Activation]:
+    return list(await asyncio.gather(*(made.run(name) for _ in range(count))))
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "instances"),
+    [(1, 3), (3, 2)],  # 3 asked, the executor's bound of 2 wins: two instances for three runs
+)
+async def test_simultaneous_runs_share_an_instance_only_up_to_the_actions_concurrency(
+    concurrency: int, instances: int
+) -> None:
+    made = make_runner(executor=StorePerRunExecutor())
+    made.actions.add("nap", code="slow:100", limits=Limits(concurrency=concurrency))
+    try:
+        records = await _simultaneously(made, "nap", 3)
+    finally:
+        await made.pool.close()
+
+    assert all(r.status_code == StatusCode.SUCCESS for r in records)
+    assert len(set(made.executor.runs)) == instances
+    assert len(made.executor.inits) == instances
+
+
+async def test_runs_beyond_the_memory_budget_wait_for_it_and_all_complete() -> None:
+    made = make_runner(executor=StorePerRunExecutor())  # 1024 MB: four 256 MB runs at once
+    made.actions.add("nap", code="slow:50", limits=Limits(concurrency=2))
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, made.pool.used_mb)
+            await asyncio.sleep(0.001)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        records = await _simultaneously(made, "nap", 12)
+    finally:
+        watcher.cancel()
+        await made.pool.close()
+
+    assert [r.status_code for r in records] == [StatusCode.SUCCESS] * 12
+    assert peak <= 1024
+    assert max(r.annotation("waitTime") for r in records) >= 50, "the later runs waited for a release"
+
+
+# the action cache: bounded by bytes -----------------------------------------------------------------
+
+
+def _sized(name: str, code_bytes: int) -> Action:
+    return Action(namespace="guest", name=name, exec=Exec(kind="script:1", code="e" * code_bytes))
+
+
+def test_the_action_cache_evicts_least_recently_used_by_bytes() -> None:
+    cache = proxy_module.ActionCache(max_bytes=100_000)
+    for i in range(5):
+        assert cache.put(("guest", f"a{i}", "1"), _sized(f"a{i}", 20_000))
+    assert len(cache) == 4, "five 21 KB entries do not fit in 100 KB"
+    assert cache.get(("guest", "a0", "1")) is None
+    assert cache.get(("guest", "a1", "1")) is not None  # a1 is now the most recently used
+
+    cache.put(("guest", "a5", "1"), _sized("a5", 20_000))
+
+    assert cache.get(("guest", "a2", "1")) is None
+    assert cache.get(("guest", "a1", "1")) is not None
+    assert cache.bytes <= cache.max_bytes
+
+
+def test_an_action_over_half_the_cache_is_not_kept_and_evicts_nothing() -> None:
+    cache = proxy_module.ActionCache(max_bytes=100_000)
+    cache.put(("guest", "small", "1"), _sized("small", 10_000))
+
+    assert cache.put(("guest", "huge", "1"), _sized("huge", 60_000)) is False
+
+    assert cache.get(("guest", "huge", "1")) is None
+    assert cache.get(("guest", "small", "1")) is not None
+
+
+def test_an_actions_size_counts_its_code_parameters_and_non_ascii_text() -> None:
+    plain = _sized("plain", 1000)
+    wide = Action(namespace="guest", name="wide", exec=Exec(kind="script:1", code="\U0001f600" * 1000))
+    with_params = Action(
+        namespace="guest",
+        name="p",
+        exec=Exec(kind="script:1", code="e" * 1000),
+        parameters=[KeyValue(key="blob", value="x" * 50_000)],
+    )
+
+    many_objects = Action(
+        namespace="guest",
+        name="objects",
+        exec=Exec(kind="script:1", code="e"),
+        parameters=[KeyValue(key="blob", value=[{} for _ in range(10_000)])],
+    )
+
+    assert 1000 <= proxy_module.action_size(plain) < 1300
+    assert proxy_module.action_size(wide) >= 4000
+    assert proxy_module.action_size(with_params) >= 51_000
+    # 30 KB of JSON, but 10,000 dicts of 64 bytes and a list of 80 KB in memory.
+    assert proxy_module.action_size(many_objects) >= 10_000 * 64 + 80_000
+
+
+async def test_the_runner_reads_an_uncacheable_action_every_time_and_keeps_the_others() -> None:
+    made = make_runner(action_cache_bytes=100_000)
+    made.actions.add("small", code="s" * 1000)
+    made.actions.add("huge", code="h" * 60_000)
+    try:
+        for _ in range(3):
+            await made.run("small")
+            await made.run("huge")
+    finally:
+        await made.pool.close()
+
+    assert made.actions.reads == 1 + 3, "small once, huge on every activation"
