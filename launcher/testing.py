@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def admin(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``pywhisk admin ARGS`` in its own process with ``env`` naming the store (``Server.admin_env``).
+
+    Raises ``AssertionError`` with its output when it fails, unless ``check`` is False.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "pywhisk", "admin", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check:
+        assert done.returncode == 0, f"pywhisk admin {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
 @dataclass
 class Server:
     """A running platform's API: a ``pywhisk standalone`` process, or one controller of a deployment."""
@@ -52,6 +69,10 @@ class Server:
     log_path: Path
     # The environment that points `pywhisk admin` at this platform's store.
     admin_env: dict[str, str] = field(default_factory=dict)
+
+    def admin(self, *args: str) -> str:
+        """``pywhisk admin ARGS`` against this platform's store, as an operator would run it; its output."""
+        return admin(self.admin_env, *args).stdout.strip()
 
     def client(self, timeout: float = 70.0) -> httpx.Client:
         """An API client (``/api/v1``) authenticated with the server's key."""

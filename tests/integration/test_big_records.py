@@ -14,9 +14,6 @@ they are read.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,15 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def attacker(server: Server) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pywhisk", "admin", "user", "create", "logger", "--namespace", "logger"],
-        env={**os.environ, **server.admin_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return server.admin("user", "create", "logger", "--namespace", "logger")
 
 
 @pytest.fixture(scope="module")

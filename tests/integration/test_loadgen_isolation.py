@@ -10,7 +10,6 @@ error, an attacker outcome that is not OpenWhisk's right one -- and to a generou
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,23 +42,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_standalone(server)
 
 
-def admin(server: Server, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pywhisk", "admin", *args],
-        env={**os.environ, **server.admin_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"pywhisk admin {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def run(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run of every class; its output directory."""
-    attacker = admin(server, "user", "create", "mallory", "--namespace", "mallory")
-    admin(server, "namespace", "limits", "set", "mallory", "--invocations-per-minute", "100000")
+    attacker = server.admin("user", "create", "mallory", "--namespace", "mallory")
+    server.admin("namespace", "limits", "set", "mallory", "--invocations-per-minute", "100000")
     out = tmp_path_factory.mktemp("loadgen") / "isolation"
     result = CliRunner().invoke(
         app,

@@ -11,9 +11,6 @@ developer error.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,20 +37,8 @@ HELLOS = 5
 HELLO_BOUND_S = 1.0
 
 
-def admin(server: Server, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pywhisk", "admin", *args],
-        env={**os.environ, **server.admin_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"pywhisk admin {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout.strip()
-
-
 def tenant(server: Server, name: str) -> httpx.Client:
-    uuid_, key = admin(server, "user", "create", name, "--namespace", name).split(":")
+    uuid_, key = server.admin("user", "create", name, "--namespace", name).split(":")
     return httpx.Client(base_url=f"{server.apihost}/api/v1", auth=(uuid_, key), timeout=70)
 
 
@@ -80,8 +65,8 @@ def most_at_once(records: list[dict[str, Any]]) -> int:
 def test_a_flooding_namespace_queues_its_own_sleeps_and_never_delays_anothers_hello(server: Server) -> None:
     alice, bob = tenant(server, "alice"), tenant(server, "bobby")
     try:
-        admin(server, "namespace", "limits", "set", "alice", "--concurrent-invocations", "500")
-        admin(server, "namespace", "limits", "set", "alice", "--invocations-per-minute", "1000")
+        server.admin("namespace", "limits", "set", "alice", "--concurrent-invocations", "500")
+        server.admin("namespace", "limits", "set", "alice", "--invocations-per-minute", "1000")
         create_wasm_action(alice, "nap", "sleep", timeout=10_000)
         create_wasm_action(alice, "late", "sleep", timeout=1000)
         create_wasm_action(bob, "hello", "hello")

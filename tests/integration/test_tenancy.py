@@ -8,10 +8,7 @@ admin change holds from the next request on and nothing here waits for a cache t
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from launcher.testing import Deployment, Server, drop_databases, start_deployment
+from launcher.testing import Deployment, Server, admin, drop_databases, start_deployment
 from tests.conftest import TEST_CONTROLLER_ENV, wasm_code
 from tests.integration.helpers import create_wasm_action, wait_for_record
 
@@ -29,20 +26,6 @@ pytestmark = pytest.mark.integration
 
 RATE_MESSAGE = "Too many requests in the last minute (count: {count}, allowed: {allowed})."
 CONCURRENT_MESSAGE = "Too many concurrent requests in flight (count: {count}, allowed: {allowed})."
-
-
-def admin(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `pywhisk admin ...` as an operator would, in its own process."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pywhisk", "admin", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check:
-        assert done.returncode == 0, f"pywhisk admin {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 class Tenant:
