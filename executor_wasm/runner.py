@@ -223,11 +223,14 @@ def _proxy_result(outcome: str | _Failed, out: bytes, err: bytes, log_limit: int
     if outcome == _OK:
         # Only \n ends a line: a JSON result may hold a raw U+2028, which str.splitlines would split.
         body, out = take_result(out)
-        return ProxyResult(status=200, body=body, logs=collect_logs(out, err, log_limit))
-    logs = collect_logs(out, err, log_limit)
-    if outcome == _TIMED_OUT:
-        return ProxyResult(status=None, timed_out=True, logs=logs)
-    if outcome == _MEMORY:
-        return ProxyResult(status=None, memory_exhausted=True, logs=logs)
-    assert isinstance(outcome, _Failed)
-    return ProxyResult(status=502, body=outcome.body, logs=logs)
+        result = ProxyResult(status=200, body=body)
+    elif outcome == _TIMED_OUT:
+        result = ProxyResult(status=None, timed_out=True)
+    elif outcome == _MEMORY:
+        result = ProxyResult(status=None, memory_exhausted=True)
+    else:
+        assert isinstance(outcome, _Failed)
+        result = ProxyResult(status=502, body=outcome.body)
+    # Strings already: validating 100,000 lines again holds the GIL for ~20 ms in one call.
+    result.logs = collect_logs(out, err, log_limit)
+    return result

@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     # Activation records older than this are deleted by the store (None keeps them forever).
     activation_retention_days: float | None = None
     # Largest stored activation record (its JSON): logs past it are cut with OpenWhisk's notice, so a
-    # 10 MB log limit still fits CouchDB 3's default max_document_size of 8,000,000 bytes.
-    activation_max_bytes: int = Field(default=7_000_000, ge=1_048_576 + 262_144)
+    # 10 MB log limit still fits CouchDB 3's default max_document_size of 8,000,000 bytes. At most that:
+    # the WASM executor formats no log line past it (executor_wasm/stdio.py RECORD_BOUND_BYTES).
+    activation_max_bytes: int = Field(default=7_000_000, ge=1_048_576 + 262_144, le=8_000_000)
     # An invoker without a ping for this long is offline ([OW] InvokerSupervision: 10 s).
     invoker_offline_after_s: float = Field(default=10.0, gt=0)
     # How many controllers share the invokers: each gets user_memory / controllers of every invoker.
