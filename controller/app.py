@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from controller.activator import Activator
 from controller.auth import Authenticator
 from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
@@ -90,6 +91,7 @@ def create_app(
     app.state.manifest = manifest or RuntimeManifest.load_default()
     app.state.authenticator = Authenticator(subjects, settings.identity_cache_ttl_s)
     app.state.throttles = Throttles(settings, balancer)
+    app.state.activator = Activator(balancer, activation_records, app.state.throttles, settings.controller_id)
 
     # namespaces last: its catch-all collection route must not shadow the others.
     for module in (actions, invoke, activations, namespaces):

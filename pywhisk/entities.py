@@ -1,4 +1,9 @@
-"""Actions as OpenWhisk stores and returns them (reference/openwhisk.md §2)."""
+"""Entities as OpenWhisk stores and returns them: actions and packages (reference/openwhisk.md §2).
+
+An action inside a package is an ``Action`` whose ``namespace`` is ``ns/pkg``, as OpenWhisk's ``EntityPath``
+(its document id is ``ns/pkg/name``): the stores, the invoker and the records need nothing else to know
+about packages. A package is a ``Package``; a binding is a package with ``binding`` set.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import re
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pywhisk.errors import BadRequest
 
@@ -121,7 +126,8 @@ def is_binary_code(code: str) -> bool:
 
 
 class Exec(BaseModel):
-    """The action's code and how to run it. ``binary`` is computed by the server, never trusted."""
+    """The action's code and how to run it. ``binary`` is computed by the server, never trusted.
+    A ``sequence`` has ``components`` (fully qualified action names) and no code."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -130,6 +136,7 @@ class Exec(BaseModel):
     binary: bool = False
     main: str | None = None
     image: str | None = None
+    components: list[str] | None = None
 
 
 class Action(BaseModel):
@@ -238,3 +245,170 @@ def bump_patch(version: str) -> str:
         return "0.0.1"
     major, minor, patch = (int(p) for p in parts)
     return f"{major}.{minor}.{patch + 1}"
+
+
+def split_namespace(path: str) -> tuple[str, str | None]:
+    """An entity's ``namespace`` field → (the namespace, the package or None): ``ns/pkg`` → (ns, pkg)."""
+    namespace, _, package = path.partition("/")
+    return namespace, package or None
+
+
+class FullyQualifiedName(BaseModel):
+    """``/namespace[/package]/name`` ([OW] FullyQualifiedEntityName), as sequences' components, rules'
+    ``action`` and bindings name entities."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    package: str | None = None
+    name: str
+
+    @property
+    def path(self) -> str:
+        """The entity's ``namespace`` field: ``ns`` or ``ns/pkg``."""
+        return f"{self.namespace}/{self.package}" if self.package else self.namespace
+
+    def __str__(self) -> str:
+        return f"/{self.path}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str, default_namespace: str) -> FullyQualifiedName:
+        """``/ns/pkg/a``, ``/ns/a``, ``pkg/a`` or ``a`` (the last two in ``default_namespace``); ``_`` as the
+        namespace means the default one. 400 with OpenWhisk's message for anything else."""
+        absolute = text.startswith("/")
+        parts = text[1:].split("/") if absolute else text.split("/")
+        if absolute and len(parts) in (2, 3):
+            namespace, rest = parts[0], parts[1:]
+        elif not absolute and len(parts) in (1, 2):
+            namespace, rest = default_namespace, parts
+        else:
+            raise BadRequest(f"The fully qualified name '{text}' is not valid.")
+        if namespace == DEFAULT_NAMESPACE:
+            namespace = default_namespace
+        for part in (namespace, *rest):
+            if not _ENTITY_NAME.match(part):
+                raise BadRequest(f"The fully qualified name '{text}' is not valid.")
+        package = rest[0] if len(rest) == 2 else None
+        return cls(namespace=namespace, package=package, name=rest[-1])
+
+
+class Binding(BaseModel):
+    """What a package binding points at: another package, by namespace and name."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    namespace: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        """The bound package's actions' ``namespace`` field: ``ns/pkg``."""
+        return f"{self.namespace}/{self.name}"
+
+
+class Package(BaseModel):
+    """A stored package document (``WhiskPackage``); a binding when ``binding`` is set."""
+
+    namespace: str
+    name: str
+    version: str = "0.0.1"
+    publish: bool = False
+    binding: Binding | None = None
+    parameters: list[KeyValue] = Field(default_factory=list)
+    annotations: list[KeyValue] = Field(default_factory=list)
+    updated: int = Field(default_factory=now_ms)
+    rev: str | None = Field(default=None, exclude=True)
+
+    @field_validator("binding", mode="before")
+    @classmethod
+    def _no_binding(cls, value: Any) -> Any:
+        # OpenWhisk writes (and clients send) ``"binding": {}`` for a package that is not a binding.
+        return None if value == {} else value
+
+    @property
+    def path(self) -> str:
+        """The ``namespace`` field of the package's own actions: ``ns/pkg``."""
+        return f"{self.namespace}/{self.name}"
+
+    def annotation(self, key: str, default: Any = None) -> Any:
+        for pair in self.annotations:
+            if pair.key == key:
+                return pair.value
+        return default
+
+    def to_api(self) -> dict[str, Any]:
+        """The package as ``GET`` answers it before its actions are added; ``binding`` is ``{}`` when the
+        package is not a binding, as OpenWhisk writes it."""
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "binding": self.binding.model_dump() if self.binding else {},
+            "parameters": pairs_to_api(self.parameters),
+            "annotations": pairs_to_api(self.annotations),
+            "updated": self.updated,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The list row ([OW] WhiskPackage.summaryAsJson): no parameters."""
+        return PackageSummary.of(self).to_api()
+
+
+class PackageSummary(BaseModel):
+    """A package as ``GET .../packages`` lists it (kept beside the document, as ``ActionSummary``)."""
+
+    namespace: str
+    name: str
+    version: str = "0.0.1"
+    publish: bool = False
+    binding: Binding | None = None
+    annotations: list[KeyValue] = Field(default_factory=list)
+    updated: int = 0
+
+    @field_validator("binding", mode="before")
+    @classmethod
+    def _no_binding(cls, value: Any) -> Any:
+        # OpenWhisk writes (and clients send) ``"binding": {}`` for a package that is not a binding.
+        return None if value == {} else value
+
+    @classmethod
+    def of(cls, package: Package) -> PackageSummary:
+        return cls.model_construct(
+            namespace=package.namespace,
+            name=package.name,
+            version=package.version,
+            publish=package.publish,
+            binding=package.binding,
+            annotations=package.annotations,
+            updated=package.updated,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "binding": self.binding.model_dump() if self.binding else {},
+            "annotations": pairs_to_api(self.annotations),
+            "updated": self.updated,
+        }
+
+
+class PackagePut(BaseModel):
+    """The body of ``PUT /packages/{name}`` (``WhiskPackagePut``); every field optional."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    binding: Binding | None = None
+    parameters: list[KeyValue] | None = None
+    annotations: list[KeyValue] | None = None
+    version: str | None = None
+    publish: bool | None = None
+
+    @field_validator("binding", mode="before")
+    @classmethod
+    def _no_binding(cls, value: Any) -> Any:
+        # OpenWhisk writes (and clients send) ``"binding": {}`` for a package that is not a binding.
+        return None if value == {} else value

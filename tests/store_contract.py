@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
-from pywhisk.entities import Action, Exec, KeyValue, Limits
+from pywhisk.entities import Action, Binding, Exec, KeyValue, Limits, Package, PackageSummary
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import (
     GUEST_KEY,
@@ -282,6 +282,74 @@ class StoreContract:
 
         assert len(listed) == 5
         assert peak < 1024 * 1024, f"listing 5 summaries allocated {peak} bytes: the 20 MB of code was read"
+
+    # packages -----------------------------------------------------------------------------------
+
+    async def test_a_package_and_a_binding_round_trip_with_revisions(self, store: Store) -> None:
+        package = Package(namespace="guest", name="utils", publish=True, parameters=[KeyValue(key="a", value=1)])
+        binding = Package(namespace="other", name="mine", binding=Binding(namespace="guest", name="utils"))
+        stored = await store.put_package(package, expected_rev=None)
+        await store.put_package(binding, expected_rev=None)
+
+        fetched = await store.get_package("guest", "utils")
+        fetched_binding = await store.get_package("other", "mine")
+
+        assert fetched is not None and fetched.rev == stored.rev and fetched.to_api() == package.to_api()
+        assert fetched.to_api()["binding"] == {}
+        assert fetched_binding is not None and fetched_binding.binding == Binding(namespace="guest", name="utils")
+        updated = await store.put_package(package.model_copy(update={"version": "0.0.2"}), expected_rev=stored.rev)
+        assert updated.rev is not None and updated.rev.startswith("2-")
+        with pytest.raises(ConcurrentModification):
+            await store.put_package(package, expected_rev=stored.rev)
+
+    async def test_a_package_and_an_action_share_one_name_space(self, store: Store) -> None:
+        await store.put_action(make_action(name="same"), expected_rev=None)
+
+        with pytest.raises(Conflict):
+            await store.put_package(Package(namespace="guest", name="same"), expected_rev=None)
+        assert await store.get_package("guest", "same") is None
+        assert await store.delete_package("guest", "same") is None
+        assert await store.get_action("guest", "same") is not None
+
+    async def test_packages_list_newest_first_apart_from_actions_and_published_only_on_request(
+        self, store: Store
+    ) -> None:
+        await store.put_package(Package(namespace="guest", name="p1", updated=1_000, publish=True), None)
+        await store.put_package(Package(namespace="guest", name="p2", updated=2_000), None)
+        await store.put_package(
+            Package(
+                namespace="guest",
+                name="p3",
+                updated=3_000,
+                publish=True,
+                parameters=[KeyValue(key="k", value="s3cr3t")],
+            ),
+            None,
+        )
+        await store.put_action(make_action(name="a1"), None)
+        await store.put_package(Package(namespace="guests", name="p4", publish=True), None)
+
+        listed = await store.list_packages("guest", limit=10, skip=0)
+        public = await store.list_packages("guest", limit=10, skip=0, published_only=True)
+
+        assert [p.name for p in listed] == ["p3", "p2", "p1"]
+        assert [p.name for p in await store.list_packages("guest", limit=1, skip=1)] == ["p2"]
+        assert [p.name for p in public] == ["p3", "p1"]
+        assert await store.count_packages("guest") == 3
+        assert await store.count_packages("guest", published_only=True) == 2
+        assert all(isinstance(p, PackageSummary) for p in listed)
+        assert "s3cr3t" not in listed[0].model_dump_json()
+        assert [a.name for a in await store.list_actions("guest", limit=10, skip=0)] == ["a1"]
+
+    async def test_delete_package_returns_it_and_leaves_its_actions_to_the_caller(self, store: Store) -> None:
+        await store.put_package(Package(namespace="guest", name="pkg"), None)
+        await store.put_action(make_action(name="inside", namespace="guest/pkg"), None)
+
+        deleted = await store.delete_package("guest", "pkg")
+
+        assert deleted is not None and deleted.name == "pkg"
+        assert await store.get_package("guest", "pkg") is None
+        assert await store.count_actions("guest/pkg") == 1
 
     # subjects and limits ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from pywhisk.activation import Activation, ActivationSummary
-from pywhisk.entities import Action, ActionSummary
+from pywhisk.entities import Action, ActionSummary, Package, PackageSummary
 from pywhisk.identity import NamespaceLimits, Subject
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ActivationStore",
     "ActivationSummary",
     "EntityStore",
+    "PackageSummary",
     "Store",
     "SubjectStore",
 ]
@@ -82,7 +83,11 @@ class SubjectStore(Protocol):
 
 @runtime_checkable
 class EntityStore(Protocol):
-    """Entities of namespaces (actions): what the API's CRUD routes and the invoker read."""
+    """Entities of namespaces (actions and packages): what the API's CRUD routes and the invoker read.
+
+    One name space per namespace (or package) for every entity type, as OpenWhisk's document ids
+    ``{namespace}/{name}``: creating a package where an action of that name is stored is a ``Conflict``;
+    a ``get_*`` of the other type answers None. An action in a package has ``namespace`` ``ns/pkg``."""
 
     async def get_action(self, namespace: str, name: str) -> Action | None:
         """The action, with its ``rev``, or None."""
@@ -97,7 +102,24 @@ class EntityStore(Protocol):
         """Summaries of a namespace's actions, most recently updated first; no code is read."""
 
     async def count_actions(self, namespace: str) -> int:
-        """How many actions the namespace holds."""
+        """How many actions the namespace (or ``ns/pkg``: package) holds."""
+
+    async def get_package(self, namespace: str, name: str) -> Package | None:
+        """The package (or binding), with its ``rev``, or None."""
+
+    async def put_package(self, package: Package, expected_rev: str | None) -> Package:
+        """Create (``expected_rev=None``) or replace a package; returns it with its new ``rev``."""
+
+    async def delete_package(self, namespace: str, name: str) -> Package | None:
+        """Remove and return the package, or None if there was none. Its actions are the caller's business."""
+
+    async def list_packages(
+        self, namespace: str, limit: int, skip: int, *, published_only: bool = False
+    ) -> list[PackageSummary]:
+        """Summaries of a namespace's packages (only ``publish``ed ones if asked), most recently updated first."""
+
+    async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
+        """How many packages (published ones, if asked) the namespace holds."""
 
 
 @runtime_checkable

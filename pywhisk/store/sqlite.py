@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from pywhisk.activation import BIG_RECORD_BYTES, Activation
-from pywhisk.entities import Action
+from pywhisk.entities import Action, Package, PackageSummary
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
@@ -56,6 +56,8 @@ CREATE INDEX IF NOT EXISTS activations_by_name_start ON activations (namespace, 
 """
 
 _ACTION = "action"
+_PACKAGE = "package"
+E = TypeVar("E", Action, Package)
 
 
 def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -124,6 +126,11 @@ def _subjects(rows: list[tuple[Any, ...]]) -> list[Subject]:
         entry = SubjectNamespace(name=namespace, uuid=uuid_, key_hash=key_hash)
         subjects.setdefault(subject, Subject(subject=subject, namespaces=[])).namespaces.append(entry)
     return list(subjects.values())
+
+
+def _with_rev(entity: E, rev: str) -> E:
+    entity.rev = rev
+    return entity
 
 
 def _next_rev(rev: str | None) -> str:
@@ -266,70 +273,112 @@ class SqliteStore:
         )
         return bool(cursor.rowcount)
 
-    # actions --------------------------------------------------------------------------------------
+    # entities -------------------------------------------------------------------------------------
 
     async def get_action(self, namespace: str, name: str) -> Action | None:
-        rows = await self._read(
-            "SELECT rev, doc, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
-        )
-        if not rows or rows[0][2] != _ACTION:
-            return None
-        return self._action(rows[0][0], rows[0][1])
+        row = await self._get_entity(_ACTION, namespace, name)
+        return _with_rev(Action.model_validate_json(row[1]), row[0]) if row else None
 
     async def put_action(self, action: Action, expected_rev: str | None) -> Action:
         stored = action.model_copy(update={"rev": _next_rev(expected_rev)})
-        doc = stored.model_dump_json()
         summary = ActionSummary.of(stored).model_dump_json()
+        await self._put_entity(_ACTION, action.namespace, action.name, stored, summary, expected_rev)
+        return stored
+
+    async def delete_action(self, namespace: str, name: str) -> Action | None:
+        row = await self._delete_entity(_ACTION, namespace, name)
+        return _with_rev(Action.model_validate_json(row[1]), row[0]) if row else None
+
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
+        rows = await self._list_entities(_ACTION, namespace, limit, skip, published_only=False)
+        return [ActionSummary.model_validate_json(row) for row in rows]
+
+    async def count_actions(self, namespace: str) -> int:
+        return await self._count_entities(_ACTION, namespace, published_only=False)
+
+    async def get_package(self, namespace: str, name: str) -> Package | None:
+        row = await self._get_entity(_PACKAGE, namespace, name)
+        return _with_rev(Package.model_validate_json(row[1]), row[0]) if row else None
+
+    async def put_package(self, package: Package, expected_rev: str | None) -> Package:
+        stored = package.model_copy(update={"rev": _next_rev(expected_rev)})
+        summary = PackageSummary.of(stored).model_dump_json()
+        await self._put_entity(_PACKAGE, package.namespace, package.name, stored, summary, expected_rev)
+        return stored
+
+    async def delete_package(self, namespace: str, name: str) -> Package | None:
+        row = await self._delete_entity(_PACKAGE, namespace, name)
+        return _with_rev(Package.model_validate_json(row[1]), row[0]) if row else None
+
+    async def list_packages(
+        self, namespace: str, limit: int, skip: int, *, published_only: bool = False
+    ) -> list[PackageSummary]:
+        rows = await self._list_entities(_PACKAGE, namespace, limit, skip, published_only=published_only)
+        return [PackageSummary.model_validate_json(row) for row in rows]
+
+    async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
+        return await self._count_entities(_PACKAGE, namespace, published_only=published_only)
+
+    async def _get_entity(self, type_: str, namespace: str, name: str) -> tuple[str, bytes | str] | None:
+        rows = await self._read(
+            "SELECT rev, doc, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
+        )
+        if not rows or rows[0][2] != type_:
+            return None
+        return rows[0][0], rows[0][1]
+
+    async def _put_entity(
+        self, type_: str, namespace: str, name: str, stored: Action | Package, summary: str, expected_rev: str | None
+    ) -> None:
+        doc = stored.model_dump_json()
+        rev, updated = stored.rev, stored.updated
 
         def upsert(conn: sqlite3.Connection) -> None:
             row = conn.execute(
-                "SELECT rev, type FROM entities WHERE namespace = ? AND name = ?",
-                (action.namespace, action.name),
+                "SELECT rev, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
             ).fetchone()
             if expected_rev is None and row is not None:
                 raise Conflict()
-            if expected_rev is not None and (row is None or row[0] != expected_rev):
+            if expected_rev is not None and (row is None or row[0] != expected_rev or row[1] != type_):
                 raise ConcurrentModification()
             conn.execute(
                 "INSERT OR REPLACE INTO entities (namespace, name, type, rev, updated, summary, doc) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (action.namespace, action.name, _ACTION, stored.rev, action.updated, summary, doc),
+                (namespace, name, type_, rev, updated, summary, doc),
             )
 
         await self._write(upsert)
-        return stored
 
-    async def delete_action(self, namespace: str, name: str) -> Action | None:
+    async def _delete_entity(self, type_: str, namespace: str, name: str) -> tuple[str, bytes] | None:
         def delete(conn: sqlite3.Connection) -> tuple[str, bytes] | None:
             row: tuple[str, bytes] | None = conn.execute(
                 "SELECT rev, doc FROM entities WHERE namespace = ? AND name = ? AND type = ?",
-                (namespace, name, _ACTION),
+                (namespace, name, type_),
             ).fetchone()
             if row is not None:
                 conn.execute("DELETE FROM entities WHERE namespace = ? AND name = ?", (namespace, name))
             return row
 
-        row = await self._write(delete)
-        return self._action(row[0], row[1]) if row else None
+        return await self._write(delete)
 
-    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
+    async def _list_entities(
+        self, type_: str, namespace: str, limit: int, skip: int, *, published_only: bool
+    ) -> list[bytes | str]:
+        published = " AND json_extract(summary, '$.publish') = 1" if published_only else ""
         rows = await self._read(
             # Ties within a millisecond: the later write (the higher rowid, REPLACE reinserts) first.
-            "SELECT summary FROM entities WHERE namespace = ? AND type = ? "
+            f"SELECT summary FROM entities WHERE namespace = ? AND type = ?{published} "
             "ORDER BY updated DESC, rowid DESC LIMIT ? OFFSET ?",
-            (namespace, _ACTION, limit, skip),
+            (namespace, type_, limit, skip),
         )
-        return [ActionSummary.model_validate_json(row[0]) for row in rows]
+        return [row[0] for row in rows]
 
-    async def count_actions(self, namespace: str) -> int:
-        rows = await self._read("SELECT COUNT(*) FROM entities WHERE namespace = ? AND type = ?", (namespace, _ACTION))
+    async def _count_entities(self, type_: str, namespace: str, *, published_only: bool) -> int:
+        published = " AND json_extract(summary, '$.publish') = 1" if published_only else ""
+        rows = await self._read(
+            f"SELECT COUNT(*) FROM entities WHERE namespace = ? AND type = ?{published}", (namespace, type_)
+        )
         return int(rows[0][0])
-
-    @staticmethod
-    def _action(rev: str, doc: bytes | str) -> Action:
-        action = Action.model_validate_json(doc)
-        action.rev = rev
-        return action
 
     # activations ----------------------------------------------------------------------------------
 

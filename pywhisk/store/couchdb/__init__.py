@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from pywhisk.activation import Activation
-from pywhisk.entities import Action
+from pywhisk.entities import Action, Package, PackageSummary
 from pywhisk.identity import NamespaceLimits, Subject
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.couchdb.activations import CouchActivations
@@ -150,6 +150,28 @@ class CouchStore:
     async def count_actions(self, namespace: str) -> int:
         """How many actions the namespace holds."""
         return await self.entities.count_actions(namespace)
+
+    async def get_package(self, namespace: str, name: str) -> Package | None:
+        """The package, with its ``rev``, or None."""
+        return await self.entities.get_package(namespace, name)
+
+    async def put_package(self, package: Package, expected_rev: str | None) -> Package:
+        """Create (``expected_rev=None``) or replace that revision; returns it with its new ``rev``."""
+        return await self.entities.put_package(package, expected_rev)
+
+    async def delete_package(self, namespace: str, name: str) -> Package | None:
+        """Remove and return the package, or None."""
+        return await self.entities.delete_package(namespace, name)
+
+    async def list_packages(
+        self, namespace: str, limit: int, skip: int, *, published_only: bool = False
+    ) -> list[PackageSummary]:
+        """Summaries of a namespace's packages, most recently updated first."""
+        return await self.entities.list_packages(namespace, limit, skip, published_only=published_only)
+
+    async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
+        """How many packages (published ones, if asked) the namespace holds."""
+        return await self.entities.count_packages(namespace, published_only=published_only)
 
     # ActivationStore ------------------------------------------------------------------------------
 

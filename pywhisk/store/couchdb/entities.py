@@ -6,25 +6,40 @@ CouchDB's ``_rev``, so CouchDB's own conflict check is the optimistic concurrenc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pywhisk.entities import Action
+from pywhisk.entities import Action, Package, PackageSummary
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.store import ActionSummary
 from pywhisk.store.couchdb.client import CouchClient, Designs, doc_path
 
 ACTION = "action"
+PACKAGE = "package"
+E = TypeVar("E", Action, Package)
+_MODELS: dict[str, type[Action] | type[Package]] = {ACTION: Action, PACKAGE: Package}
+
+# The list row of each type, the value the views emit: what ``ActionSummary``/``PackageSummary`` hold.
+_SUMMARY = (
+    "function summary(doc) { var row = {namespace: doc.namespace, name: doc.name, version: doc.version, "
+    "publish: doc.publish, annotations: doc.annotations, updated: doc.updated}; "
+    "if (doc.entityType === 'action') { row.limits = doc.limits; row.binary = !!(doc.exec && doc.exec.binary); } "
+    "if (doc.entityType === 'package') { row.binding = doc.binding || null; } return row; } "
+)
 
 DESIGNS: Designs = {
     "whisks": {
         # Listing is by namespace, type, updated: newest first within one namespace and type. The value is the
-        # list row (``ActionSummary``'s fields), so a listing reads no document, hence no code: OpenWhisk's
-        # ``actions`` view does the same (ansible/files/whisks_design_document_for_entities_db_v2.1.0.json).
+        # list row, so a listing reads no document, hence no code: OpenWhisk's ``actions`` and ``packages``
+        # views do the same (ansible/files/whisks_design_document_for_entities_db_v2.1.0.json), and its
+        # ``packages-public`` view is ``by_type_updated_public`` here.
         "by_type_updated": {
-            "map": "function (doc) { if (doc.entityType && doc.namespace !== undefined) { "
-            "emit([doc.namespace, doc.entityType, doc.updated], {namespace: doc.namespace, name: doc.name, "
-            "version: doc.version, publish: doc.publish, annotations: doc.annotations, limits: doc.limits, "
-            "binary: !!(doc.exec && doc.exec.binary), updated: doc.updated}); } }",
+            "map": "function (doc) { " + _SUMMARY + "if (doc.entityType && doc.namespace !== undefined) { "
+            "emit([doc.namespace, doc.entityType, doc.updated], summary(doc)); } }",
+            "reduce": "_count",
+        },
+        "by_type_updated_public": {
+            "map": "function (doc) { " + _SUMMARY + "if (doc.entityType && doc.namespace !== undefined "
+            "&& doc.publish === true) { emit([doc.namespace, doc.entityType, doc.updated], summary(doc)); } }",
             "reduce": "_count",
         },
     },
@@ -45,55 +60,101 @@ class CouchEntities:
 
     async def get_action(self, namespace: str, name: str) -> Action | None:
         """The action, with its ``rev`` (CouchDB's ``_rev``), or None."""
-        doc = await self._client.get_doc(self.db, f"{namespace}/{name}")
-        return _action(doc) if doc is not None and doc.get("entityType") == ACTION else None
+        return await self._get(Action, ACTION, namespace, name)
 
     async def put_action(self, action: Action, expected_rev: str | None) -> Action:
         """Create (``expected_rev=None``) or replace that revision; CouchDB's 409 becomes our 409s."""
-        doc_id = f"{action.namespace}/{action.name}"
-        doc: dict[str, Any] = {**action.model_dump(mode="json"), "_id": doc_id, "entityType": ACTION}
+        return await self._put(action, ACTION, expected_rev)
+
+    async def delete_action(self, namespace: str, name: str) -> Action | None:
+        """Remove and return the action, or None; deletes whatever revision is current."""
+        return await self._delete(Action, ACTION, namespace, name)
+
+    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
+        """Summaries of a namespace's actions, most recently updated first, from the view alone."""
+        rows = await self._list(ACTION, namespace, limit, skip, published_only=False)
+        return [ActionSummary.model_validate(row) for row in rows]
+
+    async def count_actions(self, namespace: str) -> int:
+        """How many actions the namespace holds."""
+        return await self._count(ACTION, namespace, published_only=False)
+
+    async def get_package(self, namespace: str, name: str) -> Package | None:
+        """The package, with its ``rev``, or None."""
+        return await self._get(Package, PACKAGE, namespace, name)
+
+    async def put_package(self, package: Package, expected_rev: str | None) -> Package:
+        """Create (``expected_rev=None``) or replace that revision."""
+        return await self._put(package, PACKAGE, expected_rev)
+
+    async def delete_package(self, namespace: str, name: str) -> Package | None:
+        """Remove and return the package, or None."""
+        return await self._delete(Package, PACKAGE, namespace, name)
+
+    async def list_packages(
+        self, namespace: str, limit: int, skip: int, *, published_only: bool = False
+    ) -> list[PackageSummary]:
+        """Summaries of a namespace's packages, most recently updated first, from a view alone."""
+        rows = await self._list(PACKAGE, namespace, limit, skip, published_only=published_only)
+        return [PackageSummary.model_validate(row) for row in rows]
+
+    async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
+        """How many packages (published ones, if asked) the namespace holds."""
+        return await self._count(PACKAGE, namespace, published_only=published_only)
+
+    async def _get(self, model: type[E], entity_type: str, namespace: str, name: str) -> E | None:
+        doc = await self._client.get_doc(self.db, f"{namespace}/{name}")
+        if doc is None or doc.get("entityType") != entity_type:
+            return None
+        return _entity(model, doc)
+
+    async def _put(self, entity: E, entity_type: str, expected_rev: str | None) -> E:
+        doc_id = f"{entity.namespace}/{entity.name}"
+        doc: dict[str, Any] = {**entity.model_dump(mode="json"), "_id": doc_id, "entityType": entity_type}
         if expected_rev is not None:
             doc["_rev"] = expected_rev
         status, body = await self._client.request("PUT", doc_path(self.db, doc_id), json=doc)
         if status in (201, 202):
-            return action.model_copy(update={"rev": body["rev"]})
+            return entity.model_copy(update={"rev": body["rev"]})
         if status == 409 and expected_rev is None:
             raise Conflict()
         # 409 with a revision: it moved on or was deleted. pouchdb-server may say 404 for a revision it
         # never had where CouchDB says 409; both mean the caller's copy is stale.
         if expected_rev is not None and status in (404, 409):
             raise ConcurrentModification()
-        raise self._client.error(status, body, f"could not store action {doc_id}")
+        raise self._client.error(status, body, f"could not store {entity_type} {doc_id}")
 
-    async def delete_action(self, namespace: str, name: str) -> Action | None:
-        """Remove and return the action, or None; deletes whatever revision is current."""
-        doc = await self._client.delete_current(self.db, f"{namespace}/{name}", lambda d: d.get("entityType") == ACTION)
-        return _action(doc) if doc is not None else None
+    async def _delete(self, model: type[E], entity_type: str, namespace: str, name: str) -> E | None:
+        doc = await self._client.delete_current(
+            self.db, f"{namespace}/{name}", lambda d: d.get("entityType") == entity_type
+        )
+        return _entity(model, doc) if doc is not None else None
 
-    async def list_actions(self, namespace: str, limit: int, skip: int) -> list[ActionSummary]:
-        """Summaries of a namespace's actions, most recently updated first, from the view alone."""
+    async def _list(
+        self, entity_type: str, namespace: str, limit: int, skip: int, *, published_only: bool
+    ) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
         rows = await self._client.view_rows(
             self.db,
             "whisks",
-            "by_type_updated",
-            low=[namespace, ACTION],
-            high=[namespace, ACTION, {}],
+            "by_type_updated_public" if published_only else "by_type_updated",
+            low=[namespace, entity_type],
+            high=[namespace, entity_type, {}],
             limit=limit,
             skip=skip,
             include_docs=False,
         )
-        return [ActionSummary.model_validate(row["value"]) for row in rows]
+        return [row["value"] for row in rows]
 
-    async def count_actions(self, namespace: str) -> int:
-        """How many actions the namespace holds."""
+    async def _count(self, entity_type: str, namespace: str, *, published_only: bool) -> int:
+        view = "by_type_updated_public" if published_only else "by_type_updated"
         return await self._client.view_count(
-            self.db, "whisks", "by_type_updated", low=[namespace, ACTION], high=[namespace, ACTION, {}]
+            self.db, "whisks", view, low=[namespace, entity_type], high=[namespace, entity_type, {}]
         )
 
 
-def _action(doc: dict[str, Any]) -> Action:
-    action = Action.model_validate(doc)
-    action.rev = doc["_rev"]
-    return action
+def _entity(model: type[E], doc: dict[str, Any]) -> E:
+    entity = model.model_validate(doc)
+    entity.rev = doc["_rev"]
+    return entity
