@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +28,11 @@ SKELETON_IMAGE = "pywhisk/dockerskeleton:latest"  # blackbox without an image: O
 PROXY_PORT = 8080
 OWNER_LABEL = "pywhisk.owner"
 INSTANCE_LABEL = "pywhisk.instance"
+# A blackbox image found missing is not asked for again for this long: without a registry it cannot
+# appear by itself, and each ``docker create`` of a missing image costs dockerd CPU that other tenants'
+# containers share (issue 12: "noimage"). ``docker build``/``load`` of it is seen after at most this.
+MISSING_IMAGE_TTL_S = 10.0
+_MAX_MISSING_IMAGES = 1024
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ class DockerHost:
         self.api = client.api
         self.owner = owner
         self.settings = settings or DockerSettings()
+        self._missing: dict[str, float] = {}  # image → monotonic time until which it is known missing
 
     def start_container(
         self, instance_id: str, image: str, memory_mb: int, cpu_shares: int, users_image: bool = False
@@ -67,6 +74,8 @@ class DockerHost:
         ``users_image``: the image is a ``blackbox`` action's own, so that it missing or not starting is
         the action's fault (``ActionStartupError``), where a runtime image of the platform's is not.
         """
+        if users_image and self._missing.get(image, 0.0) > time.monotonic():
+            raise ActionStartupError(image_pull_error(image))
         try:
             created = self.api.create_container(
                 image,
@@ -76,11 +85,13 @@ class DockerHost:
             )
         except docker.errors.ImageNotFound:
             if users_image:  # [OW] DockerContainer.create: BlackboxStartupError(Messages.imagePullError)
+                self._remember_missing(image)
                 raise ActionStartupError(image_pull_error(image)) from None
             # No registry is assumed (measurements.md): pywhisk's runtime images are built locally.
             raise ExecutorError(f"image {image} not found; run deploy/local/build-images") from None
         except docker.errors.APIError as error:
             if users_image and error.status_code == 400:  # e.g. "invalid reference format"
+                self._remember_missing(image)
                 raise ActionStartupError(image_pull_error(image)) from None
             raise ExecutorError(f"docker create {image} failed: {error}") from error
         except docker.errors.DockerException as error:
@@ -110,6 +121,14 @@ class DockerHost:
                 logger.info("the image %s of an action does not start: %s", image, error)
                 raise ActionStartupError(image_start_error(image)) from None
             raise ExecutorError(f"starting a container of {image} failed: {error}") from error
+
+    def _remember_missing(self, image: str) -> None:
+        now = time.monotonic()
+        if len(self._missing) >= _MAX_MISSING_IMAGES:  # bounded: drop what expired, or everything
+            self._missing = {i: until for i, until in self._missing.items() if until > now}
+            if len(self._missing) >= _MAX_MISSING_IMAGES:
+                self._missing.clear()
+        self._missing[image] = now + MISSING_IMAGE_TTL_S
 
     def host_config(self, memory_mb: int, cpu_shares: int) -> HostConfig:
         """OpenWhisk's run args (reference/openwhisk.md §5.5), no privileges, and a disk quota.

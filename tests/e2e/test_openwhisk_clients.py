@@ -209,3 +209,85 @@ def test_js_client_scenario(js_client: Path, standalone: Server, action_name: st
             steps["apperror-invoke-result"]["activation_id"]: f"{action_name}-apperr",
         },
     )
+
+
+# The programming model beyond single actions (issue 13): tests/clients/js/model.js and tests/clients/go/model.go.
+MODEL_STEPS = [
+    "package-create",
+    "package-action-create",
+    "package-get",
+    "binding-create",
+    "package-list",
+    "binding-invoke",
+    "sequence-parts",
+    "sequence-create",
+    "sequence-invoke",
+    "web-create",
+    "web-get",
+    "package-delete-nonempty",
+    "cleanup",
+    "package-deleted",
+    "done",
+]
+
+
+def _run_model(command: list[str], server: Server) -> dict[str, dict[str, Any]]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=SCENARIO_TIMEOUT, check=False)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    steps = {line["step"]: line for line in lines}
+    missing = [step for step in MODEL_STEPS if not steps.get(step, {}).get("ok")]
+    server_log = "\n".join(server.log_path.read_text(errors="replace").splitlines()[-30:])
+    assert result.returncode == 0 and not missing, (
+        f"{Path(command[1] if command[0].endswith('node') else command[0]).name} exited {result.returncode}; "
+        f"steps not ok: {missing}\n--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
+        f"\n--- server log (tail) ---\n{server_log}"
+    )
+    return steps
+
+
+def _check_model(steps: dict[str, dict[str, Any]], server: Server) -> None:
+    # Parameters: package < binding < action < invoke ([OW] docs/packages.md, Actions.scala mergeActionWithPackage).
+    merged = steps["binding-invoke"]["result"]
+    assert {k: merged[k] for k in ("p", "shared", "b", "a", "i")} == {
+        "p": "package",
+        "shared": "binding",
+        "b": "binding",
+        "a": "action",
+        "i": "invoke",
+    }
+    assert "echo" in steps["package-get"]["actions"]
+    # echo (WASM) → upper (Python on Docker) → hello (WASM); the record's logs are the three component ids.
+    invoked = steps["sequence-invoke"]
+    assert invoked["result"] == {"greeting": "Hello, ADA!"}
+    assert len(invoked["logs"]) == 3
+    with server.client() as api:
+        for component_id in invoked["logs"]:
+            record = api.get(f"/namespaces/_/activations/{component_id}").json()
+            assert record["cause"] == invoked["activation_id"], record
+    web = steps["web-get"]
+    assert web["status"] == 200 and web["content_type"].startswith("application/json")
+    assert web["body"]["x"] == "1" and web["body"]["__ow_method"] == "get"
+    assert steps["package-delete-nonempty"]["status"] == 409
+
+
+@pytest.mark.docker
+def test_go_client_drives_packages_bindings_sequences_and_web_actions(
+    go_client: Path, platform: Server, action_name: str
+) -> None:
+    command = [str(go_client), "-scenario", "model", "-apihost", platform.apihost, "-auth", platform.auth]
+    command += ["-echo-wasm", str(WASM_DIR / "echo.wasm"), "-hello-wasm", str(WASM_DIR / "hello.wasm")]
+    steps = _run_model([*command, "-name", action_name], platform)
+    _check_model(steps, platform)
+    assert steps["package-delete-nonempty"]["exit_code"] == 409 - 256
+
+
+@pytest.mark.docker
+def test_js_client_drives_packages_bindings_sequences_and_web_actions(
+    js_client: Path, platform: Server, action_name: str
+) -> None:
+    node = shutil.which("node")
+    assert node is not None
+    command = [node, str(JS_DIR / "model.js"), "--apihost", platform.apihost, "--auth", platform.auth]
+    command += ["--echo-wasm", str(WASM_DIR / "echo.wasm"), "--hello-wasm", str(WASM_DIR / "hello.wasm")]
+    steps = _run_model([*command, "--name", action_name], platform)
+    _check_model(steps, platform)

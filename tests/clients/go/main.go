@@ -34,6 +34,7 @@ var (
 	apperrPath  = flag.String("apperror-wasm", "", "optional: path to apperror.wasm, to check application errors")
 	actionName  = flag.String("name", "", "action name (default: owclient-go-<random>)")
 	pollTimeout = flag.Duration("poll-timeout", 60*time.Second, "how long to wait for a non-blocking activation")
+	scenario    = flag.String("scenario", "actions", "actions (this file) or model (model.go: packages, bindings, sequences, web actions)")
 )
 
 // step is one line of output.
@@ -207,6 +208,10 @@ func newClient(host, token string) *whisk.Client {
 
 func main() {
 	flag.Parse()
+	if *scenario == "model" {
+		model()
+		return
+	}
 	if *apihost == "" || *auth == "" || *wasmPath == "" {
 		fmt.Fprintln(os.Stderr, "usage: owclient-go --apihost http://HOST:PORT --auth UUID:KEY --wasm hello.wasm [--apperror-wasm apperror.wasm] [--name NAME]")
 		os.Exit(2)
