@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.loadbalancer import LoadBalancer
 from controller.throttles import Throttles
@@ -21,6 +21,9 @@ from pywhisk.errors import BadRequest, ServiceUnavailable, StoreUnavailable, Whi
 from pywhisk.identity import Identity
 from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance, TransactionId
 from pywhisk.store import ActivationStore
+
+if TYPE_CHECKING:
+    from controller.sequences import SequenceRunner
 
 log = logging.getLogger("pywhisk.controller")
 
@@ -43,6 +46,15 @@ class Activator:
         self._records = records
         self._throttles = throttles
         self._controller = ControllerInstance(asString=str(controller_id))
+        self._sequences: SequenceRunner | None = None
+
+    def run_sequences_with(self, sequences: SequenceRunner) -> None:
+        """Actions of kind ``sequence`` are run by ``sequences`` (which activates their components here)."""
+        self._sequences = sequences
+
+    def check_concurrent(self, identity: Identity) -> None:
+        """429 when the namespace has no room for one more activation in flight."""
+        self._throttles.check_concurrent(identity)
 
     async def activate(
         self,
@@ -55,9 +67,23 @@ class Activator:
         wait_ms: int = 0,
         cause: str | None = None,
         activation_id: str | None = None,
+        component_of: str | None = None,
     ) -> Activated:
         """Run ``action`` (with the parameters it inherited) for ``identity``. 429 when over the namespace's
-        concurrency, 503 when the bus refuses; otherwise accepted, and never lost."""
+        concurrency, 503 when the bus refuses; otherwise accepted, and never lost.
+
+        A sequence goes to the sequence runner. ``component_of`` is the id of the sequence this activation is a
+        component of: its cause, and no throttle of its own (OpenWhisk checks a sequence's once)."""
+        if action.exec.kind == "sequence" and self._sequences is not None:
+            return await self._sequences.invoke(
+                identity,
+                action,
+                params,
+                transid=transid,
+                blocking=blocking,
+                wait_ms=wait_ms,
+                activation_id=activation_id,
+            )
         activation_id = activation_id or new_activation_id()
         message = ActivationMessage(
             transid=transid.to_wire(),
@@ -69,9 +95,11 @@ class Activator:
             blocking=blocking,
             content=merged_params(action, params),
             initArgs=[p.key for p in action.parameters if p.init],
-            cause=cause,
+            cause=component_of or cause,
+            causedBy="sequence" if component_of else None,
         )
-        self._throttles.check_concurrent(identity)  # no await until publish has booked it: no overshoot
+        if component_of is None:
+            self._throttles.check_concurrent(identity)  # no await until publish has booked it: no overshoot
         try:
             await self._balancer.publish(message, action)
         except WhiskError:
@@ -96,11 +124,13 @@ class Activator:
 
 
 def merged_params(action: Action, params: dict[str, Any] | list[Any] | None) -> dict[str, Any] | list[Any]:
-    """Invoke-time params over the action's (inherited) defaults; ``final`` actions refuse overrides."""
+    """Invoke-time params over the action's (inherited) defaults; ``final`` actions refuse overrides of every
+    parameter with a value (not null), inherited from its package or binding too ([OW] immutableParameters)."""
     if isinstance(params, list):
         return params
     defaults = as_dict([p for p in action.parameters if not p.init])
     given = params or {}
-    if action.annotation("final") is True and set(given) & set(defaults):
+    immutable = {p.key for p in action.parameters if p.value is not None}
+    if action.annotation("final") is True and set(given) & immutable:
         raise BadRequest("Request defines parameters that are not allowed (e.g., reserved properties).")
     return {**defaults, **given}

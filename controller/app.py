@@ -16,7 +16,9 @@ from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
 from controller.openapi import install_openapi
 from controller.responses import JSONResponse
-from controller.routes import actions, activations, invoke, invokers, namespaces
+from controller.routes import actions, activations, invoke, invokers, namespaces, packages, web
+from controller.sequence_journal import SequenceJournal
+from controller.sequences import SequenceRunner
 from controller.throttles import Throttles
 from pywhisk.bus import Bus
 from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
@@ -24,6 +26,7 @@ from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store import ActivationStore, EntityStore, Store, SubjectStore
+from pywhisk.system import seed_system_packages
 from pywhisk.tenancy import seed_guest_subject
 
 log = logging.getLogger("pywhisk.controller")
@@ -52,17 +55,25 @@ def create_app(
     entities: EntityStore = store
     activation_records: ActivationStore = store
     balancer = LoadBalancer(bus, store, settings)
+    throttles = Throttles(settings, balancer)
+    activator = Activator(balancer, activation_records, throttles, settings.controller_id)
+    # Run by this controller, component after component through the activator; closed first, so the
+    # sequences it cancels can still record themselves.
+    sequences = SequenceRunner(entities, activation_records, activator, SequenceJournal(activation_records))
+    activator.run_sequences_with(sequences)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started: list[Service] = []
         try:
-            chain: list[Service] = [store, bus, balancer, *services]
+            chain: list[Service] = [store, bus, balancer, *services, sequences]
             for service in chain:
                 await service.start()
                 started.append(service)
             if seed_guest:
                 await seed_guest_subject(subjects)
+            # Every start brings whisk.system up to this release's (idempotent; safe with two controllers).
+            await seed_system_packages(entities)
             yield
         finally:
             for service in reversed(started):
@@ -90,11 +101,12 @@ def create_app(
     app.state.balancer = balancer
     app.state.manifest = manifest or RuntimeManifest.load_default()
     app.state.authenticator = Authenticator(subjects, settings.identity_cache_ttl_s)
-    app.state.throttles = Throttles(settings, balancer)
-    app.state.activator = Activator(balancer, activation_records, app.state.throttles, settings.controller_id)
+    app.state.throttles = throttles
+    app.state.activator = activator
+    app.state.sequences = sequences
 
     # namespaces last: its catch-all collection route must not shadow the others.
-    for module in (actions, invoke, activations, namespaces):
+    for module in (actions, packages, invoke, activations, web, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(invokers.router)  # at the root, as in OpenWhisk
     install_openapi(app)

@@ -53,6 +53,7 @@ class Authenticator:
         self._store = store
         self._ttl = cache_ttl_s
         self._cache: dict[str, _Cached] = {}
+        self._owners: dict[str, tuple[Identity | None, float]] = {}
 
     async def identify(self, authorization: str | None) -> Identity:
         """The caller's identity (with its namespace's own limits), or ``Unauthorized``."""
@@ -74,6 +75,32 @@ class Authenticator:
         cached.verified_key = key
         cached.identity = cached.identity.model_copy(update={"authkey": AuthKey(uuid=uuid, key=key)})
         return cached.identity
+
+    async def owner_of(self, namespace: str) -> Identity | None:
+        """The identity a web action of ``namespace`` runs as (its throttles, its records): the first subject
+        holding a key for it, None when nobody does ([OW] ``AuthenticationDirectiveProvider.identityByNamespace``).
+        Cached like ``identify``, misses too, so anonymous requests for made-up namespaces cost no store reads.
+        It carries no usable key: the store keeps only the key's hash."""
+        cached = self._owners.get(namespace)
+        if cached is None or cached[1] <= time.monotonic():
+            cached = (await self._load_owner(namespace), time.monotonic() + self._ttl)
+            if len(self._owners) >= _MAX_CACHED:
+                self._owners.clear()
+            self._owners[namespace] = cached
+        return cached[0]
+
+    async def _load_owner(self, namespace: str) -> Identity | None:
+        for subject in await self._store.list_subjects(namespace):
+            entry = subject.namespace_named(namespace)
+            if entry is not None:
+                limits = await self._store.get_limits(namespace)
+                return Identity(
+                    subject=subject.subject,
+                    namespace=Namespace(name=namespace, uuid=entry.uuid),
+                    authkey=AuthKey(uuid=entry.uuid, key="0" * 64),
+                    limits=limits or NamespaceLimits(),
+                )
+        return None
 
     async def _load(self, uuid: str) -> _Cached:
         subject = await self._store.get_subject_by_uuid(uuid)

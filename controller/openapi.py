@@ -141,6 +141,12 @@ _QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("get", "/actions"): {"limit": _LIMIT, "skip": _SKIP, "count": _BOOLEAN_QUERY},
     ("put", "/actions/{name}"): {"overwrite": _BOOLEAN_QUERY},
     ("get", "/actions/{name}"): {"code": _BOOLEAN_QUERY},
+    ("get", "/actions/{package}/"): {"limit": _LIMIT, "skip": _SKIP, "count": _BOOLEAN_QUERY},
+    ("put", "/actions/{package}/{name}"): {"overwrite": _BOOLEAN_QUERY},
+    ("get", "/actions/{package}/{name}"): {"code": _BOOLEAN_QUERY},
+    ("get", "/packages"): {"limit": _LIMIT, "skip": _SKIP, "count": _BOOLEAN_QUERY, "public": _BOOLEAN_QUERY},
+    ("put", "/packages/{name}"): {"overwrite": _BOOLEAN_QUERY},
+    ("delete", "/packages/{name}"): {"force": _BOOLEAN_QUERY},
     ("post", "/actions/{name}"): {
         "blocking": _BOOLEAN_QUERY,
         "result": _BOOLEAN_QUERY,
@@ -173,9 +179,13 @@ def _ok(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
         return "The namespace's limits", {"type": "object", "additionalProperties": _INT}
     if path.endswith("/{collection}"):
         return "Packages, triggers or rules (always none)", {"type": "array", "maxItems": 0}
-    if path.endswith("/actions"):
+    if path.endswith("/actions") or path.endswith("/actions/{package}/"):
         return "Actions, newest first, or their count", _list_or_count("ActionSummary", "actions")
-    if path.endswith("/actions/{name}"):
+    if path.endswith("/packages"):
+        return "Packages and bindings, newest first, or their count", {"anyOf": [{"type": "array"}, {"type": "object"}]}
+    if path.endswith("/packages/{name}"):
+        return "The package (with its actions and feeds on GET)", {"type": "object"}
+    if path.endswith("/actions/{name}") or path.endswith("/actions/{package}/{name}"):
         if method == "post":
             return "The activation record, or its result with result=true", {}
         return "The action", _ref("Action")
@@ -207,6 +217,9 @@ def _errors(method: str, path: str) -> dict[str, str]:
         return {}
     if method == "put":
         errors["409"] = "The action exists (use overwrite=true) or was changed meanwhile"
+    if method in ("get", "delete") and path.endswith("}"):
+        # [OW] conformanceMessage (a name of another collection); a package holding actions (delete).
+        errors["409"] = "The name is another collection's, or the package is not empty"
     if method in ("put", "post"):
         errors["413"] = "The request is larger than allowed"
     if method == "post":

@@ -18,6 +18,7 @@ import typer
 from pywhisk.identity import NamespaceLimits
 from pywhisk.settings import Settings
 from pywhisk.store import Store
+from pywhisk.system import seed_system_packages
 from pywhisk.tenancy import TenancyError, create_user, delete_user, set_limits
 
 T = TypeVar("T")
@@ -161,6 +162,18 @@ def limits_delete(namespace: str, data_dir: DataDir = None, store: StoreKind = N
         typer.echo(f'No limits found for "{namespace}", default system limits apply', err=True)
         raise typer.Exit(1)
     typer.echo("Limits deleted")
+
+
+# system packages ------------------------------------------------------------------------------------
+
+
+@app.command("system-packages")
+def system_packages(data_dir: DataDir = None, store: StoreKind = None) -> None:
+    """Install (or bring up to this release) the published whisk.system packages: utils (echo) and alarms.
+
+    Servers do this at every start; this command is for a store no server has started on yet."""
+    written = _run(data_dir, store, seed_system_packages)
+    typer.echo("\n".join(f"installed {name}" for name in written) if written else "System packages are up to date")
 
 
 # helpers --------------------------------------------------------------------------------------------

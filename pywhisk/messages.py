@@ -49,6 +49,10 @@ class ActivationMessage(BaseModel):
     content: dict[str, Any] | list[Any] | None = None
     initArgs: list[str] = Field(default_factory=list)
     cause: str | None = None
+    # "sequence" for a component of a sequence: its record is annotated ``causedBy`` instead of ``waitTime``
+    # ([OW] ContainerProxy.constructWhiskActivation; OpenWhisk derives it from ``cause``, kept apart here so
+    # that a cause alone, as a trigger's, does not mark an activation as a sequence's).
+    causedBy: str | None = None
 
     @property
     def transaction(self) -> TransactionId:

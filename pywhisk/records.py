@@ -30,7 +30,8 @@ def build_activation(
 
     Times are epoch milliseconds (``start``/``end`` are cut to whole ones, ``duration`` is their
     difference, so it includes any init time); ``wait_time_ms`` and ``init_time_ms`` are durations,
-    rounded. The annotations come in one order: ``path``, ``waitTime``, then what is known of the
+    rounded. The annotations come in one order: ``path``, ``waitTime`` (``causedBy`` for a sequence's
+    component), then what is known of the
     action: ``kind`` with ``timeout`` (whether the action hit its time limit), ``limits``, and
     ``initTime`` on a cold start only. ``logs_json``, when given, is ``orjson.dumps(logs)`` (kept for
     ``Activation.document``).
@@ -39,7 +40,11 @@ def build_activation(
     end = int(end_ms)
     annotations = [
         KeyValue(key="path", value=f"{message.action.path}/{message.action.name}"),
-        KeyValue(key="waitTime", value=round(wait_time_ms)),
+        # A sequence's component has no wait of its own to show: its transid is the sequence's
+        # ([OW] ContainerProxy.constructWhiskActivation emits causedBy in place of waitTime).
+        KeyValue(key="causedBy", value=message.causedBy)
+        if message.causedBy
+        else KeyValue(key="waitTime", value=round(wait_time_ms)),
     ]
     if kind is not None:
         annotations += [KeyValue(key="kind", value=kind), KeyValue(key="timeout", value=timed_out)]

@@ -167,6 +167,28 @@ class WhiskClient:
             activation_id = body["activationId"]
         return Invocation(response.status_code, body, activation_id)
 
+    # -- packages ---------------------------------------------------------------------------------------------
+
+    def put_package(self, namespace: str, name: str, body: Mapping[str, Any], *, overwrite: bool) -> Any:
+        """Create (or with `overwrite`, update) a package or binding; `body` is a WhiskPackagePut (§1.6)."""
+        path = _entity_path(namespace, "packages", name)
+        return self._call("PUT", path, params={"overwrite": _flag(overwrite)}, json=body)
+
+    def get_package(self, namespace: str, name: str) -> Any:
+        """The package with its `actions` (name, version, annotations), as `GET .../packages/{name}` answers."""
+        return self._call("GET", _entity_path(namespace, "packages", name))
+
+    def delete_package(self, namespace: str, name: str) -> Any:
+        return self._call("DELETE", _entity_path(namespace, "packages", name))
+
+    def list_packages(self, namespace: str, *, limit: int, skip: int) -> Any:
+        return self.list_collection(namespace, "packages", limit=limit, skip=skip)
+
+    def list_collection(self, namespace: str, collection: str, *, limit: int, skip: int) -> Any:
+        """`GET /namespaces/{ns}/{collection}`: summaries of actions, packages, triggers or rules."""
+        path = f"/namespaces/{_segment(namespace)}/{collection}"
+        return self._call("GET", path, params={"limit": limit, "skip": skip})
+
     # -- activations ------------------------------------------------------------------------------------------
 
     def list_activations(

@@ -7,6 +7,7 @@ import binascii
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -14,6 +15,8 @@ from pywsk import props
 from pywsk.client import ApiError, WhiskClient
 from pywsk.context import Config, command, get_config, pairs
 from pywsk.entities import (
+    WEB_ANNOTATIONS,
+    WEB_SECURE_ANNOTATION,
     QualifiedName,
     as_key_value_list,
     build_exec,
@@ -22,8 +25,9 @@ from pywsk.entities import (
     parse_collection,
     parse_qualified_name,
     web_annotations,
+    web_secure_secret,
 )
-from pywsk.formatting import action_row, action_summary, annotation
+from pywsk.formatting import action_row, action_summary, annotation, sort_actions
 from pywsk.output import TIMEOUT_EXIT_CODE, CliError, ok, print_json, reporting
 
 action_app = typer.Typer(help="Work with actions.", no_args_is_help=True)
@@ -80,8 +84,18 @@ ExecutorOpt = Annotated[
     typer.Option("--executor", metavar="NAME", help="Run the action on pywhisk executor NAME (annotation 'executor')."),
 ]
 SequenceOpt = Annotated[
+    bool,
+    typer.Option("--sequence", help="Treat ACTION as comma-separated actions to run in sequence: --sequence a,pkg/b."),
+]
+WebSecureOpt = Annotated[
     str | None,
-    typer.Option("--sequence", metavar="A,B,...", help="Make the action a sequence of these actions."),
+    typer.Option("--web-secure", metavar="SECRET",
+                 help="Secure the web action: true (a random secret), false (no secret) or the SECRET string; "
+                      "callers must send it in the X-Require-Whisk-Auth header. Only valid for web actions."),
+]  # fmt: skip
+ArtifactArg = Annotated[
+    str | None,
+    typer.Argument(metavar="ACTION", help="The action's code FILE (or with --sequence, the component actions)."),
 ]
 
 
@@ -102,23 +116,25 @@ class ActionFlags:
     web: str | None = None
     docker: str | None = None
     executor: str | None = None
-    sequence: str | None = None
+    sequence: bool = False
     del_annotations: list[str] | None = None
+    web_secure: str | None = None
 
 
 @command(action_app, "create")
 def create(
     ctx: typer.Context,
     name: NameArg,
-    artifact: Annotated[Path | None, typer.Argument(metavar="FILE", help="The action's code.")] = None,
+    artifact: ArtifactArg = None,
     kind: KindOpt = None, main: MainOpt = None, param: ParamOpt = None, param_file: ParamFileOpt = None,
     annotation: AnnotationOpt = None, annotation_file: AnnotationFileOpt = None, memory: MemoryOpt = None,
     timeout: TimeoutOpt = None, logsize: LogsizeOpt = None, concurrency: ConcurrencyOpt = None,
-    web: WebOpt = None, docker: DockerOpt = None, executor: ExecutorOpt = None, sequence: SequenceOpt = None,
+    web: WebOpt = None, web_secure: WebSecureOpt = None, docker: DockerOpt = None, executor: ExecutorOpt = None,
+    sequence: SequenceOpt = False,
 ) -> None:  # fmt: skip
-    """Create an action from FILE (or from a --docker image, or as a --sequence)."""
+    """Create an action from a code FILE (or from a --docker image, or as a --sequence of actions)."""
     flags = ActionFlags(kind, main, param, param_file, annotation, annotation_file, memory, timeout, logsize,
-                        concurrency, web, docker, executor, sequence)  # fmt: skip
+                        concurrency, web, docker, executor, sequence, web_secure=web_secure)  # fmt: skip
     _put_action(ctx, name, artifact, flags, update=False)
 
 
@@ -126,18 +142,19 @@ def create(
 def update(
     ctx: typer.Context,
     name: NameArg,
-    artifact: Annotated[Path | None, typer.Argument(metavar="FILE", help="New code (optional).")] = None,
+    artifact: ArtifactArg = None,
     kind: KindOpt = None, main: MainOpt = None, param: ParamOpt = None, param_file: ParamFileOpt = None,
     annotation: AnnotationOpt = None, annotation_file: AnnotationFileOpt = None, memory: MemoryOpt = None,
     timeout: TimeoutOpt = None, logsize: LogsizeOpt = None, concurrency: ConcurrencyOpt = None,
-    web: WebOpt = None, docker: DockerOpt = None, executor: ExecutorOpt = None, sequence: SequenceOpt = None,
+    web: WebOpt = None, web_secure: WebSecureOpt = None, docker: DockerOpt = None, executor: ExecutorOpt = None,
+    sequence: SequenceOpt = False,
     del_annotation: Annotated[
         list[str] | None, typer.Option("--del-annotation", metavar="KEY", help="Delete annotation KEY (repeatable).")
     ] = None,
 ) -> None:  # fmt: skip
     """Update an action (or create it). Only the given code, parameters, annotations and limits change."""
     flags = ActionFlags(kind, main, param, param_file, annotation, annotation_file, memory, timeout, logsize,
-                        concurrency, web, docker, executor, sequence, del_annotation)  # fmt: skip
+                        concurrency, web, docker, executor, sequence, del_annotation, web_secure)  # fmt: skip
     _put_action(ctx, name, artifact, flags, update=True)
 
 
@@ -192,7 +209,7 @@ def get(
     with config.client() as client, reporting(f"Unable to get action '{qname.entity}'"):
         action = client.get_action(qname.namespace, qname.entity, code=fetch_code)
     if url:
-        ok(f"got action {qname.entity}")
+        ok(f"got action {qname.name}")
         typer.echo(_action_url(config, qname, action))
     elif summary:
         for line in action_summary(action):
@@ -220,7 +237,7 @@ def list_actions(
     with config.client() as client, reporting(f"Unable to obtain the list of actions for namespace '{namespace}'"):
         actions = client.list_actions(namespace, package, limit=limit, skip=skip)
     if name_sort:
-        actions = sorted(actions, key=lambda action: (action.get("namespace", ""), action.get("name", "")))
+        actions = sort_actions(actions)
     typer.echo("actions")
     for action in actions:
         typer.echo(action_row(action))
@@ -236,7 +253,7 @@ def delete(ctx: typer.Context, name: NameArg) -> None:
     ok(f"deleted action {qname.entity}")
 
 
-def _put_action(ctx: typer.Context, name: str, artifact: Path | None, flags: ActionFlags, *, update: bool) -> None:
+def _put_action(ctx: typer.Context, name: str, artifact: str | None, flags: ActionFlags, *, update: bool) -> None:
     config = get_config(ctx)
     qname = parse_qualified_name(name, config.namespace())
     verb = "update" if update else "create"
@@ -256,39 +273,99 @@ def _put_action(ctx: typer.Context, name: str, artifact: Path | None, flags: Act
         body["limits"] = limits
     annotation_pairs = pairs(flags.annotations, "-a")
     explicit = bool(annotation_pairs) or flags.annotation_file is not None
-    given = key_values(annotation_pairs, flags.annotation_file, "annotation") if explicit else {}
-    derived: dict[str, Any] = web_annotations(flags.web) if flags.web is not None else {}
-    if flags.executor:
-        derived["executor"] = flags.executor
-    if flags.del_annotations:
-        body["delAnnotations"] = flags.del_annotations
+    given = as_key_value_list(key_values(annotation_pairs, flags.annotation_file, "annotation")) if explicit else []
+    web = web_annotations(flags.web) if flags.web is not None else {}
+    derived: dict[str, Any] = {**web, **({"executor": flags.executor} if flags.executor else {})}
+    deleted = list(flags.del_annotations or [])
     with config.client() as client:
-        if explicit or derived:
-            # The server replaces all annotations on update, so annotations implied by --web/--executor are
-            # added to the existing ones unless -a/-A give the full set (wsk does this for --web).
-            base = as_key_value_list(given) if explicit or not update else _existing_annotations(client, qname)
-            body["annotations"] = merge_annotations(base, derived)
+        if explicit or derived or flags.web_secure is not None:
+            # The server replaces all annotations on update, so annotations implied by --web/--web-secure/
+            # --executor are added to the existing ones unless -a/-A give the full set (wsk does this for --web).
+            existing = _existing_action(client, qname) if update else None
+            old = list(existing.get("annotations") or []) if existing else []
+            annotations = merge_annotations(given if explicit or existing is None else old, derived)
+            if web and explicit:
+                # wsk carries an existing --web-secure secret forward over a new --web ([CLI] `augmentWebArg`);
+                # without -a/-A it is among the existing annotations already.
+                annotations = _carry_forward(annotations, old, (WEB_SECURE_ANNOTATION,))
+            if flags.web_secure is not None:
+                disable_web = flags.web is not None and not web["web-export"]
+                annotations, drop = _secure_web_action(
+                    flags.web_secure, annotations, old, explicit=explicit, disable_web=disable_web
+                )
+                deleted += [key for key in drop if key not in deleted]
+            body["annotations"] = annotations
+        if deleted:
+            body["delAnnotations"] = deleted
         with reporting(f"Unable to {verb} action '{qname.entity}'"):
             client.put_action(qname.namespace, qname.entity, body, overwrite=update)
     ok(f"{verb}d action {qname.entity}")
 
 
-def _existing_annotations(client: WhiskClient, qname: QualifiedName) -> list[dict[str, Any]]:
+def _existing_action(client: WhiskClient, qname: QualifiedName) -> dict[str, Any] | None:
     try:
         action = client.get_action(qname.namespace, qname.entity, code=False)
     except ApiError as exc:
         if exc.status == 404:
-            return []
+            return None
         raise CliError(f"Unable to get action '{qname.entity}': {exc}", exc.exit_code) from exc
-    return list(action.get("annotations") or [])
+    return action if isinstance(action, dict) else None
+
+
+def _carry_forward(
+    annotations: list[dict[str, Any]], old: list[dict[str, Any]], keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """`annotations` plus those of `old` under `keys` that it lacks (the Go client's `AppendKeyValueArr`)."""
+    present = {item.get("key") for item in annotations}
+    return annotations + [item for item in old if item.get("key") in keys and item.get("key") not in present]
+
+
+def _secure_web_action(
+    mode: str, annotations: list[dict[str, Any]], old: list[dict[str, Any]], *, explicit: bool, disable_web: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`--web-secure`: the annotations with `require-whisk-auth` set, and the keys to delete on the server.
+
+    As wsk ([CLI] commands/action.go `augmentWebSecureArg`, `updateWebSecureAnnotation`): only for an action that
+    is (or stays) a web action; `-a` given on update still keeps the existing web annotations; an existing
+    numeric secret survives `--web-secure true`; `false` removes an existing secret.
+    """
+    is_web = any(item.get("key") == "web-export" and item.get("value") is True for item in annotations)
+    was_web = any(item.get("key") == "web-export" and item.get("value") is True for item in old)
+    if not (is_web or (was_web and not disable_web)):
+        raise CliError("The --web-secure option is only valid when the --web option is enabled.")
+    if explicit:
+        annotations = _carry_forward(annotations, old, (*WEB_ANNOTATIONS, WEB_SECURE_ANNOTATION))
+    secret = web_secure_secret(mode)
+    current = next((item.get("value") for item in annotations if item.get("key") == WEB_SECURE_ANNOTATION), None)
+    if secret is False and current is not None:
+        kept = [item for item in annotations if item.get("key") != WEB_SECURE_ANNOTATION]
+        return kept, [WEB_SECURE_ANNOTATION]
+    if isinstance(secret, int) and not isinstance(secret, bool) and _is_integer(current):
+        return annotations, []  # keep the secret the action already has
+    return merge_annotations(annotations, {WEB_SECURE_ANNOTATION: secret}), []
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _action_url(config: Config, qname: QualifiedName, action: dict[str, Any]) -> str:
+    """[GOC] whisk/action.go `ActionURL`: the namespace is the action's own (the server's name for `_`), the
+    package the one the user named (so a binding's URL goes through the binding), each part query-escaped."""
     api = f"{props.normalize_apihost(config.configured_apihost())}/api/{config.apiversion()}"
-    namespace, _, package = str(action.get("namespace", qname.namespace)).partition("/")
+    namespace = _query_escape(str(action.get("namespace") or qname.namespace).split("/")[0])
+    name = _query_escape(str(action.get("name") or qname.name))
+    package = _query_escape(qname.package or "")
     if annotation(action, "web-export") is True:
-        return f"{api}/web/{namespace}/{package or 'default'}/{action.get('name')}"
-    return f"{api}/namespaces/{qname.namespace}/actions/{qname.entity}"
+        return f"{api}/web/{namespace}/{package or 'default'}/{name}"
+    if package:
+        return f"{api}/namespaces/{namespace}/actions/{package}/{name}"
+    return f"{api}/namespaces/{namespace}/actions/{name}"
+
+
+def _query_escape(text: str) -> str:
+    # Go's url.QueryEscape with "+" turned back into "%20", as the Go client does.
+    return quote(text, safe="")
 
 
 _TEXT_EXTENSIONS = {"nodejs": ".js", "python": ".py", "swift": ".swift", "php": ".php", "ruby": ".rb",

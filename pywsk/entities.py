@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ KIND_BY_EXTENSION = {
 # Archives and binaries are always sent base64-encoded; other files only when they are not UTF-8 text.
 BINARY_EXTENSIONS = frozenset({".zip", ".jar", ".wasm", ".balx"})
 WEB_ANNOTATIONS = ("web-export", "raw-http", "final")
+WEB_SECURE_ANNOTATION = "require-whisk-auth"
+# `--web-secure true` draws a secret below 2^53, so that JavaScript (the API gateway) reads it exactly ([CLI]).
+MAX_JS_INT = 2**53 - 1
 _WEB_MODES = {
     "true": (True, False, True),
     "yes": (True, False, True),
@@ -48,11 +52,25 @@ class QualifiedName:
     def __str__(self) -> str:
         return f"/{self.namespace}/{self.entity}"
 
+    @property
+    def package(self) -> str | None:
+        """The package of `PKG/NAME`, else None."""
+        package, slash, _ = self.entity.rpartition("/")
+        return package if slash else None
+
+    @property
+    def name(self) -> str:
+        """The entity's own name, without its package ([CLI] `GetEntity`)."""
+        return self.entity.rpartition("/")[2]
+
 
 def parse_qualified_name(text: str, default_namespace: str) -> QualifiedName:
-    """`NAME`, `PKG/NAME`, `/NS/NAME` or `/NS/PKG/NAME`: a leading slash means the first segment is the namespace."""
-    explicit = text.startswith("/")
-    parts = text[1:].split("/") if explicit else text.split("/")
+    """`NAME`, `PKG/NAME`, `/NS/NAME` or `/NS/PKG/NAME`: a leading slash means the first segment is the namespace.
+
+    Three segments without the slash (`NS/PKG/NAME`) are fully qualified too, as wsk's `addLeadSlash` reads them.
+    """
+    explicit = text.startswith("/") or text.count("/") == 2
+    parts = text.removeprefix("/").split("/") if explicit else text.split("/")
     fewest, most = (2, 3) if explicit else (1, 2)
     if not all(parts) or not fewest <= len(parts) <= most:
         raise CliError(f"'{text}' is not a valid qualified name: use NAME, PKG/NAME, /NS/NAME or /NS/PKG/NAME.")
@@ -72,6 +90,47 @@ def parse_collection(text: str | None, default_namespace: str) -> tuple[str, str
     elif "/" not in text:
         return default_namespace, text
     raise CliError(f"'{text}' is not a valid namespace or package: use /NS, /NS/PKG or PKG.")
+
+
+def parse_namespace_argument(text: str | None, default_namespace: str) -> str:
+    """The optional `/NAMESPACE` argument of `package list` and `pywsk list`; a bare name is an entity, not a
+    namespace, and wsk refuses it ([CLI] commands/shared.go `entityNameError`)."""
+    if not text:
+        return default_namespace
+    parts = text[1:].split("/") if text.startswith("/") else None
+    if parts is not None and len(parts) == 1 and parts[0]:
+        return parts[0]
+    entity = text.rpartition("/")[2] if text.startswith("/") else text
+    raise CliError(
+        f"An entity name, '{entity}', was provided instead of a namespace. "
+        "Valid namespaces are of the following format: /NAMESPACE."
+    )
+
+
+def parse_shared(value: str | None) -> bool | None:
+    """`--shared yes|no` → the package's `publish`; None when not given ([CLI] commands/util.go `parseShared`)."""
+    if value is None or value == "":
+        return None
+    lowered = value.lower()
+    if lowered in ("yes", "no"):
+        return lowered == "yes"
+    raise CliError(f"Cannot use value '{value}' for shared.")
+
+
+def sequence_components(text: str, default_namespace: str) -> list[str]:
+    """`a,pkg/b,/ns/c` → fully qualified component names, as wsk sends them ([CLI] `csvToQualifiedActions`)."""
+    return [str(parse_qualified_name(name.strip(), default_namespace)) for name in text.split(",")]
+
+
+def web_secure_secret(mode: str) -> bool | int | str:
+    """`--web-secure true` → a random secret number, `false` → False, anything else → that string
+    ([CLI] commands/action.go `webSecureSecret`)."""
+    lowered = mode.lower()
+    if lowered == "true":
+        return secrets.randbelow(MAX_JS_INT + 1)
+    if lowered == "false":
+        return False
+    return mode
 
 
 def json_or_string(value: str) -> Any:
@@ -115,28 +174,31 @@ def merge_annotations(base: list[dict[str, Any]], updates: dict[str, Any]) -> li
 
 
 def build_exec(
-    artifact: Path | None,
+    artifact: str | Path | None,
     *,
     kind: str | None,
     main: str | None,
     docker: str | None,
-    sequence: str | None,
+    sequence: bool,
     default_namespace: str,
 ) -> dict[str, Any] | None:
     """The `exec` of an action PUT, or None when the flags give no code, image or sequence."""
     if kind and docker:
         raise CliError("Cannot specify both --kind and --docker at the same time.")
-    if sequence is not None:
-        if artifact is not None or kind or docker:
-            raise CliError("--sequence takes the component actions instead of a file, --kind or --docker.")
-        components = [str(parse_qualified_name(name.strip(), default_namespace)) for name in sequence.split(",")]
-        return {"kind": "sequence", "components": components}
+    if sequence:
+        # As in wsk, --sequence is a flag and the ACTION argument lists the components: `--sequence a,b`.
+        if artifact is None:
+            raise CliError("An action name and code artifact are required.")
+        if kind or docker:
+            raise CliError("--sequence takes the component actions instead of --kind or --docker.")
+        return {"kind": "sequence", "components": sequence_components(str(artifact), default_namespace)}
     if artifact is None:
         if docker:
             return _with_main({"kind": "blackbox", "image": docker}, main)
         if kind or main:
             raise CliError("--kind and --main need the action's code file.")
         return None
+    artifact = Path(artifact)
     extension = artifact.suffix.lower()
     if docker:
         exec_: dict[str, Any] = {"kind": "blackbox", "image": docker}

@@ -1,7 +1,7 @@
 """Text layouts copied from `wsk`: list rows, the activation table, summaries, stripped log lines.
 
-Sources: [CLI] commands/util.go (`printList`, `printEntitySummary`, `stripTimestamp`) and [GOC] whisk/action.go,
-whisk/activation.go (`ToSummaryRowString`, `TruncateStr`).
+Sources: [CLI] commands/util.go (`printList`, `printEntitySummary`, `printPackageSummary`, `stripTimestamp`) and
+[GOC] whisk/action.go, whisk/package.go, whisk/activation.go (`ToSummaryRowString`, `Compare`, `TruncateStr`).
 """
 
 from __future__ import annotations
@@ -33,29 +33,79 @@ def annotation(document: dict[str, Any], key: str) -> Any:
 
 
 def action_row(action: dict[str, Any]) -> str:
-    """One `wsk action list` row: qualified name, visibility and kind (from the `exec` annotation)."""
+    """One `wsk action list` row: qualified name, "private" and kind (from the `exec` annotation).
+
+    wsk prints "private" for every action, whatever `publish` says ([GOC] whisk/action.go `ToSummaryRowString`).
+    """
     name = f"/{action.get('namespace', '')}/{action.get('name', '')}"
-    visibility = "public" if action.get("publish") else "private"
     kind = annotation(action, "exec") or ""
-    return f"{name:<70} {visibility} {kind}"
+    return f"{name:<70} private {kind}"
+
+
+def package_row(package: dict[str, Any]) -> str:
+    """One `wsk package list` row: qualified name and "shared" or "private" ([GOC] whisk/package.go)."""
+    name = f"/{package.get('namespace', '')}/{package.get('name', '')}"
+    return f"{name:<70} {'shared' if package.get('publish') else 'private'}"
+
+
+def sort_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`--name-sort` for actions: those outside packages first, by name; then by lower-cased `ns/pkg` + name
+    ([GOC] whisk/action.go `Compare`)."""
+
+    def key(action: dict[str, Any]) -> tuple[bool, str]:
+        namespace, name = str(action.get("namespace", "")), str(action.get("name", ""))
+        packaged = "/" in namespace
+        return (packaged, f"{namespace}{name}".lower() if packaged else name)
+
+    return sorted(actions, key=key)
+
+
+def sort_packages(packages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`--name-sort` for packages: by lower-cased namespace + name ([GOC] whisk/package.go `Compare`)."""
+    return sorted(packages, key=lambda package: f"{package.get('namespace', '')}{package.get('name', '')}".lower())
 
 
 def action_summary(action: dict[str, Any]) -> list[str]:
     """`wsk action get --summary`: the name with a description, then the parameters ("*" bound, "**" final)."""
-    tag = "**" if annotation(action, "final") is True else "*"
-    bound = [str(item.get("key")) for item in action.get("parameters") or [] if isinstance(item, dict)]
-    declared = [str(item.get("name")) for item in annotation(action, "parameters") or [] if isinstance(item, dict)]
-    names = sorted(set(bound) | set(declared))
-    parameters = ", ".join(f"{tag}{name}" if name in bound else name for name in names) or "none defined"
     full_name = f"/{action.get('namespace', '')}/{action.get('name', '')}"
-    description = annotation(action, "description")
+    return entity_summary("action", full_name, action)
+
+
+def package_summary(package: dict[str, Any]) -> list[str]:
+    """`wsk package get --summary`: the package, then each of its actions, labels right-aligned to 7 columns
+    ([CLI] commands/util.go `printPackageSummary`)."""
+    full_name = f"/{package.get('namespace', '')}/{package.get('name', '')}"
+    lines = entity_summary("package", full_name, package)
+    for action in package.get("actions") or []:
+        if isinstance(action, dict):
+            lines += entity_summary(" action", f"{full_name}/{action.get('name', '')}", action)
+    return lines
+
+
+def entity_summary(label: str, full_name: str, entity: dict[str, Any]) -> list[str]:
+    """`printEntitySummary`: `<label> <name>: <description>` and `   (parameters: ...)`.
+
+    The parameters are the union of the bound ones (`parameters`, tagged "*", or "**" when the entity is
+    annotated `final`) and those the `parameters` annotation declares, sorted by name. Without a `description`
+    annotation the description is made up from the parameter names, as wsk does.
+    """
+    tag = "**" if annotation(entity, "final") is True else "*"
+    bound = [str(item.get("key")) for item in entity.get("parameters") or [] if isinstance(item, dict)]
+    declared = annotation(entity, "parameters")
+    declared_items = declared if isinstance(declared, list) else []
+    declared_names = [str(item["name"]) for item in declared_items if isinstance(item, dict) and "name" in item]
+    names = sorted(set(bound) | set(declared_names))
+    parameters = ", ".join(f"{tag}{name}" if name in bound else name for name in names) or "none defined"
+    description = annotation(entity, "description")
+    if not isinstance(description, str):
+        description = ""
     if not description and names:
         description = (
             f"Returns a result based on parameters {', '.join(names[:-1])} and {names[-1]}"
             if len(names) > 1
             else f"Returns a result based on parameter {names[0]}"
         )
-    head = f"action {full_name}: {description}" if description else f"action {full_name}"
+    head = f"{label} {full_name}: {description}" if description else f"{label} {full_name}"
     return [head, f"   (parameters: {parameters})"]
 
 

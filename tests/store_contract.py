@@ -140,7 +140,7 @@ class StoreContract:
         fetched = await store.get_action("guest/pkg", "a b@c.d&e-f_g")
 
         assert fetched is not None and fetched.name == "a b@c.d&e-f_g" and fetched.namespace == "guest/pkg"
-        assert [a.name for a in await store.list_actions("guest", limit=10, skip=0)] == ["pkg"]
+        assert [a.name for a in await store.list_actions("guest/pkg", limit=10, skip=0)] == ["a b@c.d&e-f_g"]
         assert await store.delete_action("guest/pkg", "a b@c.d&e-f_g") is not None
 
     async def test_create_over_an_existing_action_is_a_conflict(self, store: Store) -> None:
@@ -340,6 +340,33 @@ class StoreContract:
         assert all(isinstance(p, PackageSummary) for p in listed)
         assert "s3cr3t" not in listed[0].model_dump_json()
         assert [a.name for a in await store.list_actions("guest", limit=10, skip=0)] == ["a1"]
+
+    async def test_a_root_namespace_lists_the_actions_of_its_packages_too(self, store: Store) -> None:
+        # [OW] whisks_design_document_for_entities_db_v2.1.0.json: the actions view emits an action under its
+        # namespace and, when that is a package, under the root namespace as well.
+        await store.put_action(make_action(name="a", namespace="guest", updated=1_000), None)
+        await store.put_action(make_action(name="b", namespace="guest/pkg", updated=2_000), None)
+        await store.put_action(make_action(name="c", namespace="guest/pkg2", updated=3_000), None)
+        await store.put_action(make_action(name="d", namespace="guests/pkg", updated=4_000), None)
+        await store.put_action(make_action(name="e", namespace="guest0", updated=5_000), None)
+
+        listed = await store.list_actions("guest", limit=10, skip=0)
+
+        assert [(a.namespace, a.name) for a in listed] == [("guest/pkg2", "c"), ("guest/pkg", "b"), ("guest", "a")]
+        assert await store.count_actions("guest") == 3
+        assert [a.name for a in await store.list_actions("guest/pkg", limit=10, skip=0)] == ["b"]
+        assert await store.count_actions("guest/pkg") == 1
+        assert [a.name for a in await store.list_actions("guest", limit=1, skip=1)] == ["b"]
+
+    async def test_published_listings_leave_bindings_out(self, store: Store) -> None:
+        await store.put_package(Package(namespace="guest", name="shared", publish=True), None)
+        await store.put_package(
+            Package(namespace="guest", name="bound", publish=True, binding=Binding(namespace="x", name="y")), None
+        )
+
+        assert [p.name for p in await store.list_packages("guest", 10, 0, published_only=True)] == ["shared"]
+        assert await store.count_packages("guest", published_only=True) == 1
+        assert await store.count_packages("guest") == 2
 
     async def test_delete_package_returns_it_and_leaves_its_actions_to_the_caller(self, store: Store) -> None:
         await store.put_package(Package(namespace="guest", name="pkg"), None)

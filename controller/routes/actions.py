@@ -1,4 +1,10 @@
-"""``/namespaces/{ns}/actions``: create, update, get, list and delete (reference/openwhisk.md §1.3)."""
+"""``/namespaces/{ns}/actions``: create, update, get, list and delete (reference/openwhisk.md §1.3).
+
+Actions in packages as OpenWhisk's Actions.scala ``innerRoutes``: ``/actions/{pkg}/{name}`` is created, updated and
+deleted in the caller's own package only (404 if it is missing, 400 if it is a binding); it is read through a
+binding and in another namespace's published package, with the parameters it inherits (``controller.resolve``);
+``GET /actions/{pkg}/`` lists a package's (or a binding's package's) actions.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,14 @@ from pydantic import ValidationError
 
 from controller.auth import authenticate, entitled_namespace
 from controller.query import flag, json_body, list_limit, list_skip
+from controller.resolve import CONFORMANCE, namespace_of, read_package, resolve_action, writable_package
 from controller.responses import JSONResponse
+from controller.sequences import SEQUENCE_KIND, checked_sequence_action
 from pywhisk.entities import (
     Action,
     ActionPut,
     Exec,
+    FullyQualifiedName,
     KeyValue,
     Limits,
     bump_patch,
@@ -48,15 +57,33 @@ async def list_actions(request: Request, namespace: str, identity: Identity = De
     return JSONResponse([action.to_api() for action in actions])
 
 
+@router.get("/namespaces/{namespace}/actions/{package}/")
+async def list_package_actions(
+    request: Request, namespace: str, package: str, identity: Identity = Depends(authenticate)
+) -> JSONResponse:
+    """A package's actions; a binding's are its bound package's, with that package's ``namespace``."""
+    entities: EntityStore = request.app.state.entities
+    resolved = await read_package(entities, identity, namespace_of(identity, namespace), package)
+    path = resolved.package.path
+    if flag(request.query_params.get("count")):
+        return JSONResponse({"actions": await entities.count_actions(path)})
+    limit = list_limit(request.query_params.get("limit"), "actions")
+    skip = list_skip(request.query_params.get("skip"))
+    return JSONResponse([action.to_api() for action in await entities.list_actions(path, limit, skip)])
+
+
 @router.put("/namespaces/{namespace}/actions/{name}", openapi_extra=ACTION_PUT_SCHEMA)
+@router.put("/namespaces/{namespace}/actions/{package}/{name}", openapi_extra=ACTION_PUT_SCHEMA)
 async def put_action(
-    request: Request, namespace: str, name: str, identity: Identity = Depends(authenticate)
+    request: Request, namespace: str, name: str, package: str | None = None, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
     ns = entitled_namespace(identity, namespace)
     validate_name(name)
+    entities: EntityStore = request.app.state.entities
+    if package is not None:  # the action's namespace is the package's path: ns/pkg
+        ns = (await writable_package(entities, identity, ns, package)).path
     overwrite = flag(request.query_params.get("overwrite"))
     content = _parse_put(await json_body(request))
-    entities: EntityStore = request.app.state.entities
     manifest: RuntimeManifest = request.app.state.manifest
 
     existing = await entities.get_action(ns, name)
@@ -66,28 +93,41 @@ async def put_action(
         action = _new_action(ns, name, content, manifest)
     else:
         action = _updated_action(existing, content, manifest)
+    action = await checked_sequence_action(entities, identity, action, content, existing)
     stored = await entities.put_action(action, expected_rev=existing.rev if existing else None)
     return JSONResponse(stored.to_api())
 
 
 @router.get("/namespaces/{namespace}/actions/{name}")
+@router.get("/namespaces/{namespace}/actions/{package}/{name}")
 async def get_action(
-    request: Request, namespace: str, name: str, identity: Identity = Depends(authenticate)
+    request: Request, namespace: str, name: str, package: str | None = None, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
-    ns = entitled_namespace(identity, namespace)
     entities: EntityStore = request.app.state.entities
-    action = await entities.get_action(ns, name)
-    if action is None:
-        raise NotFound()
+    if package is None:
+        ns = entitled_namespace(identity, namespace)
+        found = await entities.get_action(ns, name)
+        if found is None:
+            if await entities.get_package(ns, name) is not None:
+                # [OW] a package's name under /actions (its list wants the trailing slash): not this collection's
+                raise Conflict(CONFORMANCE)
+            raise NotFound()
+        action = found
+    else:  # through a binding or another namespace's published package too, with inherited parameters
+        fqn = FullyQualifiedName(namespace=namespace_of(identity, namespace), package=package, name=name)
+        action = await resolve_action(entities, identity, fqn)
     return JSONResponse(action.to_api(include_code=flag(request.query_params.get("code"), True)))
 
 
 @router.delete("/namespaces/{namespace}/actions/{name}")
+@router.delete("/namespaces/{namespace}/actions/{package}/{name}")
 async def delete_action(
-    request: Request, namespace: str, name: str, identity: Identity = Depends(authenticate)
+    request: Request, namespace: str, name: str, package: str | None = None, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
     ns = entitled_namespace(identity, namespace)
     entities: EntityStore = request.app.state.entities
+    if package is not None:
+        ns = (await writable_package(entities, identity, ns, package)).path
     action = await entities.delete_action(ns, name)
     if action is None:
         raise NotFound()
@@ -107,6 +147,8 @@ def _parse_put(body: Any) -> ActionPut:
 
 
 def _checked_exec(exec_: Exec, manifest: RuntimeManifest) -> Exec:
+    if exec_.kind == SEQUENCE_KIND:  # no runtime: run by the controller, checked by checked_sequence_action
+        return exec_
     runtime = manifest.resolve(exec_.kind)
     code = exec_.code
     if code is not None and len(code) > MAX_CODE_BYTES:
@@ -119,7 +161,9 @@ def _checked_exec(exec_: Exec, manifest: RuntimeManifest) -> Exec:
     if runtime.binary and not binary:
         raise BadRequest(
             f"The code of a '{runtime.kind}' action must be a base64-encoded binary "
-            "(a WebAssembly module or a zip holding one)."
+            "(a WebAssembly module or a zip holding one), but it was sent as text. The wsk CLI sends a file "
+            "of an extension it does not know (.wasm) as text: zip the module and create the action from the "
+            f"zip (wsk action create NAME NAME.zip --kind {runtime.kind})."
         )
     return Exec(kind=runtime.kind, code=code, binary=binary, main=exec_.main, image=exec_.image)
 

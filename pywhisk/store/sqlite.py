@@ -128,6 +128,21 @@ def _subjects(rows: list[tuple[Any, ...]]) -> list[Subject]:
     return list(subjects.values())
 
 
+def _entities_where(type_: str, namespace: str, published_only: bool) -> tuple[str, tuple[str, ...]]:
+    """The rows a listing of ``namespace`` holds. Actions of a root namespace include those in its packages
+    (``ns/pkg``: '/' sorts right before '0', so the range is one index scan), as OpenWhisk's ``actions`` view
+    emits each action under its root namespace too; a published listing leaves bindings out, as OpenWhisk's
+    ``packages-public`` view."""
+    where = "namespace = ? AND type = ?"
+    args: tuple[str, ...] = (namespace, type_)
+    if type_ == _ACTION and "/" not in namespace:
+        where = "(namespace = ? OR (namespace >= ? AND namespace < ?)) AND type = ?"
+        args = (namespace, f"{namespace}/", f"{namespace}0", type_)
+    if published_only:
+        where += " AND json_extract(summary, '$.publish') = 1 AND json_extract(summary, '$.binding') IS NULL"
+    return where, args
+
+
 def _with_rev(entity: E, rev: str) -> E:
     entity.rev = rev
     return entity
@@ -364,20 +379,17 @@ class SqliteStore:
     async def _list_entities(
         self, type_: str, namespace: str, limit: int, skip: int, *, published_only: bool
     ) -> list[bytes | str]:
-        published = " AND json_extract(summary, '$.publish') = 1" if published_only else ""
+        where, args = _entities_where(type_, namespace, published_only)
         rows = await self._read(
             # Ties within a millisecond: the later write (the higher rowid, REPLACE reinserts) first.
-            f"SELECT summary FROM entities WHERE namespace = ? AND type = ?{published} "
-            "ORDER BY updated DESC, rowid DESC LIMIT ? OFFSET ?",
-            (namespace, type_, limit, skip),
+            f"SELECT summary FROM entities WHERE {where} ORDER BY updated DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*args, limit, skip),
         )
         return [row[0] for row in rows]
 
     async def _count_entities(self, type_: str, namespace: str, *, published_only: bool) -> int:
-        published = " AND json_extract(summary, '$.publish') = 1" if published_only else ""
-        rows = await self._read(
-            f"SELECT COUNT(*) FROM entities WHERE namespace = ? AND type = ?{published}", (namespace, type_)
-        )
+        where, args = _entities_where(type_, namespace, published_only)
+        rows = await self._read(f"SELECT COUNT(*) FROM entities WHERE {where}", args)
         return int(rows[0][0])
 
     # activations ----------------------------------------------------------------------------------

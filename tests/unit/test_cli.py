@@ -567,7 +567,7 @@ def test_qualified_names_map_to_namespace_and_package(
     run("action", "create", "/other/pkg/a", str(tmp_path / "a.py"))
     run("action", "create", "pkg/a", str(tmp_path / "a.py"))
     run("action", "delete", "/other/a")
-    bad = run("action", "delete", "a/b/c")
+    bad = run("action", "delete", "a/b/c/d")
 
     assert [request.url.path for request in whisk.requests] == [
         "/api/v1/namespaces/other/actions/pkg/a",
@@ -575,7 +575,7 @@ def test_qualified_names_map_to_namespace_and_package(
         "/api/v1/namespaces/other/actions/a",
     ]
     assert bad.exit_code == 1
-    assert bad.stderr.startswith("error: 'a/b/c' is not a valid qualified name")
+    assert bad.stderr.startswith("error: 'a/b/c/d' is not a valid qualified name")
 
 
 # -- action get / list / delete ---------------------------------------------------------------------------------
@@ -634,8 +634,9 @@ def test_list_shows_one_row_per_action(run: Callable[..., Result], whisk: FakeWh
     result = run("action", "list", "-l", "5", "-s", "1")
 
     assert query(whisk.requests[0]) == {"limit": "5", "skip": "1"}
+    # wsk prints "private" for every action, published or not ([GOC] whisk/action.go ToSummaryRowString).
     assert result.stdout == (
-        f"actions\n{'/guest/hello':<70} private python:3.11\n{'/guest/pkg/pub':<70} public wasm:default\n"
+        f"actions\n{'/guest/hello':<70} private python:3.11\n{'/guest/pkg/pub':<70} private wasm:default\n"
     )
 
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.unit
         ("/guest/hello", QualifiedName("guest", "hello")),
         ("/guest/pkg/hello", QualifiedName("guest", "pkg/hello")),
         ("my action@v2", QualifiedName("_", "my action@v2")),
+        ("guest/pkg/hello", QualifiedName("guest", "pkg/hello")),  # wsk's addLeadSlash
     ],
 )
 def test_qualified_names(text: str, expected: QualifiedName) -> None:
@@ -35,7 +36,7 @@ def test_default_namespace_comes_from_the_caller() -> None:
     assert str(parse_qualified_name("hello", "guest")) == "/guest/hello"
 
 
-@pytest.mark.parametrize("text", ["", "/", "/guest", "a/b/c", "/a/b/c/d", "pkg/", "//x", "/ns//x"])
+@pytest.mark.parametrize("text", ["", "/", "/guest", "a/b/c/d", "/a/b/c/d", "pkg/", "//x", "/ns//x", "a//b"])
 def test_invalid_qualified_names(text: str) -> None:
     with pytest.raises(CliError, match="is not a valid qualified name"):
         parse_qualified_name(text, "_")

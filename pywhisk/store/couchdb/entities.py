@@ -37,9 +37,18 @@ DESIGNS: Designs = {
             "emit([doc.namespace, doc.entityType, doc.updated], summary(doc)); } }",
             "reduce": "_count",
         },
+        # Bindings are never listed as another namespace's packages ([OW] the ``packages-public`` view).
         "by_type_updated_public": {
             "map": "function (doc) { " + _SUMMARY + "if (doc.entityType && doc.namespace !== undefined "
-            "&& doc.publish === true) { emit([doc.namespace, doc.entityType, doc.updated], summary(doc)); } }",
+            "&& doc.publish === true && !(doc.binding && doc.binding.name)) { "
+            "emit([doc.namespace, doc.entityType, doc.updated], summary(doc)); } }",
+            "reduce": "_count",
+        },
+        # Actions in packages are listed under their root namespace too, as OpenWhisk's ``actions`` view emits
+        # them: ``GET /namespaces/ns/actions`` shows ``/ns/pkg/a`` beside ``/ns/a``.
+        "actions_by_root_updated": {
+            "map": "function (doc) { " + _SUMMARY + "if (doc.entityType === 'action' && doc.namespace !== undefined) { "
+            "emit([doc.namespace.split('/')[0], doc.updated], summary(doc)); } }",
             "reduce": "_count",
         },
     },
@@ -135,23 +144,23 @@ class CouchEntities:
     ) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
+        view, low, high = _view_range(entity_type, namespace, published_only)
         rows = await self._client.view_rows(
-            self.db,
-            "whisks",
-            "by_type_updated_public" if published_only else "by_type_updated",
-            low=[namespace, entity_type],
-            high=[namespace, entity_type, {}],
-            limit=limit,
-            skip=skip,
-            include_docs=False,
+            self.db, "whisks", view, low=low, high=high, limit=limit, skip=skip, include_docs=False
         )
         return [row["value"] for row in rows]
 
     async def _count(self, entity_type: str, namespace: str, *, published_only: bool) -> int:
-        view = "by_type_updated_public" if published_only else "by_type_updated"
-        return await self._client.view_count(
-            self.db, "whisks", view, low=[namespace, entity_type], high=[namespace, entity_type, {}]
-        )
+        view, low, high = _view_range(entity_type, namespace, published_only)
+        return await self._client.view_count(self.db, "whisks", view, low=low, high=high)
+
+
+def _view_range(entity_type: str, namespace: str, published_only: bool) -> tuple[str, list[Any], list[Any]]:
+    """The view and key range listing ``namespace``'s entities of a type (see ``DESIGNS``)."""
+    if entity_type == ACTION and "/" not in namespace and not published_only:
+        return "actions_by_root_updated", [namespace], [namespace, {}]
+    view = "by_type_updated_public" if published_only else "by_type_updated"
+    return view, [namespace, entity_type], [namespace, entity_type, {}]
 
 
 def _entity(model: type[E], doc: dict[str, Any]) -> E:

@@ -1,0 +1,116 @@
+"""Nothing lost: every sequence ends with a record, even when the controller running it dies.
+
+OpenWhisk keeps a running sequence only in the memory of the controller running it; if that controller dies,
+the sequence never gets a record. Here, before its first component starts, a sequence is journalled in the
+activation store, and every controller (a peer, or the one restarted) records as a whisk internal error each
+journalled sequence that has no record once its deadline has passed.
+
+The journal needs nothing but what the activation store already does, because ``put_activation`` keeps the
+first record of an id:
+
+- an entry is an activation record in ``JOURNAL_NAMESPACE``, a namespace no subject holds, under an id of its
+  own (SQLite keys records by id alone), whose ``start`` is the sequence's deadline and whose ``record``
+  annotation is the record the sequence gets if it is lost;
+- every ``PERIOD_S`` each controller lists the entries whose deadline passed since its last look
+  (``since``/``upto`` on ``start``) and, for each sequence that has no record, puts the lost record. A
+  sequence that ended has its record already, and a lost record put twice (by two controllers) is kept once,
+  so nothing is ever deleted or coordinated.
+
+The deadline bounds the run: every component ends within its time limit and a minute (the runner's wait,
+``COMPONENT_WAIT_ADDON_MS``), an inner sequence within ``ACTION_SEQUENCE_LIMIT`` of the longest ones, plus a
+minute of margin. A controller that comes back scans from ``LOOKBACK_MS`` before its start: a sequence whose
+deadline passed while every controller was down for longer is not recovered (the cost: one entry read per
+sequence per controller, within that window). Entries stay until the store's retention drops them.
+
+Example: a sequence of two components with 1 s and 60 s limits starting at t is journalled with deadline
+t + (1 + 60) + (60 + 60) + 60 s = t + 241 s; its controller is killed at t + 5 s; the first scan after
+t + 241 s by any controller finds no record of it and writes one: whisk internal error, ``LOST_MESSAGE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
+from pywhisk.entities import KeyValue
+from pywhisk.lifecycle import every
+from pywhisk.store import ActivationQuery, ActivationStore
+
+log = logging.getLogger("pywhisk.controller.sequences")
+
+# A namespace no subject holds (reserved like whisk.system; no leading "_": CouchDB reserves such ids).
+JOURNAL_NAMESPACE = "whisk.sequences"
+PERIOD_S = 5.0
+LOOKBACK_MS = 60 * 60 * 1000
+DEADLINE_MARGIN_MS = 60_000
+_PAGE = 200
+LOST_MESSAGE = "The sequence did not complete: the controller running it stopped responding."
+
+
+class SequenceJournal:
+    """Journals running sequences and records the lost ones (see the module's docstring)."""
+
+    def __init__(self, records: ActivationStore, *, period_s: float = PERIOD_S) -> None:
+        self._records = records
+        self._period_s = period_s
+        self._scanned_upto = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._scanned_upto = int(time.time() * 1000) - LOOKBACK_MS
+        self._task = asyncio.get_running_loop().create_task(
+            every(self._period_s, self.record_lost, "recording lost sequences", log, at_once=True),
+            name="sequence-journal",
+        )
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def begin(self, lost: Activation, deadline_ms: int) -> None:
+        """Journal a sequence about to run; ``lost`` is the record it gets if its controller dies (its ``end``
+        is set when it is recorded). Raises if the store did not take the entry: the sequence must not run."""
+        entry = Activation(
+            activationId=new_activation_id(),
+            namespace=JOURNAL_NAMESPACE,
+            name=lost.name,
+            subject=lost.subject,
+            start=deadline_ms,
+            end=deadline_ms,
+            duration=0,
+            response=ActivationResponse.of(StatusCode.SUCCESS, None),
+            annotations=[KeyValue(key="record", value=lost.model_dump(mode="json"))],
+        )
+        await self._records.put_activation(entry)
+
+    async def record_lost(self) -> None:
+        """Record every journalled sequence whose deadline passed since the last look and that has no record."""
+        upto = int(time.time() * 1000)
+        since = self._scanned_upto + 1
+        skip = 0
+        while True:
+            query = ActivationQuery(namespace=JOURNAL_NAMESPACE, since=since, upto=upto, limit=_PAGE, skip=skip)
+            entries = await self._records.list_activations(query)
+            for entry in entries:
+                await self._record_if_lost(entry)
+            if len(entries) < _PAGE:
+                break
+            skip += _PAGE
+        self._scanned_upto = upto
+
+    async def _record_if_lost(self, entry: Activation) -> None:
+        lost = Activation.model_validate(entry.annotation("record"))
+        if await self._records.get_activation(lost.namespace, lost.activationId) is not None:
+            return
+        log.warning("sequence %s of %s never recorded itself; recording it as lost", lost.activationId, lost.namespace)
+        lost.end = max(lost.start, int(time.time() * 1000))
+        await self._records.put_activation(lost)
+
+
+def lost_response() -> ActivationResponse:
+    return ActivationResponse.error(StatusCode.WHISK_ERROR, LOST_MESSAGE)
