@@ -96,7 +96,16 @@ func model() {
 	// wsk package list
 	packages, resp, err := client.Packages.List(&whisk.PackageListOptions{Limit: 30})
 	expectOK("package-list", resp, err, http.StatusOK)
-	strict("package-list", resp, &[]whisk.Package{})
+	// Not strict: OpenWhisk's list rows say "binding": false for a package that is no binding
+	// (WhiskPackage.summaryAsJson, aligned with its packages view), which client-go's *Binding cannot hold;
+	// client-go decodes the rest and wsk prints the list all the same. Decode generically instead.
+	var rows []map[string]interface{}
+	strict("package-list", resp, &rows)
+	for _, row := range rows {
+		if b, isBool := row["binding"].(bool); isBool && b {
+			fail("package-list", resp, nil, "binding is true in %v", row)
+		}
+	}
 	names := []string{}
 	for _, p := range packages {
 		names = append(names, p.Name)
@@ -133,6 +142,7 @@ func model() {
 	_, resp, err = client.Actions.Insert(&whisk.Action{Name: name + "-web", Namespace: "_", Annotations: webExport,
 		Exec: &whisk.Exec{Kind: "wasm:wasi", Code: wasmCode(*echoPath)}}, false)
 	expectOK("web-create", resp, err, http.StatusOK)
+	pass("web-create", nil)
 	url := fmt.Sprintf("%s/api/v1/web/%s/default/%s-web.json?x=1", *apihost, namespace, name)
 	webResp, err := http.Get(url)
 	if err != nil {

@@ -148,6 +148,7 @@ async function main () {
   await run('web-create', () => ow.actions.create({
     name: `${name}-web`, action: fs.readFileSync(args['echo-wasm']), kind: 'wasm:wasi', annotations: { 'web-export': true }
   }))
+  pass('web-create', {})
   const web = await run('web-get', () => get(`${args.apihost}/api/v1/web/${namespace}/default/${name}-web.json?x=1`))
   check('web-get', web.status === 200, () => `status ${web.status}: ${web.body}`)
   pass('web-get', { status: web.status, content_type: web.headers['content-type'], body: JSON.parse(web.body) })
