@@ -1,4 +1,4 @@
-"""Entities as OpenWhisk stores and returns them: actions and packages (reference/openwhisk.md §2).
+"""Entities as OpenWhisk stores and returns them: actions, packages, triggers, rules (reference/openwhisk.md §2).
 
 An action inside a package is an ``Action`` whose ``namespace`` is ``ns/pkg``, as OpenWhisk's ``EntityPath``
 (its document id is ``ns/pkg/name``): the stores, the invoker and the records need nothing else to know
@@ -412,3 +412,212 @@ class PackagePut(BaseModel):
     def _no_binding(cls, value: Any) -> Any:
         # OpenWhisk writes (and clients send) ``"binding": {}`` for a package that is not a binding.
         return None if value == {} else value
+
+
+class EntityRef(BaseModel):
+    """A fully qualified entity name as OpenWhisk writes it in JSON: ``{"path": "ns[/pkg]", "name": "a"}``
+    ([OW] FullyQualifiedEntityName.serdes), the form of a rule's ``trigger`` and ``action``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    path: str
+    name: str
+
+    @classmethod
+    def of(cls, name: FullyQualifiedName) -> EntityRef:
+        return cls(path=name.path, name=name.name)
+
+    @property
+    def fully_qualified_name(self) -> FullyQualifiedName:
+        namespace, package = split_namespace(self.path)
+        return FullyQualifiedName(namespace=namespace, package=package, name=self.name)
+
+    @property
+    def doc_id(self) -> str:
+        """``ns[/pkg]/name``: how OpenWhisk keys a trigger's rules ([OW] serdesAsDocId)."""
+        return f"{self.path}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"/{self.doc_id}"
+
+
+RULE_ACTIVE = "active"
+RULE_INACTIVE = "inactive"
+
+
+class ReducedRule(BaseModel):
+    """A rule as its trigger keeps it ([OW] ReducedRule): what a fire needs without reading the rule."""
+
+    action: EntityRef
+    status: str = RULE_ACTIVE
+
+
+class Trigger(BaseModel):
+    """A stored trigger document (``WhiskTrigger``); ``rules`` maps each rule's ``ns/name`` to its action and
+    status, so that a fire reads one document."""
+
+    namespace: str
+    name: str
+    version: str = "0.0.1"
+    publish: bool = False
+    parameters: list[KeyValue] = Field(default_factory=list)
+    annotations: list[KeyValue] = Field(default_factory=list)
+    limits: dict[str, Any] = Field(default_factory=dict)  # [OW] TriggerLimits: none today, written as {}
+    rules: dict[str, ReducedRule] | None = None
+    updated: int = Field(default_factory=now_ms)
+    rev: str | None = Field(default=None, exclude=True)
+
+    @property
+    def fully_qualified_name(self) -> FullyQualifiedName:
+        return FullyQualifiedName(namespace=self.namespace, name=self.name)
+
+    def annotation(self, key: str, default: Any = None) -> Any:
+        for pair in self.annotations:
+            if pair.key == key:
+                return pair.value
+        return default
+
+    def to_api(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "parameters": pairs_to_api(self.parameters),
+            "annotations": pairs_to_api(self.annotations),
+            "limits": self.limits,
+            "updated": self.updated,
+        }
+        if self.rules is not None:
+            doc["rules"] = {key: rule.model_dump() for key, rule in self.rules.items()}
+        return doc
+
+    def summary(self) -> dict[str, Any]:
+        return TriggerSummary.of(self).to_api()
+
+
+class TriggerSummary(BaseModel):
+    """A trigger as ``GET .../triggers`` lists it ([OW] WhiskEntity.summaryAsJson)."""
+
+    namespace: str
+    name: str
+    version: str = "0.0.1"
+    publish: bool = False
+    annotations: list[KeyValue] = Field(default_factory=list)
+    updated: int = 0
+
+    @classmethod
+    def of(cls, trigger: Trigger) -> TriggerSummary:
+        return cls.model_construct(
+            namespace=trigger.namespace,
+            name=trigger.name,
+            version=trigger.version,
+            publish=trigger.publish,
+            annotations=trigger.annotations,
+            updated=trigger.updated,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "annotations": pairs_to_api(self.annotations),
+            "updated": self.updated,
+        }
+
+
+class TriggerPut(BaseModel):
+    """The body of ``PUT /triggers/{name}`` (``WhiskTriggerPut``); every field optional."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    parameters: list[KeyValue] | None = None
+    annotations: list[KeyValue] | None = None
+    limits: dict[str, Any] | None = None
+    version: str | None = None
+    publish: bool | None = None
+
+
+class Rule(BaseModel):
+    """A stored rule document (``WhiskRule``). Its status lives in its trigger's ``rules`` (OpenWhisk's design):
+    the API answers it with ``status`` taken from there."""
+
+    namespace: str
+    name: str
+    trigger: EntityRef
+    action: EntityRef
+    version: str = "0.0.1"
+    publish: bool = False
+    annotations: list[KeyValue] = Field(default_factory=list)
+    updated: int = Field(default_factory=now_ms)
+    rev: str | None = Field(default=None, exclude=True)
+
+    @property
+    def doc_id(self) -> str:
+        """``ns/name``: the key of this rule in its trigger's ``rules``."""
+        return f"{self.namespace}/{self.name}"
+
+    def to_api(self, status: str) -> dict[str, Any]:
+        """[OW] WhiskRuleResponse: the rule with its status."""
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "status": status,
+            "trigger": self.trigger.model_dump(),
+            "action": self.action.model_dump(),
+            "version": self.version,
+            "publish": self.publish,
+            "annotations": pairs_to_api(self.annotations),
+            "updated": self.updated,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return RuleSummary.of(self).to_api()
+
+
+class RuleSummary(BaseModel):
+    """A rule as ``GET .../rules`` lists it (OpenWhisk's rules view: no status; the API adds none either)."""
+
+    namespace: str
+    name: str
+    version: str = "0.0.1"
+    publish: bool = False
+    annotations: list[KeyValue] = Field(default_factory=list)
+    updated: int = 0
+
+    @classmethod
+    def of(cls, rule: Rule) -> RuleSummary:
+        return cls.model_construct(
+            namespace=rule.namespace,
+            name=rule.name,
+            version=rule.version,
+            publish=rule.publish,
+            annotations=rule.annotations,
+            updated=rule.updated,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "publish": self.publish,
+            "annotations": pairs_to_api(self.annotations),
+            "updated": self.updated,
+        }
+
+
+class RulePut(BaseModel):
+    """The body of ``PUT /rules/{name}`` (``WhiskRulePut``): ``trigger`` and ``action`` as fully qualified names
+    (strings such as ``/ns/t`` or ``{"path", "name"}`` objects, as OpenWhisk reads both)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    trigger: str | EntityRef | None = None
+    action: str | EntityRef | None = None
+    version: str | None = None
+    publish: bool | None = None
+    annotations: list[KeyValue] | None = None
+    status: str | None = None

@@ -16,7 +16,19 @@ from typing import Any
 import pytest
 
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
-from pywhisk.entities import Action, Binding, Exec, KeyValue, Limits, Package, PackageSummary
+from pywhisk.entities import (
+    Action,
+    Binding,
+    EntityRef,
+    Exec,
+    KeyValue,
+    Limits,
+    Package,
+    PackageSummary,
+    ReducedRule,
+    Rule,
+    Trigger,
+)
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import (
     GUEST_KEY,
@@ -377,6 +389,51 @@ class StoreContract:
         assert deleted is not None and deleted.name == "pkg"
         assert await store.get_package("guest", "pkg") is None
         assert await store.count_actions("guest/pkg") == 1
+
+    # triggers and rules ---------------------------------------------------------------------------
+
+    async def test_a_trigger_with_its_rules_and_a_rule_round_trip(self, store: Store) -> None:
+        echo = EntityRef(path="guest/pkg", name="echo")
+        trigger = Trigger(
+            namespace="guest",
+            name="t",
+            parameters=[KeyValue(key="a", value=1)],
+            rules={"guest/r": ReducedRule(action=echo, status="active")},
+        )
+        rule = Rule(namespace="guest", name="r", trigger=EntityRef(path="guest", name="t"), action=echo)
+        stored = await store.put_trigger(trigger, None)
+        await store.put_rule(rule, None)
+
+        fetched = await store.get_trigger("guest", "t")
+        fetched_rule = await store.get_rule("guest", "r")
+
+        assert fetched is not None and fetched.rev == stored.rev and fetched.to_api() == trigger.to_api()
+        assert fetched.rules == {"guest/r": ReducedRule(action=echo, status="active")}
+        assert fetched_rule is not None and fetched_rule.action == echo
+        assert fetched_rule.to_api("active") == rule.to_api("active")
+        without = fetched.model_copy(update={"rules": {}})
+        updated = await store.put_trigger(without, expected_rev=fetched.rev)
+        assert updated.rev is not None and updated.rev.startswith("2-")
+        with pytest.raises(ConcurrentModification):
+            await store.put_trigger(without, expected_rev=fetched.rev)
+        assert await store.get_action("guest", "t") is None and await store.get_rule("guest", "t") is None
+
+    async def test_triggers_and_rules_list_and_count_apart_and_delete(self, store: Store) -> None:
+        for n in range(3):
+            await store.put_trigger(Trigger(namespace="guest", name=f"t{n}", updated=1_000 + n), None)
+        ref = EntityRef(path="guest", name="t0")
+        await store.put_rule(Rule(namespace="guest", name="r0", trigger=ref, action=ref), None)
+        with pytest.raises(Conflict):
+            await store.put_rule(Rule(namespace="guest", name="t1", trigger=ref, action=ref), None)
+
+        assert [t.name for t in await store.list_triggers("guest", 10, 0)] == ["t2", "t1", "t0"]
+        assert [t.name for t in await store.list_triggers("guest", 1, 1)] == ["t1"]
+        assert [r.name for r in await store.list_rules("guest", 10, 0)] == ["r0"]
+        assert (await store.count_triggers("guest"), await store.count_rules("guest")) == (3, 1)
+        deleted = await store.delete_trigger("guest", "t0")
+        assert deleted is not None and deleted.name == "t0"
+        assert await store.delete_trigger("guest", "r0") is None
+        assert await store.count_triggers("guest") == 2
 
     # subjects and limits ------------------------------------------------------------------------
 

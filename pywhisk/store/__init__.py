@@ -25,7 +25,16 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from pywhisk.activation import Activation, ActivationSummary
-from pywhisk.entities import Action, ActionSummary, Package, PackageSummary
+from pywhisk.entities import (
+    Action,
+    ActionSummary,
+    Package,
+    PackageSummary,
+    Rule,
+    RuleSummary,
+    Trigger,
+    TriggerSummary,
+)
 from pywhisk.identity import NamespaceLimits, Subject
 
 __all__ = [
@@ -35,8 +44,10 @@ __all__ = [
     "ActivationSummary",
     "EntityStore",
     "PackageSummary",
+    "RuleSummary",
     "Store",
     "SubjectStore",
+    "TriggerSummary",
 ]
 
 
@@ -83,7 +94,7 @@ class SubjectStore(Protocol):
 
 @runtime_checkable
 class EntityStore(Protocol):
-    """Entities of namespaces (actions and packages): what the API's CRUD routes and the invoker read.
+    """Entities of namespaces (actions, packages, triggers, rules): what the API's CRUD routes and the invoker read.
 
     One name space per namespace (or package) for every entity type, as OpenWhisk's document ids
     ``{namespace}/{name}``: creating a package where an action of that name is stored is a ``Conflict``;
@@ -120,6 +131,36 @@ class EntityStore(Protocol):
 
     async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
         """How many packages (published ones, if asked) the namespace holds."""
+
+    async def get_trigger(self, namespace: str, name: str) -> Trigger | None:
+        """The trigger, with its ``rev``, or None."""
+
+    async def put_trigger(self, trigger: Trigger, expected_rev: str | None) -> Trigger:
+        """Create (``expected_rev=None``) or replace a trigger; returns it with its new ``rev``."""
+
+    async def delete_trigger(self, namespace: str, name: str) -> Trigger | None:
+        """Remove and return the trigger, or None if there was none."""
+
+    async def list_triggers(self, namespace: str, limit: int, skip: int) -> list[TriggerSummary]:
+        """Summaries of a namespace's triggers, most recently updated first."""
+
+    async def count_triggers(self, namespace: str) -> int:
+        """How many triggers the namespace holds."""
+
+    async def get_rule(self, namespace: str, name: str) -> Rule | None:
+        """The rule, with its ``rev``, or None."""
+
+    async def put_rule(self, rule: Rule, expected_rev: str | None) -> Rule:
+        """Create (``expected_rev=None``) or replace a rule; returns it with its new ``rev``."""
+
+    async def delete_rule(self, namespace: str, name: str) -> Rule | None:
+        """Remove and return the rule, or None if there was none."""
+
+    async def list_rules(self, namespace: str, limit: int, skip: int) -> list[RuleSummary]:
+        """Summaries of a namespace's rules, most recently updated first."""
+
+    async def count_rules(self, namespace: str) -> int:
+        """How many rules the namespace holds."""
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from pywhisk.activation import BIG_RECORD_BYTES, Activation
-from pywhisk.entities import Action, Package, PackageSummary
+from pywhisk.entities import Action, Package, PackageSummary, Rule, RuleSummary, Trigger, TriggerSummary
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
@@ -57,7 +57,9 @@ CREATE INDEX IF NOT EXISTS activations_by_name_start ON activations (namespace, 
 
 _ACTION = "action"
 _PACKAGE = "package"
-E = TypeVar("E", Action, Package)
+_TRIGGER = "trigger"
+_RULE = "rule"
+E = TypeVar("E", Action, Package, Trigger, Rule)
 
 
 def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -334,6 +336,48 @@ class SqliteStore:
     async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
         return await self._count_entities(_PACKAGE, namespace, published_only=published_only)
 
+    async def get_trigger(self, namespace: str, name: str) -> Trigger | None:
+        row = await self._get_entity(_TRIGGER, namespace, name)
+        return _with_rev(Trigger.model_validate_json(row[1]), row[0]) if row else None
+
+    async def put_trigger(self, trigger: Trigger, expected_rev: str | None) -> Trigger:
+        stored = trigger.model_copy(update={"rev": _next_rev(expected_rev)})
+        summary = TriggerSummary.of(stored).model_dump_json()
+        await self._put_entity(_TRIGGER, trigger.namespace, trigger.name, stored, summary, expected_rev)
+        return stored
+
+    async def delete_trigger(self, namespace: str, name: str) -> Trigger | None:
+        row = await self._delete_entity(_TRIGGER, namespace, name)
+        return _with_rev(Trigger.model_validate_json(row[1]), row[0]) if row else None
+
+    async def list_triggers(self, namespace: str, limit: int, skip: int) -> list[TriggerSummary]:
+        rows = await self._list_entities(_TRIGGER, namespace, limit, skip, published_only=False)
+        return [TriggerSummary.model_validate_json(row) for row in rows]
+
+    async def count_triggers(self, namespace: str) -> int:
+        return await self._count_entities(_TRIGGER, namespace, published_only=False)
+
+    async def get_rule(self, namespace: str, name: str) -> Rule | None:
+        row = await self._get_entity(_RULE, namespace, name)
+        return _with_rev(Rule.model_validate_json(row[1]), row[0]) if row else None
+
+    async def put_rule(self, rule: Rule, expected_rev: str | None) -> Rule:
+        stored = rule.model_copy(update={"rev": _next_rev(expected_rev)})
+        summary = RuleSummary.of(stored).model_dump_json()
+        await self._put_entity(_RULE, rule.namespace, rule.name, stored, summary, expected_rev)
+        return stored
+
+    async def delete_rule(self, namespace: str, name: str) -> Rule | None:
+        row = await self._delete_entity(_RULE, namespace, name)
+        return _with_rev(Rule.model_validate_json(row[1]), row[0]) if row else None
+
+    async def list_rules(self, namespace: str, limit: int, skip: int) -> list[RuleSummary]:
+        rows = await self._list_entities(_RULE, namespace, limit, skip, published_only=False)
+        return [RuleSummary.model_validate_json(row) for row in rows]
+
+    async def count_rules(self, namespace: str) -> int:
+        return await self._count_entities(_RULE, namespace, published_only=False)
+
     async def _get_entity(self, type_: str, namespace: str, name: str) -> tuple[str, bytes | str] | None:
         rows = await self._read(
             "SELECT rev, doc, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
@@ -343,7 +387,13 @@ class SqliteStore:
         return rows[0][0], rows[0][1]
 
     async def _put_entity(
-        self, type_: str, namespace: str, name: str, stored: Action | Package, summary: str, expected_rev: str | None
+        self,
+        type_: str,
+        namespace: str,
+        name: str,
+        stored: Action | Package | Trigger | Rule,
+        summary: str,
+        expected_rev: str | None,
     ) -> None:
         doc = stored.model_dump_json()
         rev, updated = stored.rev, stored.updated

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from pywhisk.activation import Activation
-from pywhisk.entities import Action, Package, PackageSummary
+from pywhisk.entities import Action, Package, PackageSummary, Rule, RuleSummary, Trigger, TriggerSummary
 from pywhisk.identity import NamespaceLimits, Subject
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.couchdb.activations import CouchActivations
@@ -172,6 +172,46 @@ class CouchStore:
     async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
         """How many packages (published ones, if asked) the namespace holds."""
         return await self.entities.count_packages(namespace, published_only=published_only)
+
+    async def get_trigger(self, namespace: str, name: str) -> Trigger | None:
+        """The trigger, with its ``rev``, or None."""
+        return await self.entities.get_trigger(namespace, name)
+
+    async def put_trigger(self, trigger: Trigger, expected_rev: str | None) -> Trigger:
+        """Create (``expected_rev=None``) or replace that revision; returns it with its new ``rev``."""
+        return await self.entities.put_trigger(trigger, expected_rev)
+
+    async def delete_trigger(self, namespace: str, name: str) -> Trigger | None:
+        """Remove and return the trigger, or None."""
+        return await self.entities.delete_trigger(namespace, name)
+
+    async def list_triggers(self, namespace: str, limit: int, skip: int) -> list[TriggerSummary]:
+        """Summaries of a namespace's triggers, most recently updated first."""
+        return await self.entities.list_triggers(namespace, limit, skip)
+
+    async def count_triggers(self, namespace: str) -> int:
+        """How many triggers the namespace holds."""
+        return await self.entities.count_triggers(namespace)
+
+    async def get_rule(self, namespace: str, name: str) -> Rule | None:
+        """The rule, with its ``rev``, or None."""
+        return await self.entities.get_rule(namespace, name)
+
+    async def put_rule(self, rule: Rule, expected_rev: str | None) -> Rule:
+        """Create (``expected_rev=None``) or replace that revision; returns it with its new ``rev``."""
+        return await self.entities.put_rule(rule, expected_rev)
+
+    async def delete_rule(self, namespace: str, name: str) -> Rule | None:
+        """Remove and return the rule, or None."""
+        return await self.entities.delete_rule(namespace, name)
+
+    async def list_rules(self, namespace: str, limit: int, skip: int) -> list[RuleSummary]:
+        """Summaries of a namespace's rules, most recently updated first."""
+        return await self.entities.list_rules(namespace, limit, skip)
+
+    async def count_rules(self, namespace: str) -> int:
+        """How many rules the namespace holds."""
+        return await self.entities.count_rules(namespace)
 
     # ActivationStore ------------------------------------------------------------------------------
 

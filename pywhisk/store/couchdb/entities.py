@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pywhisk.entities import Action, Package, PackageSummary
+from pywhisk.entities import Action, Package, PackageSummary, Rule, RuleSummary, Trigger, TriggerSummary
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.store import ActionSummary
 from pywhisk.store.couchdb.client import CouchClient, Designs, doc_path
 
 ACTION = "action"
 PACKAGE = "package"
-E = TypeVar("E", Action, Package)
-_MODELS: dict[str, type[Action] | type[Package]] = {ACTION: Action, PACKAGE: Package}
+TRIGGER = "trigger"
+RULE = "rule"
+E = TypeVar("E", Action, Package, Trigger, Rule)
 
 # The list row of each type, the value the views emit: what ``ActionSummary``/``PackageSummary`` hold.
 _SUMMARY = (
@@ -110,6 +111,48 @@ class CouchEntities:
     async def count_packages(self, namespace: str, *, published_only: bool = False) -> int:
         """How many packages (published ones, if asked) the namespace holds."""
         return await self._count(PACKAGE, namespace, published_only=published_only)
+
+    async def get_trigger(self, namespace: str, name: str) -> Trigger | None:
+        """The trigger, with its ``rev``, or None."""
+        return await self._get(Trigger, TRIGGER, namespace, name)
+
+    async def put_trigger(self, trigger: Trigger, expected_rev: str | None) -> Trigger:
+        """Create (``expected_rev=None``) or replace that revision."""
+        return await self._put(trigger, TRIGGER, expected_rev)
+
+    async def delete_trigger(self, namespace: str, name: str) -> Trigger | None:
+        """Remove and return the trigger, or None."""
+        return await self._delete(Trigger, TRIGGER, namespace, name)
+
+    async def list_triggers(self, namespace: str, limit: int, skip: int) -> list[TriggerSummary]:
+        """Summaries of a namespace's triggers, most recently updated first, from the view alone."""
+        rows = await self._list(TRIGGER, namespace, limit, skip, published_only=False)
+        return [TriggerSummary.model_validate(row) for row in rows]
+
+    async def count_triggers(self, namespace: str) -> int:
+        """How many triggers the namespace holds."""
+        return await self._count(TRIGGER, namespace, published_only=False)
+
+    async def get_rule(self, namespace: str, name: str) -> Rule | None:
+        """The rule, with its ``rev``, or None."""
+        return await self._get(Rule, RULE, namespace, name)
+
+    async def put_rule(self, rule: Rule, expected_rev: str | None) -> Rule:
+        """Create (``expected_rev=None``) or replace that revision."""
+        return await self._put(rule, RULE, expected_rev)
+
+    async def delete_rule(self, namespace: str, name: str) -> Rule | None:
+        """Remove and return the rule, or None."""
+        return await self._delete(Rule, RULE, namespace, name)
+
+    async def list_rules(self, namespace: str, limit: int, skip: int) -> list[RuleSummary]:
+        """Summaries of a namespace's rules, most recently updated first, from the view alone."""
+        rows = await self._list(RULE, namespace, limit, skip, published_only=False)
+        return [RuleSummary.model_validate(row) for row in rows]
+
+    async def count_rules(self, namespace: str) -> int:
+        """How many rules the namespace holds."""
+        return await self._count(RULE, namespace, published_only=False)
 
     async def _get(self, model: type[E], entity_type: str, namespace: str, name: str) -> E | None:
         doc = await self._client.get_doc(self.db, f"{namespace}/{name}")
