@@ -23,6 +23,8 @@ from pywhisk.messages import ActionRef, ActivationMessage, ControllerInstance, T
 from pywhisk.store import ActivationStore
 
 if TYPE_CHECKING:
+    from controller.alarms.feed import AlarmFeeds
+    from controller.conductors import ConductorRunner
     from controller.sequences import SequenceRunner
 
 log = logging.getLogger("pywhisk.controller")
@@ -47,10 +49,20 @@ class Activator:
         self._throttles = throttles
         self._controller = ControllerInstance(asString=str(controller_id))
         self._sequences: SequenceRunner | None = None
+        self._feeds: AlarmFeeds | None = None
+        self._conductors: ConductorRunner | None = None
 
     def run_sequences_with(self, sequences: SequenceRunner) -> None:
         """Actions of kind ``sequence`` are run by ``sequences`` (which activates their components here)."""
         self._sequences = sequences
+
+    def run_conductors_with(self, conductors: ConductorRunner) -> None:
+        """Conductor actions start compositions run by ``conductors`` (which activates their steps here)."""
+        self._conductors = conductors
+
+    def run_feeds_with(self, feeds: AlarmFeeds) -> None:
+        """The built-in feed actions of ``/whisk.system/alarms`` (kind ``alarms:feed``) are run by ``feeds``."""
+        self._feeds = feeds
 
     def check_concurrent(self, identity: Identity) -> None:
         """429 when the namespace has no room for one more activation in flight."""
@@ -68,12 +80,26 @@ class Activator:
         cause: str | None = None,
         activation_id: str | None = None,
         component_of: str | None = None,
+        conductor_step: bool = False,
     ) -> Activated:
         """Run ``action`` (with the parameters it inherited) for ``identity``. 429 when over the namespace's
         concurrency, 503 when the bus refuses; otherwise accepted, and never lost.
 
         A sequence goes to the sequence runner. ``component_of`` is the id of the sequence this activation is a
-        component of: its cause, and no throttle of its own (OpenWhisk checks a sequence's once)."""
+        component of: its cause, and no throttle of its own (OpenWhisk checks a sequence's once).
+
+        A conductor action goes to the conductor runner, unless ``conductor_step``: the composition's own
+        activation of it (``component_of`` is then the composition's id)."""
+        if action.exec.kind == "alarms:feed" and self._feeds is not None:  # no container: the controller's
+            return await self._feeds.invoke(
+                identity,
+                action,
+                params,
+                transid=transid,
+                blocking=blocking,
+                activation_id=activation_id,
+                cause=component_of or cause,
+            )
         if action.exec.kind == "sequence" and self._sequences is not None:
             return await self._sequences.invoke(
                 identity,
@@ -83,6 +109,17 @@ class Activator:
                 blocking=blocking,
                 wait_ms=wait_ms,
                 activation_id=activation_id,
+            )
+        if not conductor_step and self._conductors is not None and self._conductors.runs(action):
+            return await self._conductors.invoke(
+                identity,
+                action,
+                params,
+                transid=transid,
+                blocking=blocking,
+                wait_ms=wait_ms,
+                activation_id=activation_id,
+                cause=component_of,
             )
         activation_id = activation_id or new_activation_id()
         message = ActivationMessage(

@@ -11,21 +11,24 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.activator import Activator
+from controller.alarms import AlarmFeeds, AlarmScheduler
 from controller.auth import Authenticator
+from controller.conductors import ConductorRunner
 from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
 from controller.openapi import install_openapi
 from controller.responses import JSONResponse
-from controller.routes import actions, activations, invoke, invokers, namespaces, packages, web
+from controller.routes import actions, activations, invoke, invokers, namespaces, packages, rules, triggers, web
 from controller.sequence_journal import SequenceJournal
 from controller.sequences import SequenceRunner
 from controller.throttles import Throttles
+from controller.triggers import TriggerFirer
 from pywhisk.bus import Bus
 from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
 from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
-from pywhisk.store import ActivationStore, EntityStore, Store, SubjectStore
+from pywhisk.store import ActivationStore, EntityStore, ScheduleStore, Store, SubjectStore
 from pywhisk.system import seed_system_packages
 from pywhisk.tenancy import seed_guest_subject
 
@@ -59,14 +62,26 @@ def create_app(
     activator = Activator(balancer, activation_records, throttles, settings.controller_id)
     # Run by this controller, component after component through the activator; closed first, so the
     # sequences it cancels can still record themselves.
-    sequences = SequenceRunner(entities, activation_records, activator, SequenceJournal(activation_records))
+    journal = SequenceJournal(activation_records)
+    sequences = SequenceRunner(entities, activation_records, activator, journal)
     activator.run_sequences_with(sequences)
+    # Compositions likewise, journalled in the same journal (the sequence runner runs its scan); closed before
+    # the sequences, whose journal they use.
+    conductors = ConductorRunner(entities, activation_records, activator, sequences, journal)
+    activator.run_conductors_with(conductors)
+    # The alarms feeds run here too, and every controller's scheduler fires the due alarms, each tick claimed
+    # once in the store (controller/alarms/scheduler.py); it fires through app.state.triggers as the API does.
+    schedules: ScheduleStore = store
+    activator.run_feeds_with(AlarmFeeds(schedules, entities, activation_records))
+    alarms = AlarmScheduler(
+        schedules, entities, lambda namespace: app.state.authenticator.owner_of(namespace), lambda: app.state.triggers
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started: list[Service] = []
         try:
-            chain: list[Service] = [store, bus, balancer, *services, sequences]
+            chain: list[Service] = [store, bus, balancer, *services, sequences, conductors, alarms]
             for service in chain:
                 await service.start()
                 started.append(service)
@@ -104,9 +119,12 @@ def create_app(
     app.state.throttles = throttles
     app.state.activator = activator
     app.state.sequences = sequences
+    app.state.alarms = alarms
+    # Fires triggers for the API and for feeds the controller runs (alarms): one path, one throttle.
+    app.state.triggers = TriggerFirer(entities, activation_records, activator, throttles)
 
     # namespaces last: its catch-all collection route must not shadow the others.
-    for module in (actions, packages, invoke, activations, web, namespaces):
+    for module in (actions, packages, invoke, activations, web, triggers, rules, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(invokers.router)  # at the root, as in OpenWhisk
     install_openapi(app)

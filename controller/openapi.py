@@ -57,6 +57,8 @@ _INT = {"type": "integer"}
 _STR = {"type": "string"}
 _BOOL = {"type": "boolean"}
 _PAIRS = {"type": "array", "items": _object(["key"], key=_STR, value={}, init=_BOOL)}
+_ENTITY_REF = _object(["path", "name"], path=_STR, name=_STR)
+_RULE_STATUS = {"type": "string", "enum": ["active", "inactive"]}
 _LIMITS = _object(["timeout", "memory", "logs", "concurrency"], timeout=_INT, memory=_INT, logs=_INT, concurrency=_INT)
 
 SCHEMAS: dict[str, Any] = {
@@ -114,6 +116,53 @@ SCHEMAS: dict[str, Any] = {
         logs={"type": "array", "items": _STR},
         annotations=_PAIRS,
     ),
+    "Trigger": _object(
+        ["namespace", "name", "version", "publish", "parameters", "annotations", "limits", "updated"],
+        namespace=_STR,
+        name=_STR,
+        version=_STR,
+        publish=_BOOL,
+        parameters=_PAIRS,
+        annotations=_PAIRS,
+        limits={"type": "object"},
+        rules={
+            "type": "object",
+            "additionalProperties": _object(["action", "status"], action=_ENTITY_REF, status=_RULE_STATUS),
+        },
+        updated=_INT,
+    ),
+    "TriggerSummary": _object(
+        ["namespace", "name", "version", "publish", "annotations", "updated"],
+        namespace=_STR,
+        name=_STR,
+        version=_STR,
+        publish=_BOOL,
+        annotations=_PAIRS,
+        updated=_INT,
+    ),
+    "Rule": _object(
+        ["namespace", "name", "status", "trigger", "action", "version", "publish", "annotations", "updated"],
+        namespace=_STR,
+        name=_STR,
+        status=_RULE_STATUS,
+        trigger=_ENTITY_REF,
+        action=_ENTITY_REF,
+        version=_STR,
+        publish=_BOOL,
+        annotations=_PAIRS,
+        updated=_INT,
+    ),
+    "RuleDocument": _object(
+        ["namespace", "name", "trigger", "action", "version", "publish", "annotations", "updated"],
+        namespace=_STR,
+        name=_STR,
+        trigger=_ENTITY_REF,
+        action=_ENTITY_REF,
+        version=_STR,
+        publish=_BOOL,
+        annotations=_PAIRS,
+        updated=_INT,
+    ),
     "ActivationSummary": _object(
         ["namespace", "name", "version", "publish", "annotations", "activationId", "start"],
         namespace=_STR,
@@ -147,6 +196,10 @@ _QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("get", "/packages"): {"limit": _LIMIT, "skip": _SKIP, "count": _BOOLEAN_QUERY, "public": _BOOLEAN_QUERY},
     ("put", "/packages/{name}"): {"overwrite": _BOOLEAN_QUERY},
     ("delete", "/packages/{name}"): {"force": _BOOLEAN_QUERY},
+    ("get", "/triggers"): {"limit": _LIMIT, "skip": _SKIP, "count": _BOOLEAN_QUERY},
+    ("put", "/triggers/{name}"): {"overwrite": _BOOLEAN_QUERY},
+    ("get", "/rules"): {"limit": _LIMIT, "skip": _SKIP, "count": _BOOLEAN_QUERY},
+    ("put", "/rules/{name}"): {"overwrite": _BOOLEAN_QUERY},
     ("post", "/actions/{name}"): {
         "blocking": _BOOLEAN_QUERY,
         "result": _BOOLEAN_QUERY,
@@ -177,8 +230,14 @@ def _ok(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
         return "The namespaces of the subject", {"type": "array", "items": _STR}
     if path.endswith("/limits"):
         return "The namespace's limits", {"type": "object", "additionalProperties": _INT}
-    if path.endswith("/{collection}"):
-        return "Packages, triggers or rules (always none)", {"type": "array", "maxItems": 0}
+    if path.endswith("/triggers"):
+        return "Triggers, newest first, or their count", _list_or_count("TriggerSummary", "triggers")
+    if path.endswith("/triggers/{name}"):
+        return None if method == "post" else ("The trigger (with its rules once one was linked)", _ref("Trigger"))
+    if path.endswith("/rules"):
+        return "Rules, newest first, or their count", _list_or_count("RuleDocument", "rules")
+    if path.endswith("/rules/{name}"):
+        return None if method == "post" else ("The rule with its status", _ref("Rule"))
     if path.endswith("/actions") or path.endswith("/actions/{package}/"):
         return "Actions, newest first, or their count", _list_or_count("ActionSummary", "actions")
     if path.endswith("/packages"):
@@ -224,6 +283,8 @@ def _errors(method: str, path: str) -> dict[str, str]:
         errors["413"] = "The request is larger than allowed"
     if method == "post":
         errors["429"] = "Too many requests (the namespace's throttles)"
+    if method == "post" and (path.endswith("/triggers/{name}") or path.endswith("/rules/{name}")):
+        errors["409"] = "The name is another collection's (or the trigger kept changing meanwhile)"
     if not path.startswith("/namespaces/{namespace}"):
         errors = {"401": errors["401"], "503": errors["503"]}
     return errors
@@ -253,6 +314,15 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
         # A blocking invoke answers the record (or result) of a failed activation with 502 or 500.
         responses["500"] = _json("The activation ended in a whisk internal error", {})
         responses["502"] = _json("The action failed (application or developer error)", {})
+    if method == "post" and suffix == "/triggers/{name}":
+        responses["202"] = _json("Fired: the trigger activation's id", _object(["activationId"], activationId=_STR))
+        responses["204"] = {"description": "No rule of the trigger is active: nothing fired, nothing recorded"}
+    if method == "post" and suffix == "/rules/{name}":
+        # [OW] complete(OK): akka's default entity for the status, not JSON.
+        responses["200"] = {
+            "description": "The rule is (now) in the requested status",
+            "content": {"text/plain": {"schema": {"type": "string", "enum": ["OK"]}}},
+        }
     for status, description in _errors(method, api_path).items():
         responses.setdefault(status, _json(description, _ref("ErrorBody")))
     operation["responses"] = responses

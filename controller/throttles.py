@@ -1,4 +1,4 @@
-"""Namespace throttles: invocations per minute and concurrent invocations (reference/openwhisk.md §5.6).
+"""Namespace throttles: invocations and trigger fires per minute, concurrent invocations (reference/openwhisk.md §5.6).
 
 As OpenWhisk's ``RateThrottler`` and ``ActivationThrottler`` ([OW] entitlement/*.scala), each controller
 keeps its own books and enforces its share of a namespace's limit: the limit, dilated by 20 % when there
@@ -47,21 +47,34 @@ class Throttles:
         self._controllers = settings.controllers
         self._books = books
         self._clock = clock
+        self._default_fires_per_minute = settings.fires_per_minute
         self._minutes: dict[str, tuple[int, int]] = {}  # namespace → (calendar minute, invokes in it)
+        self._fire_minutes: dict[str, tuple[int, int]] = {}  # the same books for trigger fires
 
     def check_rate(self, identity: Identity) -> None:
         """Count this invoke in the namespace's current calendar minute; over the limit → 429.
 
         Like OpenWhisk, a refused invoke still counts, and windows are fixed minutes (epoch ms / 60000).
         """
-        namespace = identity.namespace.name
+        self._count_in_minute(self._minutes, identity.namespace.name, self.invocations_per_minute(identity))
+
+    def check_fires(self, identity: Identity) -> None:
+        """Count this trigger fire in the namespace's current calendar minute; over ``firesPerMinute`` → 429.
+
+        OpenWhisk's ``triggerRateThrottler``: a ``RateThrottler`` like the invokes' (the same message), with
+        books of its own, so fires and invokes never eat each other's allowance.
+        """
+        self._count_in_minute(self._fire_minutes, identity.namespace.name, self.fires_per_minute(identity))
+
+    def _count_in_minute(self, books: dict[str, tuple[int, int]], namespace: str, allowed: int) -> None:
         minute = int(self._clock() * 1000) // 60_000
-        seen_minute, count = self._minutes.get(namespace, (minute, 0))
+        seen_minute, count = books.get(namespace, (minute, 0))
         count = count + 1 if seen_minute == minute else 1
-        if len(self._minutes) >= _MAX_TRACKED_NAMESPACES and namespace not in self._minutes:
-            self._minutes = {ns: entry for ns, entry in self._minutes.items() if entry[0] == minute}
-        self._minutes[namespace] = (minute, count)
-        allowed = self.invocations_per_minute(identity)
+        if len(books) >= _MAX_TRACKED_NAMESPACES and namespace not in books:
+            stale = [ns for ns, entry in books.items() if entry[0] != minute]
+            for ns in stale:
+                del books[ns]
+        books[namespace] = (minute, count)
         if count > allowed:
             raise TooManyRequests(TOO_MANY_REQUESTS.format(count=count, allowed=allowed))
 
@@ -80,6 +93,11 @@ class Throttles:
         """This controller's share of the namespace's invocations per minute."""
         limit = identity.limits.invocationsPerMinute
         return controller_share(self._default_per_minute if limit is None else limit, self._controllers)
+
+    def fires_per_minute(self, identity: Identity) -> int:
+        """This controller's share of the namespace's trigger fires per minute."""
+        limit = identity.limits.firesPerMinute
+        return controller_share(self._default_fires_per_minute if limit is None else limit, self._controllers)
 
     def concurrent_invocations(self, identity: Identity) -> int:
         """This controller's share of the namespace's concurrent invocations."""

@@ -44,7 +44,7 @@ class NamespaceLimits(BaseModel):
 # to 20,000 activations in flight and sends thousands per minute), so it gets limits of its own far above
 # OpenWhisk's defaults. Other namespaces get the system defaults (60/min, 30 concurrent) unless an operator
 # sets theirs with `pywhisk admin namespace limits set`.
-GUEST_LIMITS = NamespaceLimits(invocationsPerMinute=1_000_000, concurrentInvocations=100_000)
+GUEST_LIMITS = NamespaceLimits(invocationsPerMinute=1_000_000, concurrentInvocations=100_000, firesPerMinute=1_000_000)
 
 
 class SubjectNamespace(BaseModel):

@@ -189,6 +189,46 @@ class WhiskClient:
         path = f"/namespaces/{_segment(namespace)}/{collection}"
         return self._call("GET", path, params={"limit": limit, "skip": skip})
 
+    # -- triggers and rules -----------------------------------------------------------------------------------
+
+    def put_trigger(self, namespace: str, name: str, body: Mapping[str, Any], *, overwrite: bool) -> Any:
+        """Create (or with `overwrite`, update) a trigger; `body` is a WhiskTriggerPut document (§1.6)."""
+        path = _entity_path(namespace, "triggers", name)
+        return self._call("PUT", path, params={"overwrite": _flag(overwrite)}, json=body)
+
+    def get_trigger(self, namespace: str, name: str) -> Any:
+        return self._call("GET", _entity_path(namespace, "triggers", name))
+
+    def delete_trigger(self, namespace: str, name: str) -> Any:
+        return self._call("DELETE", _entity_path(namespace, "triggers", name))
+
+    def fire_trigger(self, namespace: str, name: str, params: Any) -> str | None:
+        """`POST` a fire: the trigger activation's id, or None when OpenWhisk answers 204 (no active rule)."""
+        response = self._request("POST", _entity_path(namespace, "triggers", name), json=params)
+        body = _json_or_none(response)
+        if not response.is_success:
+            raise _api_error(response, body)
+        if response.status_code == 204:
+            return None
+        activation_id = body.get("activationId") if isinstance(body, dict) else None
+        return str(activation_id) if activation_id is not None else ""
+
+    def put_rule(self, namespace: str, name: str, body: Mapping[str, Any], *, overwrite: bool) -> Any:
+        """Create (or with `overwrite`, update) a rule; `body` names its trigger and action fully qualified."""
+        path = _entity_path(namespace, "rules", name)
+        return self._call("PUT", path, params={"overwrite": _flag(overwrite)}, json=body)
+
+    def get_rule(self, namespace: str, name: str) -> Any:
+        """The rule with its `status`, which OpenWhisk reads from the rule's trigger."""
+        return self._call("GET", _entity_path(namespace, "rules", name))
+
+    def delete_rule(self, namespace: str, name: str) -> Any:
+        return self._call("DELETE", _entity_path(namespace, "rules", name))
+
+    def set_rule_state(self, namespace: str, name: str, state: str) -> Any:
+        """`POST {"status": "active"|"inactive"}`, the Go client's `Rules.SetState`."""
+        return self._call("POST", _entity_path(namespace, "rules", name), json={"status": state})
+
     # -- activations ------------------------------------------------------------------------------------------
 
     def list_activations(

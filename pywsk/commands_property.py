@@ -9,8 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from pywsk import props
-from pywsk.client import USER_AGENT, ApiError, ClientError, WhiskClient
+from pywsk.client import USER_AGENT, ClientError
 from pywsk.commands_package import print_package_list
+from pywsk.commands_rule import print_rule_list, with_statuses
+from pywsk.commands_trigger import print_trigger_list
 from pywsk.context import command, get_config
 from pywsk.entities import parse_namespace_argument
 from pywsk.formatting import action_row, sort_actions
@@ -152,39 +154,24 @@ def namespace_get(
 
 def list_entities(ctx: typer.Context, namespace: str | None, *, name_sort: bool) -> None:
     """`wsk list` / `wsk namespace get`: every collection of the namespace, all of it (limit 0 = the server's
-    maximum), one block per collection ([CLI] commands/namespace.go `namespaceGetCmd`)."""
+    maximum), one block per collection; rules with the status a GET of each answers ([CLI] commands/namespace.go
+    `namespaceGetCmd`)."""
     config = get_config(ctx)
     listed = parse_namespace_argument(namespace, config.namespace())
-    with config.client() as client, reporting(f"Unable to obtain the list of entities for namespace '{listed}'"):
-        packages = client.list_packages(listed, limit=0, skip=0)
-        actions = client.list_actions(listed, limit=0, skip=0)
-        triggers = _optional_collection(client, listed, "triggers")
-        rules = _optional_collection(client, listed, "rules")
+    with config.client() as client:
+        with reporting(f"Unable to obtain the list of entities for namespace '{listed}'"):
+            packages = client.list_packages(listed, limit=0, skip=0)
+            actions = client.list_actions(listed, limit=0, skip=0)
+            triggers = client.list_collection(listed, "triggers", limit=0, skip=0)
+            rules = client.list_collection(listed, "rules", limit=0, skip=0)
+        rules = with_statuses(client, listed, rules)
     typer.echo(f"Entities in namespace: {listed}")
     print_package_list(packages, name_sort=name_sort)
     typer.echo("actions")
     for action in sort_actions(actions) if name_sort else actions:
         typer.echo(action_row(action))
-    for header, entities in (("triggers", triggers), ("rules", rules)):
-        typer.echo(header)
-        for entity in sorted(entities, key=_qualified_name) if name_sort else entities:
-            typer.echo(f"{_qualified_name(entity):<70} {'shared' if entity.get('publish') else 'private'}")
-
-
-def _optional_collection(client: WhiskClient, namespace: str, collection: str) -> list[dict[str, Any]]:
-    # A server without triggers and rules (pywhisk before they exist) answers 404 for the collection itself;
-    # that is an empty list to `pywsk list`, not a failure of the whole listing.
-    try:
-        found = client.list_collection(namespace, collection, limit=0, skip=0)
-    except ApiError as exc:
-        if exc.status == 404:
-            return []
-        raise
-    return [entity for entity in found if isinstance(entity, dict)] if isinstance(found, list) else []
-
-
-def _qualified_name(entity: dict[str, Any]) -> str:
-    return f"/{entity.get('namespace', '')}/{entity.get('name', '')}"
+    print_trigger_list(triggers, name_sort=name_sort)
+    print_rule_list(rules, name_sort=name_sort)
 
 
 def _namespace_name(item: Any) -> str:

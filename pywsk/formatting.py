@@ -48,6 +48,34 @@ def package_row(package: dict[str, Any]) -> str:
     return f"{name:<70} {'shared' if package.get('publish') else 'private'}"
 
 
+def trigger_row(trigger: dict[str, Any]) -> str:
+    """One `wsk trigger list` row: qualified name and "private", whatever `publish` says ([GOC] whisk/trigger.go
+    `ToSummaryRowString`)."""
+    return f"{qualified_name(trigger):<70} private"
+
+
+def rule_row(rule: dict[str, Any]) -> str:
+    """One `wsk rule list` row: qualified name, "private" in 20 columns, and the rule's status ([GOC] whisk/rule.go
+    `ToSummaryRowString`)."""
+    return f"{qualified_name(rule):<70} {'private':<20} {rule.get('status', '')}"
+
+
+def qualified_name(entity: dict[str, Any]) -> str:
+    """`/namespace/name` of a list row."""
+    return f"/{entity.get('namespace', '')}/{entity.get('name', '')}"
+
+
+def sort_by_qualified_name(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`--name-sort` for triggers and rules: by lower-cased namespace + name ([GOC] whisk/trigger.go `Compare`)."""
+    return sorted(entities, key=lambda entity: f"{entity.get('namespace', '')}{entity.get('name', '')}".lower())
+
+
+def rule_summary(rule: dict[str, Any]) -> list[str]:
+    """`wsk rule get --summary`: `rule /ns/name` and `   (status: active)` ([CLI] commands/util.go
+    `printRuleSummary`)."""
+    return [f"rule {qualified_name(rule)}", f"   (status: {rule.get('status', '')})"]
+
+
 def sort_actions(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`--name-sort` for actions: those outside packages first, by name; then by lower-cased `ns/pkg` + name
     ([GOC] whisk/action.go `Compare`)."""

@@ -15,12 +15,14 @@ from pywsk.commands_action import action_app
 from pywsk.commands_activation import activation_app
 from pywsk.commands_package import package_app
 from pywsk.commands_property import list_entities, namespace_app, property_app
+from pywsk.commands_rule import rule_app
+from pywsk.commands_trigger import trigger_app
 from pywsk.context import Config, RootGroup, command, get_config, with_global_flags
 
 app = typer.Typer(
     name="pywsk",
     cls=RootGroup,
-    help="pywsk: work with OpenWhisk actions, packages and activations, like wsk.",
+    help="pywsk: work with OpenWhisk actions, packages, triggers, rules and activations, like wsk.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -30,6 +32,8 @@ app.add_typer(activation_app, name="activation")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(package_app, name="package")
 app.add_typer(property_app, name="property")
+app.add_typer(rule_app, name="rule")
+app.add_typer(trigger_app, name="trigger")
 
 
 @command(app, "list")
@@ -45,7 +49,7 @@ def list_namespace(
 @app.callback()
 @with_global_flags
 def root(ctx: typer.Context) -> None:
-    """pywsk: work with OpenWhisk actions, packages and activations, like wsk."""
+    """pywsk: work with OpenWhisk actions, packages, triggers, rules and activations, like wsk."""
     get_config(ctx)
 
 

@@ -40,6 +40,7 @@ from pywhisk.identity import (
     hash_key,
     verify_key,
 )
+from pywhisk.schedules import Schedule, ScheduleStatus
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary, Store
 
 
@@ -53,6 +54,21 @@ def make_action(name: str = "hello", namespace: str = "guest", updated: int = 1_
             "updated": updated,
             **fields,
         }
+    )
+
+
+def make_schedule(name: str, next_fire_ms: int | None = 1_000, active: bool = True) -> Schedule:
+    """An ``interval`` alarm schedule of trigger ``guest/name``."""
+    return Schedule(
+        namespace="guest",
+        name=name,
+        subject="guest",
+        kind="interval",
+        minutes=1,
+        startDate=next_fire_ms,
+        payload={"n": 1},
+        status=ScheduleStatus(active=active, dateChanged=1),
+        next_fire_ms=next_fire_ms,
     )
 
 
@@ -581,3 +597,38 @@ class StoreContract:
         assert await history.count_activations(ActivationQuery(namespace="guest", name="hello", upto=1400)) == 3
         assert await history.count_activations(ActivationQuery(namespace="guest", since=1600, upto=1500)) == 0
         assert await history.count_activations(ActivationQuery(namespace="nobody")) == 0
+
+    # schedules (alarms) ---------------------------------------------------------------------------------
+
+    async def test_a_schedule_round_trips_and_its_revision_claims_a_tick_once(self, store: Store) -> None:
+        created = await store.put_schedule(make_schedule("t", next_fire_ms=5_000), None)
+        assert created.rev is not None
+        with pytest.raises(Conflict):
+            await store.put_schedule(make_schedule("t"), None)
+        stored = await store.get_schedule("guest", "t")
+        assert stored == created and stored is not None and stored.rev == created.rev
+        # Two claims of the same tick from the same revision: the first wins, the second is stale.
+        claimed = await store.put_schedule(stored.model_copy(update={"next_fire_ms": 6_000, "fired": 1}), stored.rev)
+        with pytest.raises(ConcurrentModification):
+            await store.put_schedule(stored.model_copy(update={"next_fire_ms": 6_000, "fired": 1}), stored.rev)
+        assert await store.get_schedule("guest", "t") == claimed
+        deleted = await store.delete_schedule("guest", "t")
+        assert deleted is not None and deleted.fired == 1
+        assert await store.delete_schedule("guest", "t") is None
+        with pytest.raises(ConcurrentModification):
+            await store.put_schedule(claimed, claimed.rev)
+
+    async def test_due_schedules_are_the_active_ones_due_by_then_earliest_first(self, store: Store) -> None:
+        await store.put_schedule(make_schedule("later", next_fire_ms=3_000), None)
+        await store.put_schedule(make_schedule("sooner", next_fire_ms=1_000), None)
+        await store.put_schedule(make_schedule("exactly", next_fire_ms=2_000), None)
+        await store.put_schedule(make_schedule("paused", next_fire_ms=500, active=False), None)
+        await store.put_schedule(make_schedule("finished", next_fire_ms=None), None)
+        assert [s.name for s in await store.due_schedules(2_000, 10)] == ["sooner", "exactly"]
+        assert [s.name for s in await store.due_schedules(10_000, 2)] == ["sooner", "exactly"]
+        assert await store.due_schedules(999, 10) == []
+        sooner = await store.get_schedule("guest", "sooner")
+        assert sooner is not None
+        paused = sooner.model_copy(update={"status": ScheduleStatus(active=False, dateChanged=1)})
+        await store.put_schedule(paused, sooner.rev)
+        assert [s.name for s in await store.due_schedules(10_000, 10)] == ["exactly", "later"]

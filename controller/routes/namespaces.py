@@ -66,16 +66,12 @@ def _own_or(own: int | None, default: int) -> int:
     return default if own is None else own
 
 
-@router.get("/namespaces/{namespace}/{collection}")
+@router.get("/namespaces/{namespace}/{collection}", include_in_schema=False)
 @router.get("/namespaces/{namespace}/{collection}/", include_in_schema=False)
-async def list_unsupported_collection(
+async def unknown_collection(
     namespace: str, collection: str, identity: Identity = Depends(authenticate)
 ) -> JSONResponse:
-    """Packages, triggers and rules cannot be created yet, so every namespace truly has none.
-
-    Answering ``[]`` (not 404) keeps ``wsk list`` and the JS client's ``namespaces.get()`` working.
-    """
+    """Actions, packages, triggers and rules have routes of their own (registered before this one); any other
+    collection is 404, after the entitlement check, so another namespace's is 403 as in OpenWhisk."""
     entitled_namespace(identity, namespace)
-    if collection not in ("packages", "triggers", "rules"):
-        raise NotFound()
-    return JSONResponse([])
+    raise NotFound()

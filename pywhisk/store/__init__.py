@@ -36,6 +36,7 @@ from pywhisk.entities import (
     TriggerSummary,
 )
 from pywhisk.identity import NamespaceLimits, Subject
+from pywhisk.schedules import Schedule
 
 __all__ = [
     "ActionSummary",
@@ -45,6 +46,7 @@ __all__ = [
     "EntityStore",
     "PackageSummary",
     "RuleSummary",
+    "ScheduleStore",
     "Store",
     "SubjectStore",
     "TriggerSummary",
@@ -185,7 +187,27 @@ class ActivationStore(Protocol):
 
 
 @runtime_checkable
-class Store(SubjectStore, EntityStore, ActivationStore, Protocol):
+class ScheduleStore(Protocol):
+    """Alarm schedules (``pywhisk.schedules``), one per trigger: written by the alarms feeds, claimed and
+    fired by every controller's scheduler. ``put_schedule`` has the entities' optimistic concurrency: with
+    ``expected_rev=None`` it creates (``Conflict`` if the trigger has one), otherwise it replaces that revision
+    (``ConcurrentModification`` if the stored one moved on or is gone), which is how a tick is claimed once."""
+
+    async def get_schedule(self, namespace: str, name: str) -> Schedule | None:
+        """The schedule of trigger ``namespace/name``, with its ``rev``, or None."""
+
+    async def put_schedule(self, schedule: Schedule, expected_rev: str | None) -> Schedule:
+        """Create (``expected_rev=None``) or replace a schedule; returns it with its new ``rev``."""
+
+    async def delete_schedule(self, namespace: str, name: str) -> Schedule | None:
+        """Remove and return the schedule, or None if there was none."""
+
+    async def due_schedules(self, until_ms: int, limit: int) -> list[Schedule]:
+        """Active schedules whose ``next_fire_ms`` is at or before ``until_ms``, earliest first."""
+
+
+@runtime_checkable
+class Store(SubjectStore, EntityStore, ActivationStore, ScheduleStore, Protocol):
     """A whole backend: one object implementing every family, with a lifespan. Callers depend on the
     narrow protocol they use; only the composition root holds a ``Store``."""
 

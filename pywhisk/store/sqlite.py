@@ -23,6 +23,7 @@ from pywhisk.activation import BIG_RECORD_BYTES, Activation
 from pywhisk.entities import Action, Package, PackageSummary, Rule, RuleSummary, Trigger, TriggerSummary
 from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
+from pywhisk.schedules import Schedule
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.retention import Retention
 from pywhisk.store.writer import GroupCommitWriter
@@ -53,6 +54,10 @@ CREATE INDEX IF NOT EXISTS entities_by_type_updated ON entities (namespace, type
 {_TABLES["activations"].format(table="activations")};
 CREATE INDEX IF NOT EXISTS activations_by_start ON activations (namespace, start DESC);
 CREATE INDEX IF NOT EXISTS activations_by_name_start ON activations (namespace, name, start DESC);
+CREATE TABLE IF NOT EXISTS schedules (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, rev TEXT NOT NULL, next_fire INTEGER, doc BLOB NOT NULL,
+    PRIMARY KEY (namespace, name));
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_fire) WHERE next_fire IS NOT NULL;
 """
 
 _ACTION = "action"
@@ -148,6 +153,12 @@ def _entities_where(type_: str, namespace: str, published_only: bool) -> tuple[s
 def _with_rev(entity: E, rev: str) -> E:
     entity.rev = rev
     return entity
+
+
+def _schedule(row: tuple[Any, ...]) -> Schedule:
+    schedule = Schedule.model_validate_json(row[1])
+    schedule.rev = row[0]
+    return schedule
 
 
 def _next_rev(rev: str | None) -> str:
@@ -441,6 +452,52 @@ class SqliteStore:
         where, args = _entities_where(type_, namespace, published_only)
         rows = await self._read(f"SELECT COUNT(*) FROM entities WHERE {where}", args)
         return int(rows[0][0])
+
+    # schedules ------------------------------------------------------------------------------------
+
+    async def get_schedule(self, namespace: str, name: str) -> Schedule | None:
+        rows = await self._read("SELECT rev, doc FROM schedules WHERE namespace = ? AND name = ?", (namespace, name))
+        return _schedule(rows[0]) if rows else None
+
+    async def put_schedule(self, schedule: Schedule, expected_rev: str | None) -> Schedule:
+        stored = schedule.model_copy(update={"rev": _next_rev(expected_rev)})
+        # Only a due schedule is in the index: a paused or finished one costs the scheduler's query nothing.
+        next_fire = stored.next_fire_ms if stored.due else None
+        row = (stored.namespace, stored.name, stored.rev, next_fire, stored.model_dump_json())
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            current = conn.execute(
+                "SELECT rev FROM schedules WHERE namespace = ? AND name = ?", (stored.namespace, stored.name)
+            ).fetchone()
+            if expected_rev is None and current is not None:
+                raise Conflict()
+            if expected_rev is not None and (current is None or current[0] != expected_rev):
+                raise ConcurrentModification()
+            conn.execute(
+                "INSERT OR REPLACE INTO schedules (namespace, name, rev, next_fire, doc) VALUES (?, ?, ?, ?, ?)", row
+            )
+
+        await self._write(upsert)
+        return stored
+
+    async def delete_schedule(self, namespace: str, name: str) -> Schedule | None:
+        def delete(conn: sqlite3.Connection) -> tuple[str, bytes] | None:
+            row: tuple[str, bytes] | None = conn.execute(
+                "SELECT rev, doc FROM schedules WHERE namespace = ? AND name = ?", (namespace, name)
+            ).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM schedules WHERE namespace = ? AND name = ?", (namespace, name))
+            return row
+
+        row = await self._write(delete)
+        return _schedule(row) if row is not None else None
+
+    async def due_schedules(self, until_ms: int, limit: int) -> list[Schedule]:
+        rows = await self._read(
+            "SELECT rev, doc FROM schedules WHERE next_fire IS NOT NULL AND next_fire <= ? ORDER BY next_fire LIMIT ?",
+            (until_ms, limit),
+        )
+        return [_schedule(row) for row in rows]
 
     # activations ----------------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ missing or differs from what this pywhisk ships (a newer release updates it), wi
 a ``Conflict`` means another writer did the same write first.
 
 - ``utils``: ``echo``, which returns its parameters (``echo.wasm``, built from ``actions/src/echo.c``).
-- ``alarms``: empty for now; its ``alarm`` feed action comes with triggers.
+- ``alarms``: the feed actions ``alarm`` (cron), ``interval`` and ``once``, annotated ``feed: true`` as
+  openwhisk-package-alarms' installCatalog.sh marks them. Their kind, ``alarms:feed``, is built in: no runtime
+  of the manifest has it (so no user can create one), and the controller runs them (``controller.alarms``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ log = logging.getLogger("pywhisk.system")
 
 SYSTEM_NAMESPACE = "whisk.system"
 WASM_KIND = "wasm:wasi"
+ALARMS_FEED_KIND = "alarms:feed"
+# [OW] openwhisk-package-alarms installCatalog.sh: each feed's description and parameters.
+_ALARM_FEEDS = {
+    "alarm": ("Fire trigger when alarm occurs", ["cron", "timezone", "trigger_payload", "startDate", "stopDate"]),
+    "interval": ("Fire trigger at specified interval", ["minutes", "trigger_payload", "startDate", "stopDate"]),
+    "once": ("Fire trigger once when alarm occurs", ["date", "trigger_payload", "deleteAfterFire"]),
+}
+_REQUIRED = {"cron", "minutes", "date"}
 
 
 def echo_module() -> bytes:
@@ -68,7 +78,22 @@ def system_actions() -> list[Action]:
                 KeyValue(key="provide-api-key", value=False),
             ],
         ),
+        *(_alarm_feed(name, description, parameters) for name, (description, parameters) in _ALARM_FEEDS.items()),
     ]
+
+
+def _alarm_feed(name: str, description: str, parameters: list[str]) -> Action:
+    return Action(
+        namespace=f"{SYSTEM_NAMESPACE}/alarms",
+        name=name,
+        exec=Exec(kind=ALARMS_FEED_KIND),
+        annotations=[
+            KeyValue(key="feed", value=True),
+            KeyValue(key="description", value=description),
+            KeyValue(key="parameters", value=[{"name": p, "required": p in _REQUIRED} for p in parameters]),
+            KeyValue(key="exec", value=ALARMS_FEED_KIND),
+        ],
+    )
 
 
 async def seed_system_packages(entities: EntityStore) -> list[str]:

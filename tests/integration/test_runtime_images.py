@@ -70,8 +70,24 @@ class RuntimeContainer:
     def run(self, value: Any = None) -> httpx.Response:
         return self.client.post("/run", json={"value": {} if value is None else value, **RUN_META})
 
-    def logs(self, *, stdout: bool = True, stderr: bool = False) -> str:
-        return bytes(self.container.logs(stdout=stdout, stderr=stderr)).decode()
+    def logs(
+        self,
+        *,
+        stdout: bool = True,
+        stderr: bool = False,
+        until: str = SENTINEL,
+        count: int = 1,
+        timeout_s: float = 10.0,
+    ) -> str:
+        """The container's log so far, once it holds ``until`` ``count`` times (or the deadline passed): dockerd
+        copies what the proxy wrote to its log file asynchronously, so right after ``/run`` answered it may not be
+        there yet."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = bytes(self.container.logs(stdout=stdout, stderr=stderr)).decode()
+            if text.count(until) >= count or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)  # polling dockerd for a condition, with a deadline
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +167,8 @@ def test_python_image_frames_every_activation_in_the_container_logs(
     )
     for n in range(2):
         assert runtime.run({"n": n}).json() == {"n": n}
-    stdout = runtime.logs(stdout=True, stderr=False).splitlines()
-    stderr = runtime.logs(stdout=False, stderr=True).splitlines()
+    stdout = runtime.logs(stdout=True, stderr=False, count=2).splitlines()
+    stderr = runtime.logs(stdout=False, stderr=True, count=2).splitlines()
     assert stdout == ["hello from 0", SENTINEL, "hello from 1", SENTINEL]
     assert stderr == ["warning 0", SENTINEL, "warning 1", SENTINEL]
 
@@ -165,7 +181,7 @@ def test_python_image_reports_errors_as_openwhisk_does(
     assert failing.init("def main(args):\n    return 1 / 0\n").status_code == 200
     response = failing.run()
     assert (response.status_code, response.json()) == (200, {"error": "division by zero"})
-    assert "ZeroDivisionError" in failing.logs(stdout=False, stderr=True)
+    assert "ZeroDivisionError" in failing.logs(stdout=False, stderr=True, until="ZeroDivisionError")
 
     broken = start_runtime(images.python)
     response = broken.init("def main(args)\n    return {}\n")
@@ -257,7 +273,7 @@ def test_dockerskeleton_runs_a_compiled_binary(
         200,
         {"compiled": True, "argc": 2, "params_length": len('{"name": "binary"}')},
     )
-    assert "compiled action starting" in runtime.logs(stdout=False, stderr=True)
+    assert "compiled action starting" in runtime.logs(stdout=False, stderr=True, until="compiled action starting")
 
 
 def test_dockerskeleton_rejects_a_last_line_that_is_not_json(

@@ -164,7 +164,7 @@ async def test_namespace_limits_report_the_seeded_guests_own_throttles(api: http
     body = response.json()
     assert body["invocationsPerMinute"] == GUEST_LIMITS.invocationsPerMinute
     assert body["concurrentInvocations"] == GUEST_LIMITS.concurrentInvocations
-    assert body["firesPerMinute"] == 60
+    assert body["firesPerMinute"] == GUEST_LIMITS.firesPerMinute
     assert body["maxActionMemory"] == 512 * MB
     assert body["maxActionTimeout"] == 300_000
 

@@ -1,14 +1,16 @@
 """CouchDB store for distributed mode, over CouchDB's HTTP API (CouchDB 3, or pouchdb-server in tests).
 
-Three databases as in OpenWhisk: ``{prefix}subjects`` (subjects by name, ``{ns}/limits``), ``{prefix}whisks`` (entities,
-id ``{namespace}/{name}``) and ``{prefix}activations`` (id ``{namespace}/{activationId}``). Listing and
+Databases as in OpenWhisk: ``{prefix}subjects`` (subjects by name, ``{ns}/limits``), ``{prefix}whisks`` (entities,
+id ``{namespace}/{name}``) and ``{prefix}activations`` (id ``{namespace}/{activationId}``), and a fourth,
+``{prefix}schedules`` (alarm schedules, id ``{namespace}/{trigger}``), as OpenWhisk's alarms provider keeps its
+own. Listing and
 counting use JavaScript map views with the built-in ``_count`` reduce rather than Mango ``_find``: views
 give newest-first order (``descending=true``), ``skip``/``limit`` and exact counts in one indexed query on
 both CouchDB 3 and pouchdb-server, while Mango has no count, needs a matching index for every sort, and
 pouchdb-server's ``_find`` sorts in memory. OpenWhisk itself lists through views for the same reasons.
 
-One module per document family (``subjects``, ``entities``, ``activations``), each implementing its narrow
-protocol of ``pywhisk.store`` over the shared HTTP/view ``client``; ``CouchStore`` composes the three into
+One module per document family (``subjects``, ``entities``, ``activations``, ``schedules``), each implementing its
+narrow protocol of ``pywhisk.store`` over the shared HTTP/view ``client``; ``CouchStore`` composes them into
 the whole ``Store`` with one lifespan.
 """
 
@@ -19,10 +21,12 @@ import re
 from pywhisk.activation import Activation
 from pywhisk.entities import Action, Package, PackageSummary, Rule, RuleSummary, Trigger, TriggerSummary
 from pywhisk.identity import NamespaceLimits, Subject
+from pywhisk.schedules import Schedule
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.couchdb.activations import CouchActivations
 from pywhisk.store.couchdb.client import CouchClient, CouchDBError, CouchDBUnavailable
 from pywhisk.store.couchdb.entities import CouchEntities
+from pywhisk.store.couchdb.schedules import CouchSchedules
 from pywhisk.store.couchdb.subjects import CouchSubjects
 
 __all__ = ["CouchDBError", "CouchDBUnavailable", "CouchStore"]
@@ -32,7 +36,7 @@ _DB_PREFIX = re.compile(r"\A[a-z][a-z0-9_$()+/-]*\Z")
 
 
 class CouchStore:
-    """A ``Store`` in three CouchDB databases, over one keep-alive HTTP client.
+    """A ``Store`` in four CouchDB databases, over one keep-alive HTTP client.
 
     ``username``/``password`` (or user info in ``url``) are sent as HTTP Basic auth: CouchDB 3 needs a
     server admin to create databases and design documents. ``retention_days`` starts a background task
@@ -67,6 +71,8 @@ class CouchStore:
             retention_days=retention_days,
             retention_interval_s=retention_interval_s,
         )
+        # Alarm schedules have a database of their own, as openwhisk-package-alarms' provider has.
+        self.schedules = CouchSchedules(self._client, f"{db_prefix}schedules")
 
     @property
     def url(self) -> str:
@@ -74,9 +80,9 @@ class CouchStore:
         return self._client.url
 
     @property
-    def databases(self) -> tuple[str, str, str]:
-        """The names of the subjects, whisks and activations databases."""
-        return self.subjects.db, self.entities.db, self.activations.db
+    def databases(self) -> tuple[str, str, str, str]:
+        """The names of the subjects, whisks, activations and schedules databases."""
+        return self.subjects.db, self.entities.db, self.activations.db, self.schedules.db
 
     @property
     def activation_batches(self) -> int:
@@ -87,7 +93,7 @@ class CouchStore:
 
     async def start(self) -> None:
         """Create the databases and design documents if missing; start retention if configured."""
-        for family in (self.subjects, self.entities, self.activations):
+        for family in (self.subjects, self.entities, self.activations, self.schedules):
             await family.prepare()
 
     async def close(self) -> None:
@@ -212,6 +218,24 @@ class CouchStore:
     async def count_rules(self, namespace: str) -> int:
         """How many rules the namespace holds."""
         return await self.entities.count_rules(namespace)
+
+    # ScheduleStore --------------------------------------------------------------------------------
+
+    async def get_schedule(self, namespace: str, name: str) -> Schedule | None:
+        """The schedule of a trigger, with its ``rev``, or None."""
+        return await self.schedules.get_schedule(namespace, name)
+
+    async def put_schedule(self, schedule: Schedule, expected_rev: str | None) -> Schedule:
+        """Create (``expected_rev=None``) or replace that revision; returns it with its new ``rev``."""
+        return await self.schedules.put_schedule(schedule, expected_rev)
+
+    async def delete_schedule(self, namespace: str, name: str) -> Schedule | None:
+        """Remove and return the schedule, or None."""
+        return await self.schedules.delete_schedule(namespace, name)
+
+    async def due_schedules(self, until_ms: int, limit: int) -> list[Schedule]:
+        """Active schedules due by ``until_ms``, earliest first."""
+        return await self.schedules.due_schedules(until_ms, limit)
 
     # ActivationStore ------------------------------------------------------------------------------
 

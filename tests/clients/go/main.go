@@ -34,7 +34,7 @@ var (
 	apperrPath  = flag.String("apperror-wasm", "", "optional: path to apperror.wasm, to check application errors")
 	actionName  = flag.String("name", "", "action name (default: owclient-go-<random>)")
 	pollTimeout = flag.Duration("poll-timeout", 60*time.Second, "how long to wait for a non-blocking activation")
-	scenario    = flag.String("scenario", "actions", "actions (this file) or model (model.go: packages, bindings, sequences, web actions)")
+	scenario    = flag.String("scenario", "actions", "actions (this file), model (model.go: packages, bindings, sequences, web actions) or events (events.go: triggers, rules, feeds)")
 )
 
 // step is one line of output.
@@ -210,6 +210,10 @@ func main() {
 	flag.Parse()
 	if *scenario == "model" {
 		model()
+		return
+	}
+	if *scenario == "events" {
+		events()
 		return
 	}
 	if *apihost == "" || *auth == "" || *wasmPath == "" {
