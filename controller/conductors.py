@@ -304,14 +304,8 @@ class ConductorRunner:
         cause: str,
         transid: TransactionId,
     ) -> Activated:
-        # Inline, as a sequence inside a sequence ([OW] invokeSequence with cause, not topmost, its own count
-        # of atomic actions). The SequenceRunner offers no public way to run a nested sequence yet.
-        components = await self._sequences._resolve(identity, sequence)
-        sequence_id = new_activation_id()
-        record, _ = await self._sequences._run(
-            identity, sequence, components, payload, sequence_id, transid, cause=cause, atomic_actions=0
-        )
-        return Activated(sequence_id, record)
+        # Inline, as a sequence inside a sequence ([OW] invokeSequence with cause, not topmost).
+        return await self._sequences.run_nested(identity, sequence, payload, cause=cause, transid=transid)
 
     async def _waited(self, session: _Session, step: Awaitable[Activated]) -> Activation | ActivationResponse:
         """The record of a step, accounted in the session; or the response ending the composition when it

@@ -254,6 +254,24 @@ class SequenceRunner:
         if not task.cancelled() and task.exception() is not None:
             log.error("sequence %s failed", task.get_name(), exc_info=task.exception())
 
+    async def run_nested(
+        self,
+        identity: Identity,
+        sequence: Action,
+        params: dict[str, Any] | list[Any] | None,
+        *,
+        cause: str,
+        transid: TransactionId,
+    ) -> Activated:
+        """Run ``sequence`` inline as a step of another composition (a conductor's component): not topmost, its
+        record caused by ``cause``, its own count of atomic actions ([OW] invokeSequence with a cause)."""
+        components = await self._resolve(identity, sequence)
+        sequence_id = new_activation_id()
+        record, _ = await self._run(
+            identity, sequence, components, params, sequence_id, transid, cause=cause, atomic_actions=0
+        )
+        return Activated(sequence_id, record)
+
     async def _resolve(self, identity: Identity, sequence: Action) -> list[Action | Exception]:
         # Every component at once, as OpenWhisk fetches them speculatively: the first runs as soon as all are read.
         names = [FullyQualifiedName.parse(c, identity.namespace.name) for c in sequence.exec.components or []]
