@@ -62,7 +62,11 @@ def create_app(
     activator = Activator(balancer, activation_records, throttles, settings.controller_id)
     # Run by this controller, component after component through the activator; closed first, so the
     # sequences it cancels can still record themselves.
-    journal = SequenceJournal(activation_records)
+    journal = SequenceJournal(
+        activation_records,
+        period_s=settings.sequence_journal_period_s,
+        timeout_addon_ms=settings.composition_timeout_addon_ms,
+    )
     sequences = SequenceRunner(entities, activation_records, activator, journal)
     activator.run_sequences_with(sequences)
     # Compositions likewise, journalled in the same journal (the sequence runner runs its scan); closed before

@@ -54,8 +54,8 @@ import orjson
 
 from controller.activator import Activated, Activator, merged_params
 from controller.resolve import resolve_action
-from controller.sequence_journal import DEADLINE_MARGIN_MS, SequenceJournal
-from controller.sequences import ACTION_SEQUENCE_LIMIT, COMPONENT_WAIT_ADDON_MS, SEQUENCE_KIND, SequenceRunner
+from controller.sequence_journal import SequenceJournal
+from controller.sequences import ACTION_SEQUENCE_LIMIT, SEQUENCE_KIND, SequenceRunner
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.entities import TIMEOUT_MS, Action, FullyQualifiedName, KeyValue, Limits
 from pywhisk.errors import BadRequest, Forbidden, StoreUnavailable, WhiskError
@@ -158,7 +158,8 @@ class ConductorRunner:
         # Journalled before it is accepted: a composition that runs is one that will end with a record.
         lost = _Session(composition_id, time.time() * 1000, action, None, _Accounting())
         lost_record = self._record(identity, lost, ActivationResponse.error(StatusCode.WHISK_ERROR, COMPOSITION_LOST))
-        await self._journal.begin(lost_record, deadline_ms=int(lost.start_ms) + _deadline_ms())
+        deadline_ms = int(lost.start_ms) + _deadline_ms(self._journal.timeout_addon_ms)
+        await self._journal.begin(lost_record, deadline_ms=deadline_ms)
         run = self._run(identity, action, params, composition_id, transid, None, _Accounting())
         task = asyncio.get_running_loop().create_task(run, name=f"composition {composition_id}")
         self._running.add(task)
@@ -269,7 +270,7 @@ class ConductorRunner:
             payload,
             transid=child,
             blocking=True,
-            wait_ms=action.limits.timeout + COMPONENT_WAIT_ADDON_MS,
+            wait_ms=action.limits.timeout + self._journal.timeout_addon_ms,
             component_of=session.activation_id,
             conductor_step=True,
         )
@@ -390,13 +391,13 @@ class _Session:
         self.max_memory = max(self.max_memory, self.action.limits.memory)
 
 
-def _deadline_ms() -> int:
+def _deadline_ms(addon_ms: int) -> int:
     """How long a composition can run: 2n + 1 conductor steps and n components, any of them as long as an
     action may be and each component possibly a sequence of n actions, and a margin. Days, not minutes: a
     composition lost with its controller is recorded late, never while it still runs."""
-    longest_ms = TIMEOUT_MS.maximum + COMPONENT_WAIT_ADDON_MS
+    longest_ms = TIMEOUT_MS.maximum + addon_ms
     steps = 2 * ACTION_SEQUENCE_LIMIT + 1 + ACTION_SEQUENCE_LIMIT * ACTION_SEQUENCE_LIMIT
-    return DEADLINE_MARGIN_MS + steps * longest_ms
+    return addon_ms + steps * longest_ms
 
 
 def _with_state(payload: dict[str, Any] | list[Any] | None, session: _Session) -> dict[str, Any] | list[Any] | None:

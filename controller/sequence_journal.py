@@ -16,11 +16,11 @@ first record of an id:
   sequence that ended has its record already, and a lost record put twice (by two controllers) is kept once,
   so nothing is ever deleted or coordinated.
 
-The deadline bounds the run: every component ends within its time limit and a minute (the runner's wait,
-``COMPONENT_WAIT_ADDON_MS``), an inner sequence within ``ACTION_SEQUENCE_LIMIT`` of the longest ones, plus a
-minute of margin. A controller that comes back scans from ``LOOKBACK_MS`` before its start: a sequence whose
-deadline passed while every controller was down for longer is not recovered (the cost: one entry read per
-sequence per controller, within that window). Entries stay until the store's retention drops them.
+The deadline bounds the run: every component ends within its time limit and the runner's wait beyond it
+(``timeout_addon_ms``, a minute by default), an inner sequence within ``ACTION_SEQUENCE_LIMIT`` of the longest
+ones, plus that add-on again as a margin. A controller that comes back scans from ``LOOKBACK_MS`` before its
+start: a sequence whose deadline passed while every controller was down for longer is not recovered (the cost:
+one entry read per sequence per controller, within that window). Entries stay until the store's retention drops them.
 
 Example: a sequence of two components with 1 s and 60 s limits starting at t is journalled with deadline
 t + (1 + 60) + (60 + 60) + 60 s = t + 241 s; its controller is killed at t + 5 s; the first scan after
@@ -45,7 +45,7 @@ log = logging.getLogger("pywhisk.controller.sequences")
 JOURNAL_NAMESPACE = "whisk.sequences"
 PERIOD_S = 5.0
 LOOKBACK_MS = 60 * 60 * 1000
-DEADLINE_MARGIN_MS = 60_000
+TIMEOUT_ADDON_MS = 60_000
 _PAGE = 200
 LOST_MESSAGE = "The sequence did not complete: the controller running it stopped responding."
 
@@ -53,9 +53,14 @@ LOST_MESSAGE = "The sequence did not complete: the controller running it stopped
 class SequenceJournal:
     """Journals running sequences and records the lost ones (see the module's docstring)."""
 
-    def __init__(self, records: ActivationStore, *, period_s: float = PERIOD_S) -> None:
+    def __init__(
+        self, records: ActivationStore, *, period_s: float = PERIOD_S, timeout_addon_ms: int = TIMEOUT_ADDON_MS
+    ) -> None:
         self._records = records
         self._period_s = period_s
+        self.timeout_addon_ms = timeout_addon_ms
+        """How long past a step's time limit its composition waits for it, and the margin of every deadline
+        ([OW] the controller's ``timeout-addon``; ``PYWHISK_COMPOSITION_TIMEOUT_ADDON_MS``)."""
         self._scanned_upto = 0
         self._task: asyncio.Task[None] | None = None
 

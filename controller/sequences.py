@@ -40,7 +40,7 @@ from typing import Any
 
 from controller.activator import Activated, Activator, merged_params
 from controller.resolve import resolve_action
-from controller.sequence_journal import DEADLINE_MARGIN_MS, SequenceJournal, lost_response
+from controller.sequence_journal import SequenceJournal, lost_response
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.entities import TIMEOUT_MS, Action, ActionPut, Exec, FullyQualifiedName, KeyValue, Limits
 from pywhisk.errors import BadRequest, Conflict, NotFound, StoreUnavailable
@@ -54,7 +54,6 @@ SEQUENCE_KIND = "sequence"
 # [OW] whisk.properties / application.conf ``actionSequenceLimit``: atomic actions in an inlined sequence.
 ACTION_SEQUENCE_LIMIT = 50
 # A component's blocking wait: its own time limit and a minute more ([OW] SequenceActions.invokeNextAction).
-COMPONENT_WAIT_ADDON_MS = 60_000
 
 # [OW] common/scala/.../http/ErrorResponse.scala, Messages.
 SEQUENCE_IS_TOO_LONG = "Too many actions in the sequence."
@@ -147,17 +146,17 @@ def _name_of(action: Action) -> FullyQualifiedName:
 # running -----------------------------------------------------------------------------------------------------
 
 
-def _deadline_ms(components: list[Action | Exception]) -> int:
+def _deadline_ms(components: list[Action | Exception], addon_ms: int) -> int:
     """How long a sequence of ``components`` can run: each component its time limit and the runner's wait
-    beyond it, an inner sequence as many of the longest as a sequence may hold, and a margin."""
-    longest_ms = TIMEOUT_MS.maximum + COMPONENT_WAIT_ADDON_MS
-    total = DEADLINE_MARGIN_MS
+    beyond it (``addon_ms``), an inner sequence as many of the longest as a sequence may hold, and a margin."""
+    longest_ms = TIMEOUT_MS.maximum + addon_ms
+    total = addon_ms
     for component in components:
         if isinstance(component, Action):
             if component.exec.kind == SEQUENCE_KIND:
                 total += ACTION_SEQUENCE_LIMIT * longest_ms
             else:
-                total += component.limits.timeout + COMPONENT_WAIT_ADDON_MS
+                total += component.limits.timeout + addon_ms
     return total
 
 
@@ -239,7 +238,8 @@ class SequenceRunner:
         start_ms = time.time() * 1000
         lost = _Accounting(0, response=lost_response())
         lost_record = self._record(identity, action, sequence_id, transid, lost, start_ms, cause=None)
-        await self._journal.begin(lost_record, deadline_ms=int(start_ms) + _deadline_ms(components))
+        deadline_ms = int(start_ms) + _deadline_ms(components, self._journal.timeout_addon_ms)
+        await self._journal.begin(lost_record, deadline_ms=deadline_ms)
         run = self._run_topmost(identity, action, components, params, sequence_id, transid)
         task = asyncio.get_running_loop().create_task(run, name=f"sequence {sequence_id}")
         self._running.add(task)
@@ -381,7 +381,7 @@ class SequenceRunner:
                 atomic_actions=accounting.atomic_actions,
             )
             return record
-        wait_ms = component.limits.timeout + COMPONENT_WAIT_ADDON_MS
+        wait_ms = component.limits.timeout + self._journal.timeout_addon_ms
         activated = await self._activator.activate(
             identity, component, payload, transid=child, blocking=True, wait_ms=wait_ms, component_of=sequence_id
         )

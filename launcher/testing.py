@@ -205,6 +205,12 @@ class Deployment:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def kill_controller(self, index: int) -> None:
+        """SIGKILL controller ``index``: no draining, as a crash (its entry stays, for its log and apihost)."""
+        process, _ = self.controller_procs[index]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
     def stop(self) -> None:
         """SIGTERM every process (killed after 40 s), then drop the deployment's CouchDB databases."""
         for process in self.invoker_procs.values():

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     # Blocking invokes wait at most this long before answering 202 (OpenWhisk: 60 s).
     max_blocking_wait_ms: int = 60_000
+    # Sequences and conductors wait this long past a step's time limit before giving it up, and record a
+    # composition lost with its controller this long after its deadline ([OW] the controller's timeout-addon).
+    composition_timeout_addon_ms: int = Field(default=60_000, ge=0)
+    # How often every controller looks for compositions whose controller died (controller/sequence_journal.py).
+    sequence_journal_period_s: float = Field(default=5.0, gt=0)
     # Largest accepted request or invoke payload (OpenWhisk: 1 MB).
     max_payload_bytes: int = 1_048_576
     # Deepest nesting of arrays and objects in an accepted JSON body (invoke parameters, action documents):
