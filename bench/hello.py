@@ -61,6 +61,10 @@ async def run(
         kind, code = "python:3", (REPO / "actions" / "python" / "hello.py").read_text()
         if options.kind == "python-wasm":  # the same hello.py, pinned to the WASM executor
             annotations = [{"key": "executor", "value": "wasm"}]
+    elif options.kind in ("nodejs", "nodejs-wasm"):
+        kind, code = "nodejs:default", (REPO / "actions" / "js" / "hello.js").read_text()
+        if options.kind == "nodejs-wasm":  # the same hello.js, pinned to the WASM executor
+            annotations = [{"key": "executor", "value": "wasm"}]
     else:
         kind, code = "wasm:wasi", base64.b64encode((REPO / "actions" / "wasm" / "hello.wasm").read_bytes()).decode()
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
@@ -70,7 +74,9 @@ async def run(
 
         async def create(name: str) -> None:
             # --unique-source: a distinct source per action, so no content-hash cache helps a cold start.
-            source = f"{code}\n# {name}\n" if options.unique_source and kind == "python:3" else code
+            source = code
+            if options.unique_source and kind in ("python:3", "nodejs:default"):
+                source = f"{code}\n{'#' if kind == 'python:3' else '//'} {name}\n"
             body: dict[str, Any] = {"exec": {"kind": kind, "code": source}, "limits": {"memory": options.memory}}
             if annotations:
                 body["annotations"] = annotations
@@ -189,11 +195,11 @@ def main() -> None:
     parser.add_argument("--distributed", action="store_true", help="start 1 controller + 2 invokers instead")
     parser.add_argument(
         "--kind",
-        choices=["wasm", "python", "python-wasm"],
+        choices=["wasm", "python", "python-wasm", "nodejs", "nodejs-wasm"],
         default="wasm",
-        help="hello.wasm, hello.py (Docker) or hello.py on WASM (annotation executor=wasm)",
+        help="hello.wasm, hello.py (Docker) or hello.py on WASM (annotation executor=wasm); hello.js likewise",
     )
-    parser.add_argument("--unique-source", action="store_true", help="python kinds: a distinct source per action")
+    parser.add_argument("--unique-source", action="store_true", help="python/nodejs: a distinct source per action")
     parser.add_argument("--memory", type=int, default=256, help="action memory (MB); python stem cells are 256 MB")
     parser.add_argument("--cold-gap", type=float, default=0.0, help="seconds to wait before each cold invoke")
     parser.add_argument(

@@ -24,6 +24,7 @@ from executor_docker.settings import DockerSettings
 from pywhisk.errors import ActionStartupError, ExecutorError
 
 PYTHON_IMAGE = "pywhisk/action-python-v3.11:latest"
+NODEJS_IMAGE = "pywhisk/action-nodejs-v18:latest"
 SKELETON_IMAGE = "pywhisk/dockerskeleton:latest"  # blackbox without an image: OpenWhisk's native skeleton
 PROXY_PORT = 8080
 OWNER_LABEL = "pywhisk.owner"

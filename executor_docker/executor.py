@@ -1,4 +1,4 @@
-"""``DockerExecutor``: actions in OpenWhisk action-proxy containers (kinds ``python:3.11``, ``blackbox``).
+"""``DockerExecutor``: actions in OpenWhisk action-proxy containers (``python:3.11``, ``nodejs:18``, ``blackbox``).
 
 One container per instance, as OpenWhisk's DockerContainer: created and started on the default
 bridge with OpenWhisk's run args (containers.py), attached before it starts so that its output streams
@@ -24,14 +24,22 @@ import docker
 import httpx
 import orjson
 
-from executor_docker.containers import PROXY_PORT, PYTHON_IMAGE, SKELETON_IMAGE, DockerHost, StartedContainer
+from executor_docker.containers import (
+    NODEJS_IMAGE,
+    PROXY_PORT,
+    PYTHON_IMAGE,
+    SKELETON_IMAGE,
+    DockerHost,
+    StartedContainer,
+)
 from executor_docker.logs import AttachProtocol, LogCollector
 from executor_docker.settings import DockerSettings
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import ExecutorEnvironment, InitRequest, InstanceSpec, ProxyResult, RunRequest
 
 PYTHON_KINDS = frozenset({"python:3.11", "python:3", "python:default"})
-KINDS = PYTHON_KINDS | {"blackbox"}
+NODEJS_KINDS = frozenset({"nodejs:18", "nodejs:default"})
+KINDS = PYTHON_KINDS | NODEJS_KINDS | {"blackbox"}
 # dockerd serialises container starts (~5.5/s on 2 cores, measurements.md), so more threads do not
 # start more containers; they keep pause/unpause/remove (~6-85 ms each) from queueing behind starts.
 DOCKER_THREADS = 16
@@ -99,7 +107,11 @@ class DockerExecutor:
         data_dir = environment.data_dir.expanduser().resolve()
         self.owner = f"invoker{environment.invoker_id}@{socket.gethostname()}:{data_dir}"
         self.host = DockerHost(client, self.owner, settings)
-        self.images = {kind: PYTHON_IMAGE for kind in PYTHON_KINDS} | dict(images or {})
+        self.images = (
+            {kind: PYTHON_IMAGE for kind in PYTHON_KINDS}
+            | {kind: NODEJS_IMAGE for kind in NODEJS_KINDS}
+            | dict(images or {})
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._http: httpx.AsyncClient | None = None
         self._containers: dict[str, _Container] = {}
@@ -128,7 +140,7 @@ class DockerExecutor:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     def kinds(self) -> set[str]:
-        """``python:3.11`` (with its aliases ``python:3`` and ``python:default``) and ``blackbox``."""
+        """``python:3.11`` (with ``python:3``, ``python:default``), ``nodejs:18`` (``nodejs:default``), ``blackbox``."""
         return set(KINDS)
 
     async def create(self, spec: InstanceSpec) -> None:

@@ -17,7 +17,8 @@ def create_executor(environment: ExecutorEnvironment) -> Executor:
         from executor_wasm.client import HttpWasmExecutor
 
         return HttpWasmExecutor(settings)
-    # The WasmExecutor with python:3 actions on the Python runner component (issue 7).
-    from executor_wasm.python.executor import WasmPythonExecutor
+    # The WasmExecutor with python:3 actions on the Python runner component (issue 7) and nodejs actions on
+    # the JavaScript runner component (issue 16).
+    from executor_wasm.js.executor import WasmJavaScriptExecutor
 
-    return WasmPythonExecutor(settings, module_cache_dir(environment.data_dir))
+    return WasmJavaScriptExecutor(settings, module_cache_dir(environment.data_dir))

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from executor_wasm.executor import UnknownInstance, WasmExecutor
-from executor_wasm.python.executor import WasmPythonExecutor
+from executor_wasm.js.executor import WasmJavaScriptExecutor
 from executor_wasm.settings import WasmSettings
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
@@ -89,12 +89,12 @@ def create_app(wasm: WasmExecutor) -> FastAPI:
 
 
 def serve(settings: WasmSettings, module_cache_dir: Path, *, host: str, port: int, log_level: str) -> None:
-    """Serve a ``WasmPythonExecutor`` on ``host:port`` until interrupted (blocking).
+    """Serve a ``WasmJavaScriptExecutor`` on ``host:port`` until interrupted (blocking).
 
     The caller chooses the port (``pywhisk executor-wasm``: ``--port``, else ``settings.executor_port``).
     """
     uvicorn.run(
-        create_app(WasmPythonExecutor(settings, module_cache_dir)),
+        create_app(WasmJavaScriptExecutor(settings, module_cache_dir)),
         host=host,
         port=port,
         log_level=log_level.lower(),

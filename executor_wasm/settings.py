@@ -36,6 +36,9 @@ class WasmSettings(BaseSettings):
     - ``python_cache_dir`` (``PYWHISK_PYTHON_WASM_CACHE_DIR``, ``~/.cache/pywhisk/python-wasm``): the Python
       runner component of ``python:3`` actions on WASM (python/build.py), built once per machine (~10 s), so
       kept in the user's cache and shared by every data directory.
+    - ``js_cache_dir`` (``PYWHISK_WASM_JS_CACHE_DIR``, ``~/.cache/pywhisk/js-wasm``): the JavaScript runner
+      component of ``nodejs`` actions on WASM (js/build.py) and the componentize-js that builds it (~1 min,
+      once per machine), likewise.
     - ``max_module_bytes`` (``PYWHISK_WASM_MAX_MODULE_BYTES``, 64 MiB): the largest module accepted, counted in
       bytes actually produced when ``exec.code`` is a zip (unzip.py); a zip bomb is refused at this budget.
     - ``compile_processes`` (``PYWHISK_WASM_COMPILE_PROCESSES``, 2): modules compiled at once, each in its own
@@ -61,6 +64,7 @@ class WasmSettings(BaseSettings):
         default=Path.home() / ".cache" / "pywhisk" / "python-wasm",
         validation_alias=AliasChoices("PYWHISK_PYTHON_WASM_CACHE_DIR"),
     )
+    js_cache_dir: Path = Path.home() / ".cache" / "pywhisk" / "js-wasm"
     max_module_bytes: int = Field(default=64 * 1_048_576, ge=1024)
     compile_processes: int = Field(default=2, ge=1)
     compile_memory_mb: int = Field(default=2048, ge=256)

@@ -6,6 +6,8 @@
 | ``docker`` | ``blackbox``, image ``openwhisk/dockerskeleton`` | ``actions/native/<name>`` (executable), base64 |
 | ``python`` | ``python:3`` | ``actions/python/<name>.py``, source text |
 | ``python-wasm`` | ``python:3``, annotation ``executor=wasm`` | the same ``.py`` file, run on the WASM executor |
+| ``nodejs`` | ``nodejs:default`` | ``actions/js/<name>.js``, source text |
+| ``nodejs-wasm`` | ``nodejs:default``, annotation ``executor=wasm`` | the same ``.js`` file, run on the WASM executor |
 
 The same sources are compiled to WASM and to native code, so Docker-vs-WASM compares the same work (reference §8.8).
 """
@@ -20,8 +22,10 @@ from typing import Any, Literal
 from loadgen.client import WhiskClient
 from loadgen.errors import LoadgenError
 
-Executor = Literal["wasm", "docker", "python", "python-wasm"]
-EXECUTORS: tuple[Executor, ...] = ("wasm", "docker", "python", "python-wasm")
+Executor = Literal["wasm", "docker", "python", "python-wasm", "nodejs", "nodejs-wasm"]
+EXECUTORS: tuple[Executor, ...] = ("wasm", "docker", "python", "python-wasm", "nodejs", "nodejs-wasm")
+# The source-text executors pinned to the WASM executor by the annotation executor=wasm.
+PINNED_TO_WASM = ("python-wasm", "nodejs-wasm")
 BENCHMARKS = ("hello", "hash", "prime", "net", "sleep")
 
 # 128 MB is OpenWhisk's smallest memory limit. It lets twice 15 instances (e.g. `net` and `prime` in the mixed
@@ -71,6 +75,8 @@ def action_source(executor: Executor, benchmark: str, actions_dir: Path) -> Acti
         source = ActionSource(executor, benchmark, actions_dir / "native" / benchmark, "blackbox", True, DOCKERSKELETON)
     elif executor in ("python", "python-wasm"):
         source = ActionSource(executor, benchmark, actions_dir / "python" / f"{benchmark}.py", "python:3", False)
+    elif executor in ("nodejs", "nodejs-wasm"):
+        source = ActionSource(executor, benchmark, actions_dir / "js" / f"{benchmark}.js", "nodejs:default", False)
     else:
         raise LoadgenError(f"unknown executor {executor!r} (one of {', '.join(EXECUTORS)})")
     if not source.path.is_file():
@@ -95,7 +101,7 @@ def action_document(
     if timeout_ms is not None:
         limits["timeout"] = timeout_ms
     annotations = [{"key": "loadgen", "value": f"{source.executor}/{source.benchmark}"}]
-    if source.executor == "python-wasm":  # the python:3 source, pinned to the WASM executor
+    if source.executor in PINNED_TO_WASM:  # the python:3 or nodejs source, pinned to the WASM executor
         annotations.append({"key": "executor", "value": "wasm"})
     return {"exec": source.exec_body(), "limits": limits, "annotations": annotations}
 

@@ -55,6 +55,8 @@ class ExecutorChoice(enum.StrEnum):
     docker = "docker"
     python = "python"
     python_wasm = "python-wasm"
+    nodejs = "nodejs"
+    nodejs_wasm = "nodejs-wasm"
 
 
 class ColdAction(enum.StrEnum):
@@ -76,7 +78,8 @@ ExecutorOpt = Annotated[
     typer.Option(
         "--executor",
         help="wasm (kind wasm:wasi), docker (native binaries in dockerskeleton), python (python:3 on Docker) or"
-        " python-wasm (python:3 on WASM) (default: wasm)",
+        " python-wasm (python:3 on WASM), nodejs (nodejs:default on Docker) or nodejs-wasm (the same .js on WASM)"
+        " (default: wasm)",
     ),
 ]
 ActionsDirOpt = Annotated[

@@ -407,7 +407,7 @@ async def test_an_action_cannot_write_past_its_disk_quota_nor_outside_its_writab
 
 
 async def test_unknown_kinds_and_instances_are_refused(executor: DockerExecutor) -> None:
-    assert executor.kinds() == {"python:3.11", "python:3", "python:default", "blackbox"}
+    assert executor.kinds() == {"python:3.11", "python:3", "python:default", "nodejs:18", "nodejs:default", "blackbox"}
     with pytest.raises(ExecutorError, match="cannot run kind"):
         await executor.create(InstanceSpec(instance_id="z", kind="nodejs:20", memory_mb=128))
     with pytest.raises(UnknownInstance):
