@@ -1,4 +1,4 @@
--- wrk script: blocking invokes of one action with the guest key (used by bench/throughput.sh).
+-- wrk script: blocking invokes of one action with the guest key (used by bench/throughput.py and bench/hello.py).
 wrk.method = "POST"
 wrk.body = '{"name": "wrk"}'
 wrk.headers["Content-Type"] = "application/json"

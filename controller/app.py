@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.activator import Activator
 from controller.alarms import AlarmFeeds, AlarmScheduler
 from controller.auth import Authenticator
 from controller.conductors import ConductorRunner
+from controller.entity_cache import CachedEntityStore
 from controller.loadbalancer import LoadBalancer
 from controller.middleware import WhiskMiddleware
 from controller.openapi import install_openapi
@@ -28,7 +30,7 @@ from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavai
 from pywhisk.lifecycle import Service
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
-from pywhisk.store import ActivationStore, EntityStore, ScheduleStore, Store, SubjectStore
+from pywhisk.store import ActivationStore, ScheduleStore, Store, SubjectStore
 from pywhisk.system import seed_system_packages
 from pywhisk.tenancy import seed_guest_subject
 
@@ -55,7 +57,14 @@ def create_app(
     authenticator and the guest seeding its ``SubjectStore`` side, the routes ``app.state.entities``
     (``EntityStore``) and ``app.state.activations`` (``ActivationStore``)."""
     subjects: SubjectStore = store
-    entities: EntityStore = store
+    # Read through a cache, invalidated on every write here and, over the bus, on every other controller.
+    entities = CachedEntityStore(
+        store,
+        bus,
+        instance=f"controller{settings.controller_id}",
+        max_bytes=settings.entity_cache_mb * 1024 * 1024,
+        ttl_s=settings.entity_cache_ttl_s,
+    )
     activation_records: ActivationStore = store
     balancer = LoadBalancer(bus, store, settings)
     throttles = Throttles(settings, balancer)
@@ -85,7 +94,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started: list[Service] = []
         try:
-            chain: list[Service] = [store, bus, balancer, *services, sequences, conductors, alarms]
+            chain: list[Service] = [store, bus, entities, balancer, *services, sequences, conductors, alarms]
             for service in chain:
                 await service.start()
                 started.append(service)
@@ -101,7 +110,7 @@ def create_app(
                 except Exception:
                     log.exception("error while closing %s", type(service).__name__)
 
-    app = FastAPI(
+    app = ControllerApp(
         title="pywhisk",
         version="0.1.0",
         description="OpenWhisk-compatible REST API",
@@ -140,6 +149,40 @@ def create_app(
         max_action_put_bytes=MAX_ACTION_PUT_BYTES,
     )
     return app
+
+
+class ControllerApp(FastAPI):
+    """The FastAPI app, with the invoke route served before FastAPI's own layers (controller/routes/invoke.py)."""
+
+    _edge: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and invoke.INVOKE_PATH.fullmatch(scope["path"]):
+            if self._edge is None:  # WhiskMiddleware's stamps, limits and headers, as on every other route
+                settings: Settings = self.state.settings
+                self._edge = WhiskMiddleware(
+                    self._serve_invoke,
+                    max_body_bytes=settings.max_payload_bytes,
+                    max_action_put_bytes=MAX_ACTION_PUT_BYTES,
+                )
+            scope["app"] = self
+            await self._edge(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _serve_invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
+        served = await invoke.serve_invoke(scope, receive, send, _render_error)
+        assert served, f"expected an invoke, got {scope['method']} {scope['path']}"
+
+
+def _render_error(request: Request, exc: Exception) -> JSONResponse | None:
+    """What the exception handlers below answer for ``exc`` on the invoke path; None for the rest."""
+    if isinstance(exc, WhiskError):
+        return _error_response(request, exc)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return _error_response(request, ServiceUnavailable(STORE_UNAVAILABLE))
+    return None
 
 
 def _error_response(request: Request, error: WhiskError) -> JSONResponse:

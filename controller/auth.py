@@ -9,6 +9,7 @@ within that time on every controller, without a restart. Within the TTL a repeat
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ class Authenticator:
         self._store = store
         self._ttl = cache_ttl_s
         self._cache: dict[str, _Cached] = {}
+        # One store read per uuid at a time: when an entry expires under load, every request in flight would
+        # otherwise read the subject (two CouchDB reads each) until the first read returns (issue 15).
+        self._loading: dict[str, asyncio.Future[_Cached]] = {}
         self._owners: dict[str, tuple[Identity | None, float]] = {}
 
     async def identify(self, authorization: str | None) -> Identity:
@@ -65,7 +69,7 @@ class Authenticator:
         uuid, key = credentials
         cached = self._cache.get(uuid)
         if cached is None or cached.expires <= time.monotonic():
-            cached = await self._load(uuid)
+            cached = await self._load_once(uuid)
         if cached.verified_key is not None and hmac.compare_digest(cached.verified_key.encode(), key.encode()):
             assert cached.identity is not None
             return cached.identity
@@ -101,6 +105,21 @@ class Authenticator:
                     limits=limits or NamespaceLimits(),
                 )
         return None
+
+    async def _load_once(self, uuid: str) -> _Cached:
+        loading = self._loading.get(uuid)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(uuid))
+            self._loading[uuid] = loading
+            loading.add_done_callback(lambda done: self._loaded(uuid, done))
+        # Shielded: a caller that goes away does not cancel the read the others wait for.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, uuid: str, done: asyncio.Future[_Cached]) -> None:
+        if self._loading.get(uuid) is done:
+            del self._loading[uuid]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure every waiter left is not logged as never retrieved
 
     async def _load(self, uuid: str) -> _Cached:
         subject = await self._store.get_subject_by_uuid(uuid)

@@ -31,6 +31,7 @@ from pywhisk.messages import (
     PingMessage,
     completed_topic,
     invoker_topic,
+    parse,
 )
 from pywhisk.records import build_activation
 from pywhisk.settings import Settings
@@ -184,7 +185,7 @@ class LoadBalancer:
             log.exception("handling a bus message failed")
 
     def _on_completion(self, value: bytes) -> None:
-        ack = CompletionMessage.model_validate_json(value)
+        ack = parse(CompletionMessage, value)
         entry = self._forget(ack.activationId)
         if entry is not None:
             namespace = entry.message.user.namespace.name

@@ -32,6 +32,7 @@ from pywhisk.messages import (
     PingMessage,
     completed_topic,
     invoker_topic,
+    parse,
 )
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
@@ -163,7 +164,7 @@ class Invoker:
 
     async def _handle(self, consumer: Consumer, delivery: Delivery) -> None:
         try:
-            message = ActivationMessage.model_validate_json(delivery.value)
+            message = parse(ActivationMessage, delivery.value)
         except (ValidationError, orjson.JSONDecodeError):
             log.exception("dropping a malformed activation message")
             await consumer.ack(delivery)

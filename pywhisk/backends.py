@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pywhisk.bus import Bus
-from pywhisk.messages import HEALTH_TOPIC, completed_topic
+from pywhisk.messages import CACHE_INVALIDATION_TOPIC, HEALTH_TOPIC, completed_topic
 from pywhisk.settings import Settings
 from pywhisk.store import Store
 
@@ -46,6 +46,7 @@ def create_store(settings: Settings) -> Store:
 
 
 def _is_activation_topic(topic: str) -> bool:
-    """Activations (``invoker{N}``) are journalled; completions and health pings are not: they mean
-    nothing to the process after a crash (its blocking callers are gone, and invokers ping again)."""
-    return topic != HEALTH_TOPIC and not topic.startswith(completed_topic(""))
+    """Activations (``invoker{N}``) are journalled; completions, health pings and cache invalidations are not:
+    they mean nothing to the process after a crash (its blocking callers are gone, invokers ping again, and
+    its caches start empty)."""
+    return topic not in (HEALTH_TOPIC, CACHE_INVALIDATION_TOPIC) and not topic.startswith(completed_topic(""))

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # How long a controller trusts an identity and its namespace's limits before reading them again: the
     # delay before `pywhisk admin` changes (a deleted key, new limits) apply on a running server.
     identity_cache_ttl_s: float = Field(default=5.0, ge=0)
+    # The controller's entity cache (controller/entity_cache.py): actions, packages, triggers and rules, kept at
+    # most this long after they were read (the bound on another controller's change going unseen when its
+    # invalidation message is lost; 0 turns the cache off), and at most entity_cache_mb of them.
+    entity_cache_ttl_s: float = Field(default=5.0, ge=0)
+    entity_cache_mb: int = Field(default=64, ge=0)
 
     # The SQLite bus (standalone): bytes of accepted activations not yet recorded that its journal holds
     # before further invokes are refused (503), and whether each commit is fsynced (safe against power

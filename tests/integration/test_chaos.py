@@ -55,23 +55,30 @@ def test_couchdb_restart_under_load_answers_503_meanwhile_and_loses_nothing_acce
         load.wait_accepted(300, timeout_s=60)
 
         private_couchdb.down()
-        # While the store is away the API answers clean 503s, for reads and for writes.
+        # While the store is away the API answers clean 503s for what needs it (reads of records, writes of
+        # entities). An invoke of an action the controller has cached (controller/entity_cache.py, as OpenWhisk's
+        # controller caches entities) may still be accepted: then its record is written once the store is back.
         with deployment.client(timeout=30) as api:
             listing = api.get("/namespaces/_/activations")
             code = {"exec": {"kind": "wasm:wasi", "code": wasm_code("hello")}}
             created = api.put("/namespaces/_/actions/while-down", json=code)
             invoked = api.post(f"/namespaces/_/actions/{names[0]}")
-        for response in (listing, created, invoked):
+        for response in (listing, created):
             assert response.status_code == 503, response.text
             assert response.json() == {"error": STORE_DOWN, "code": response.headers["x-request-id"]}
-        time.sleep(2)
+        if invoked.status_code == 202:
+            load.accepted.append(invoked.json()["activationId"])
+        else:
+            assert invoked.status_code == 503, invoked.text
+            assert invoked.json() == {"error": STORE_DOWN, "code": invoked.headers["x-request-id"]}
+        time.sleep(2)  # the outage lasts a while under load (not synchronisation)
         accepted_while_down = len(load.accepted)
         private_couchdb.up()
 
         _wait(lambda: len(load.accepted) > accepted_while_down + 300, "accepting again after the restart")
         load.stop()
         print(f"couchdb restart: {len(load.accepted)} accepted, refused {dict(load.refused)}")
-        assert set(load.refused) == {503}, load.refused
+        assert set(load.refused) <= {503}, load.refused
         assert not load.unanswered, load.unanswered
 
         result = wait_until_recorded(private_couchdb.url, deployment.prefix, load.accepted, timeout_s=90)

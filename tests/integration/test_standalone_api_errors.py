@@ -51,7 +51,7 @@ def test_unknown_kind_is_400_and_lists_valid_kinds(api: httpx.Client, unique_nam
         response,
         400,
         "The specified runtime 'cobol:85' is not supported by this platform. Valid values are: "
-        "blackbox, python:3, python:3.11, python:default, wasm:default, wasm:wasi",
+        "blackbox, nodejs:18, nodejs:default, python:3, python:3.11, python:default, wasm:default, wasm:wasi",
     )
     _action_absent(api, unique_name)
 

@@ -180,10 +180,11 @@ async def test_a_deleted_action_raced_by_its_invokes_never_cuts_the_namespace_of
     real_get = store.get_action
 
     async def read_then_deleted(namespace: str, name: str) -> Action | None:
-        # The controller's read finds the action; the delete lands before the invoker's read.
+        # The controller's read finds the action; the delete (through the controller, as the API's, so its
+        # entity cache hears of it) lands before the invoker's read.
         found = await real_get(namespace, name)
         if name == "racy" and found is not None:
-            await store.delete_action(namespace, name)
+            await whisk.app.state.entities.delete_action(namespace, name)
         return found
 
     for round_ in range(6):

@@ -346,7 +346,7 @@ async def test_unknown_kind_is_400_listing_the_valid_kinds(api: httpx.AsyncClien
         response,
         400,
         "The specified runtime 'cobol:85' is not supported by this platform. Valid values are: "
-        "blackbox, python:3, python:3.11, python:default, wasm:default, wasm:wasi",
+        "blackbox, nodejs:18, nodejs:default, python:3, python:3.11, python:default, wasm:default, wasm:wasi",
     )
 
 

@@ -12,7 +12,7 @@ from controller.auth import Authenticator
 from controller.loadbalancer import LoadBalancer
 from controller.throttles import Throttles, controller_share
 from pywhisk.bus.memory import MemoryBus
-from pywhisk.errors import TooManyRequests, Unauthorized
+from pywhisk.errors import StoreUnavailable, TooManyRequests, Unauthorized
 from pywhisk.identity import (
     KEY_LENGTH,
     AuthKey,
@@ -301,6 +301,53 @@ async def test_a_created_key_authenticates_and_a_wrong_one_does_not(store: Sqlit
     assert (await authenticator.identify(_basic(key.api_key))).namespace.name == "team-a"
     with pytest.raises(Unauthorized):
         await authenticator.identify(_basic(f"11111111-0000-4000-8000-00000000dead:{key.key}"))
+
+
+async def test_concurrent_requests_of_an_uncached_uuid_read_the_store_once(store: SqliteStore) -> None:
+    key = await create_user(store, "ada-lovelace", namespace="team-a")
+    reads = 0
+    read_subject = store.get_subject_by_uuid
+
+    async def counted(uuid: str) -> object:
+        nonlocal reads
+        reads += 1
+        return await read_subject(uuid)
+
+    store.get_subject_by_uuid = counted  # type: ignore[method-assign,assignment]
+    authenticator = Authenticator(store, cache_ttl_s=60)
+    identities = await asyncio.gather(*(authenticator.identify(_basic(key.api_key)) for _ in range(20)))
+    assert {identity.namespace.name for identity in identities} == {"team-a"}
+    assert reads == 1
+    # A wrong key among concurrent ones is still refused on its own.
+    wrong = await asyncio.gather(
+        authenticator.identify(_basic(f"{key.uuid}:{'x' * 64}")),
+        authenticator.identify(_basic(key.api_key)),
+        return_exceptions=True,
+    )
+    assert isinstance(wrong[0], Unauthorized) and isinstance(wrong[1], Identity)
+
+
+async def test_a_failed_store_read_fails_every_waiting_request_and_the_next_one_reads_again(
+    store: SqliteStore,
+) -> None:
+    key = await create_user(store, "ada-lovelace", namespace="team-a")
+    read_subject = store.get_subject_by_uuid
+    failing = True
+
+    async def flaky(uuid: str) -> object:
+        await asyncio.sleep(0)  # let the other requests find this read in flight
+        if failing:
+            raise StoreUnavailable("down")
+        return await read_subject(uuid)
+
+    store.get_subject_by_uuid = flaky  # type: ignore[method-assign,assignment]
+    authenticator = Authenticator(store, cache_ttl_s=60)
+    outcomes = await asyncio.gather(
+        *(authenticator.identify(_basic(key.api_key)) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
+    failing = False
+    assert (await authenticator.identify(_basic(key.api_key))).namespace.name == "team-a"
 
 
 async def test_limits_and_deleted_keys_take_effect_after_the_cache_ttl(store: SqliteStore) -> None:

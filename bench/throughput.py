@@ -1,0 +1,289 @@
+"""Benchmark (not a test): warm blocking invokes of hello.wasm against the floors, side by side, as ratios.
+
+    python bench/throughput.py                        # echo floor, WASM floor, pywhisk standalone
+    python bench/throughput.py --distributed          # and 1 controller + 2 invokers (Kafka, pouchdb-server)
+    python bench/throughput.py --profile --out DIR    # and py-spy flame graphs of each server under load
+    python bench/throughput.py --baseline /tmp/before # and a standalone from another source tree (A/B)
+
+Every target gets ``wrk -t1 -cC -dDs -s bench/invoke.lua`` (blocking invokes with the guest's Basic auth, the same
+JSON body), round after round, the targets interleaved within each round so a noisy neighbour on the shared
+machine hits them all alike. It prints req/s per round, the median, and each pywhisk figure as a ratio of the WASM
+floor (bench/floors/wasm_floor.py: one process running hello.wasm inline, the floor of a warm invoke in Python) —
+ratios, because the absolute numbers move with the machine's load, which is printed too. pywhisk's records are
+counted afterwards: every answered invoke must have written one.
+
+With --baseline (repeatable), another standalone runs from another checkout of the repo (e.g. ``git archive HEAD``
+unpacked), interleaved with the rest: before and after a change in the same run, on the same noisy machine.
+
+With --profile, after the measured rounds each pywhisk server process is recorded by ``py-spy record
+--nonblocking`` for one more wrk run (flame graph SVGs in --out; the profiler's sampling costs a little
+throughput, so profiled runs are not part of the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from launcher.testing import GUEST_AUTH, free_port, start_deployment, start_standalone, stop_standalone
+
+REPO = Path(__file__).resolve().parent.parent
+INVOKE_LUA = REPO / "bench" / "invoke.lua"
+ACTION = "throughput-hello"
+
+
+@dataclass
+class Target:
+    """One server under load: its invoke URL, the processes to profile, and what wrk measured."""
+
+    name: str
+    url: str
+    pids: dict[str, int] = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)
+    latencies: list[str] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # server CPU (all its processes) per answered request
+    errors: int = 0
+    answered: int = 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", "-c", type=int, default=32)
+    parser.add_argument("--duration", "-d", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per target, interleaved")
+    parser.add_argument("--distributed", action="store_true", help="also 1 controller + 2 invokers")
+    parser.add_argument("--no-standalone", action="store_true", help="skip pywhisk standalone")
+    parser.add_argument(
+        "--baseline", type=Path, action="append", default=[], help="also a standalone from this source tree (A/B)"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy flame graphs into --out")
+    parser.add_argument("--out", type=Path, help="directory for results.txt and the flame graphs")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the pywhisk processes")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is required (apt-get install wrk)")
+    if args.profile and not args.out:
+        sys.exit("--profile needs --out")
+    env = dict(item.split("=", 1) for item in args.env)
+    work_dir = Path(tempfile.mkdtemp(prefix="pywhisk-throughput-"))
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    say(f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average {load_average()}")
+    say(f"wrk -t1 -c{args.connections} -d{args.duration}s -s bench/invoke.lua, {args.rounds} rounds, interleaved")
+    floors: list[subprocess.Popen[bytes]] = []
+    servers = []
+    deployment = None
+    targets: list[Target] = []
+    try:
+        for name in ("echo_floor", "wasm_floor"):
+            port = free_port()
+            floors.append(spawn_floor(name, port, work_dir))
+            targets.append(Target(name.replace("_", " "), f"http://127.0.0.1:{port}/", {name: floors[-1].pid}))
+        if not args.no_standalone:
+            server = start_standalone(work_dir / "standalone", env=env)
+            servers.append(server)
+            targets.append(Target("pywhisk standalone", prepare(server.apihost), {"standalone": server.process.pid}))
+        for baseline in args.baseline:
+            # Safe path: `-m pywhisk` must not put this checkout's cwd first; PYTHONPATH beats the editable install.
+            baseline_env = {**env, "PYTHONSAFEPATH": "1", "PYTHONPATH": str(baseline.resolve())}
+            server = start_standalone(work_dir / f"baseline-{baseline.name}", env=baseline_env)
+            servers.append(server)
+            label = f"{baseline.name} standalone"
+            targets.append(Target(label, prepare(server.apihost), {baseline.name: server.process.pid}))
+        if args.distributed:
+            subprocess.run([str(REPO / "deploy" / "local" / "services"), "up"], check=True)
+            deployment = start_deployment(
+                "127.0.0.1:9092", "http://127.0.0.1:5984", work_dir / "distributed", controller_env=env, invoker_env=env
+            )
+            pids = {f"controller{i}": p.pid for i, (p, _) in deployment.controller_procs.items()}
+            pids |= {f"invoker{i}": p.pid for i, p in deployment.invoker_procs.items()}
+            targets.append(Target("pywhisk distributed", prepare(deployment.apihost()), pids))
+        for target in targets:
+            wait_answering(target.url)
+            wrk(target, args.connections, 2)  # warm-up: lazy imports, first instances, JIT-free but cache-cold
+            target.rates.clear()
+            target.latencies.clear()
+            target.errors = target.answered = 0
+        for _ in range(args.rounds):
+            for target in targets:
+                wrk(target, args.connections, args.duration)
+        say(f"load average after the rounds {load_average()}")
+        floor = statistics.median(next(t for t in targets if t.name == "wasm floor").rates)
+        floor_cpu = statistics.median(next(t for t in targets if t.name == "wasm floor").cpu_us)
+        # CPU per request is the steadier figure on a shared machine: a neighbour's load slows every server's
+        # requests/s, but much less what each request costs the server.
+        say(
+            f"{'target':<24}{'median req/s':>13}{'x floor':>9}{'CPU µs/req':>12}{'floor/CPU':>10}"
+            "   rounds (req/s)      mean latency   non-2xx"
+        )
+        for target in targets:
+            median = statistics.median(target.rates)
+            cpu = statistics.median(target.cpu_us)
+            rounds = " ".join(f"{rate:.0f}" for rate in target.rates)
+            say(
+                f"{target.name:<24}{median:>13.0f}{median / floor:>9.2f}{cpu:>12.0f}{floor_cpu / cpu:>10.2f}   "
+                f"{rounds:<19} {' '.join(target.latencies):<14} {target.errors}"
+            )
+        for target in targets:
+            if not target.name.endswith("floor"):
+                records = count_records(target.url)
+                say(f"{target.name}: {records} records for {target.answered} answered invokes (+ warm-ups)")
+        if args.profile:
+            args.out.mkdir(parents=True, exist_ok=True)
+            for target in targets:
+                if target.name.startswith("pywhisk"):
+                    profile(target, args.connections, args.duration, args.out, say)
+    finally:
+        for process in floors:
+            process.terminate()
+            process.wait()
+        for server in servers:
+            stop_standalone(server)
+        if deployment is not None:
+            deployment.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.txt").write_text("\n".join(lines) + "\n")
+
+
+def spawn_floor(name: str, port: int, work_dir: Path) -> subprocess.Popen[bytes]:
+    log = (work_dir / f"{name}.log").open("wb")
+    script = REPO / "bench" / "floors" / f"{name}.py"
+    return subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def prepare(apihost: str) -> str:
+    """Create the hello.wasm action on ``apihost``; its blocking invoke URL."""
+    uuid, key = GUEST_AUTH.split(":")
+    code = base64.b64encode((REPO / "actions" / "wasm" / "hello.wasm").read_bytes()).decode()
+    with httpx.Client(base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=60) as client:
+        body = {"exec": {"kind": "wasm:wasi", "code": code}}
+        client.put(f"/namespaces/_/actions/{ACTION}", params={"overwrite": "true"}, json=body).raise_for_status()
+    return f"{apihost}/api/v1/namespaces/_/actions/{ACTION}?blocking=true"
+
+
+def wait_answering(url: str, timeout_s: float = 60.0) -> None:
+    uuid, key = GUEST_AUTH.split(":")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.post(url, auth=(uuid, key), json={"name": "warm"}, timeout=30).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} does not answer 200")
+        time.sleep(0.1)
+
+
+def wrk(target: Target, connections: int, duration: int) -> None:
+    cpu_before = sum(cpu_seconds(pid) for pid in target.pids.values())
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(INVOKE_LUA), target.url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+(\S+)", out)
+    done = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = re.search(r"Latency\s+(\S+)", out)
+    if rate is None or done is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    target.rates.append(float(rate.group(1)))
+    cpu = sum(cpu_seconds(pid) for pid in target.pids.values()) - cpu_before
+    target.cpu_us.append(cpu * 1e6 / max(1, int(done.group(1))))
+    target.latencies.append(latency.group(1) if latency else "?")
+    target.errors += int(errors.group(1)) if errors else 0
+    target.answered += int(done.group(1))
+
+
+def count_records(invoke_url: str) -> int:
+    apihost = invoke_url.split("/api/v1/")[0]
+    uuid, key = GUEST_AUTH.split(":")
+    # Records are written in group commits after the answer: give the last batch a moment to land.
+    deadline = time.monotonic() + 30
+    previous = -1
+    while True:
+        count = httpx.get(
+            f"{apihost}/api/v1/namespaces/_/activations",
+            params={"name": ACTION, "count": "true"},
+            auth=(uuid, key),
+            timeout=60,
+        ).json()["activations"]
+        if count == previous or time.monotonic() > deadline:
+            return int(count)
+        previous = count
+        time.sleep(1.0)
+
+
+def profile(target: Target, connections: int, duration: int, out: Path, say: Callable[[str], None]) -> None:
+    """py-spy flame graphs of each of ``target``'s processes during one more wrk run."""
+    recorders = []
+    slug = target.name.replace("pywhisk ", "")
+    for name, pid in target.pids.items():
+        path = out / f"{slug}-{name}.svg"
+        recorders.append(
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--nonblocking",
+                    "--rate",
+                    "200",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    str(duration + 1),
+                    "-f",
+                    "flamegraph",
+                    "-o",
+                    str(path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    time.sleep(0.5)
+    wrk(target, connections, duration)
+    for recorder in recorders:
+        recorder.wait(timeout=60)
+    say(f"{target.name} under py-spy: {target.rates[-1]:.0f} req/s; flame graphs {slug}-*.svg")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
