@@ -68,12 +68,19 @@ class DockerHost:
         self._missing: dict[str, float] = {}  # image → monotonic time until which it is known missing
 
     def start_container(
-        self, instance_id: str, image: str, memory_mb: int, cpu_shares: int, users_image: bool = False
+        self,
+        instance_id: str,
+        image: str,
+        memory_mb: int,
+        cpu_shares: int,
+        users_image: bool = False,
+        runtime: str | None = None,
     ) -> StartedContainer:
         """``docker create`` + attach + ``docker start`` + inspect; removes what it made if a step fails.
 
         ``users_image``: the image is a ``blackbox`` action's own, so that it missing or not starting is
         the action's fault (``ActionStartupError``), where a runtime image of the platform's is not.
+        ``runtime``: the OCI runtime dockerd runs it with (``runc``, ``crun``); None is the setting's.
         """
         if users_image and self._missing.get(image, 0.0) > time.monotonic():
             raise ActionStartupError(image_pull_error(image))
@@ -82,7 +89,7 @@ class DockerHost:
                 image,
                 detach=True,
                 labels={OWNER_LABEL: self.owner, INSTANCE_LABEL: instance_id},
-                host_config=self.host_config(memory_mb, cpu_shares),
+                host_config=self.host_config(memory_mb, cpu_shares, runtime or self.settings.runtime),
             )
         except docker.errors.ImageNotFound:
             if users_image:  # [OW] DockerContainer.create: BlackboxStartupError(Messages.imagePullError)
@@ -131,7 +138,14 @@ class DockerHost:
                 self._missing.clear()
         self._missing[image] = now + MISSING_IMAGE_TTL_S
 
-    def host_config(self, memory_mb: int, cpu_shares: int) -> HostConfig:
+    def known_runtimes(self) -> set[str]:
+        """The OCI runtimes dockerd can start containers with (``docker info`` Runtimes)."""
+        try:
+            return set(self.api.info().get("Runtimes") or {})
+        except docker.errors.DockerException as error:
+            raise ExecutorError(f"docker info failed: {error}") from error
+
+    def host_config(self, memory_mb: int, cpu_shares: int, runtime: str = "runc") -> HostConfig:
         """OpenWhisk's run args (reference/openwhisk.md §5.5), no privileges, and a disk quota.
 
         overlay2 can only size a container's writable layer on xfs with project quotas (``docker info``
@@ -152,6 +166,7 @@ class DockerHost:
             # Logs reach the executor over the attach stream; the json-file (for `docker logs`) is
             # capped so that an action printing forever in a warm container cannot fill the disk.
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
+            runtime=runtime,
         )
 
     def kill(self, container_id: str) -> None:
@@ -216,6 +231,14 @@ class DockerHost:
             method(container_id)
         except docker.errors.DockerException as error:
             raise ExecutorError(f"docker {what} {container_id[:12]} failed: {error}") from error
+
+
+def unknown_runtime_error(runtime: str, known: set[str]) -> str:
+    """What to do when dockerd does not know the OCI runtime asked for."""
+    return (
+        f"dockerd does not know the OCI runtime {runtime!r} (it knows: {', '.join(sorted(known)) or 'none'}); "
+        "deploy/local/dockerd.sh up installs Debian's crun and registers it"
+    )
 
 
 def image_pull_error(image: str) -> str:

@@ -31,6 +31,7 @@ from executor_docker.containers import (
     SKELETON_IMAGE,
     DockerHost,
     StartedContainer,
+    unknown_runtime_error,
 )
 from executor_docker.logs import AttachProtocol, LogCollector
 from executor_docker.settings import DockerSettings
@@ -89,8 +90,9 @@ class DockerExecutor:
     """Runs actions in action-proxy containers on the local Docker daemon.
 
     The invoker's ``environment`` names its containers' owner and sizes their CPU shares; ``settings``
-    (``PYWHISK_DOCKER_*`` by default) bound their disk; ``images`` overrides the runtime image of a
-    kind (tests).
+    (``PYWHISK_DOCKER_*`` by default) bound their disk and choose their OCI runtime; ``images`` overrides
+    the runtime image of a kind (tests), ``container_runtimes`` the OCI runtime of a kind (runtimes.json's
+    ``containerRuntime``, read by the plugin).
     """
 
     name = "docker"
@@ -101,6 +103,7 @@ class DockerExecutor:
         client: docker.DockerClient,
         images: Mapping[str, str] | None = None,
         settings: DockerSettings | None = None,
+        container_runtimes: Mapping[str, str] | None = None,
     ) -> None:
         self.environment = environment
         # Unique per invoker and deployment on this host: start() removes this owner's containers.
@@ -112,6 +115,9 @@ class DockerExecutor:
             | {kind: NODEJS_IMAGE for kind in NODEJS_KINDS}
             | dict(images or {})
         )
+        self.settings = self.host.settings
+        self.container_runtimes = dict(container_runtimes or {})
+        self._known_runtimes: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._http: httpx.AsyncClient | None = None
         self._containers: dict[str, _Container] = {}
@@ -125,6 +131,11 @@ class DockerExecutor:
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
             # trust_env=False: an HTTP_PROXY of the host must not route the bridge through a proxy.
             self._http = httpx.AsyncClient(limits=limits, trust_env=False)
+        self._known_runtimes = await self._docker(self.host.known_runtimes)
+        for runtime in sorted({self.settings.runtime, *self.container_runtimes.values()} - self._known_runtimes):
+            logger.warning(
+                "containers of some kinds cannot start: %s", unknown_runtime_error(runtime, self._known_runtimes)
+            )
         removed = await self._docker(self.host.remove_owned)
         if removed:
             logger.info("removed %d containers left by an earlier run of %s", removed, self.owner)
@@ -154,9 +165,10 @@ class DockerExecutor:
             raise ExecutorError(f"instance {spec.instance_id} already exists")
         image = self._image(spec)
         users_image = spec.kind == "blackbox" and image != self.images.get("blackbox", SKELETON_IMAGE)
+        runtime = await self._container_runtime(spec.kind)
         cpu_shares = max(1024 * spec.memory_mb // self.environment.user_memory_mb, 2)  # [OW] ContainerPoolConfig
         start = self.host.start_container
-        job = self._submit(start, spec.instance_id, image, spec.memory_mb, cpu_shares, users_image)
+        job = self._submit(start, spec.instance_id, image, spec.memory_mb, cpu_shares, users_image, runtime)
         try:
             started = await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -291,6 +303,15 @@ class DockerExecutor:
         if self._http is None:
             raise ExecutorError("the docker executor is not started")
         return await self._http.post(container.url + path, content=body, headers=_JSON, timeout=timeout_s)
+
+    async def _container_runtime(self, kind: str) -> str:
+        """The kind's OCI runtime (runtimes.json), else the setting's; one dockerd knows, or an ExecutorError."""
+        runtime = self.container_runtimes.get(kind, self.settings.runtime)
+        if runtime not in self._known_runtimes:  # registered since start()? ask once more
+            self._known_runtimes = await self._docker(self.host.known_runtimes)
+            if runtime not in self._known_runtimes:
+                raise ExecutorError(unknown_runtime_error(runtime, self._known_runtimes))
+        return runtime
 
     def _image(self, spec: InstanceSpec) -> str:
         if spec.kind == "blackbox":

@@ -23,6 +23,9 @@ class Runtime(BaseModel):
     default: bool = False
     binary: bool = False
     image: str | None = None
+    # Docker kinds: the OCI runtime of their containers (``runc``, ``crun``), over the deployment's
+    # PYWHISK_DOCKER_RUNTIME; None follows that setting. The Docker executor checks the name.
+    containerRuntime: str | None = None
     aliases: list[str] = Field(default_factory=list)
     stemCells: list[StemCellConfig] = Field(default_factory=list)
 
@@ -60,6 +63,10 @@ class RuntimeManifest(BaseModel):
                 f"The specified runtime '{kind}' is not supported by this platform. Valid values are: {valid}"
             )
         return table[kind]
+
+    def names(self, runtime: Runtime) -> list[str]:
+        """Every name ``resolve`` maps to ``runtime``: its kind, its aliases, ``family:default``."""
+        return [name for name, found in self._by_name().items() if found is runtime]
 
     def executor_for(self, kind: str) -> str:
         return self.resolve(kind).executor

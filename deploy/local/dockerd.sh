@@ -3,7 +3,8 @@
 #
 #   deploy/local/dockerd.sh up       install Debian's docker.io if dockerd is missing; reuse a daemon that
 #                                    already answers `docker info`; otherwise start dockerd in the
-#                                    background and return once it answers
+#                                    background and return once it answers. Then make sure the daemon
+#                                    knows the OCI runtime `crun` beside runc (below)
 #   deploy/local/dockerd.sh down     stop the daemon, but only one that this script started
 #   deploy/local/dockerd.sh status   say whether a daemon answers (exit 0 if one does, 3 if not)
 #
@@ -15,8 +16,15 @@
 #   DOCKERD_ARGS             extra dockerd options for a daemon this script starts (never --bridge=none
 #                            on a machine whose main daemon uses docker0: it deletes that bridge)
 #   DOCKER_HOST              as for the docker CLI: the daemon to talk to
+#   PYWHISK_DOCKERD_CRUN     1 (default): install Debian's crun if missing and register it with a local
+#                            dockerd as runtime `crun` (a `runtimes` entry in its daemon.json, read again
+#                            with SIGHUP: no restart, running containers are left alone; nothing is
+#                            written or signalled when the daemon knows `crun` already); 0: leave it out
+#   PYWHISK_DOCKERD_CONFIG   the daemon.json to write that entry to (default: the --config-file of the
+#                            running dockerd, else /etc/docker/daemon.json)
 # Exit status 4 means Docker cannot be had here (not root, or apt cannot install docker.io): test
-# fixtures skip on it rather than fail.
+# fixtures skip on it rather than fail. crun is optional: when it cannot be had, `up` says why and
+# succeeds, and the executor's crun tests skip (the Docker executor runs on runc by default).
 set -euo pipefail
 
 absolute() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
@@ -90,6 +98,99 @@ install_docker() {
     say "installed docker.io in $(elapsed "$t0") s"
 }
 
+# Whether the daemon lists an OCI runtime called crun (`docker info` Runtimes).
+knows_crun() {
+    timeout 10 docker info --format '{{range $name, $_ := .Runtimes}}{{$name}} {{end}}' 2>/dev/null \
+        | tr ' ' '\n' | grep -qx crun
+}
+
+# The daemon.json a local dockerd reads: its --config-file if it was given one.
+daemon_config() {
+    local pid="$1" args
+    if [[ -n "${PYWHISK_DOCKERD_CONFIG:-}" ]]; then echo "$PYWHISK_DOCKERD_CONFIG"; return; fi
+    args="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+    awk 'prev == "--config-file" { print; found = 1; exit } /^--config-file=/ { sub(/^--config-file=/, ""); print; found = 1; exit }
+         { prev = $0 } END { if (!found) print "/etc/docker/daemon.json" }' <<<"$args"
+}
+
+# On a hybrid cgroup host (v1 controllers, and a cgroup2 hierarchy at /sys/fs/cgroup/unified) crun 1.8
+# refuses to start anything while the v2 side holds a controller ("cgroups in hybrid mode not supported,
+# drop all controllers from cgroupv2"); runc does not care. Seen here: hugetlb, the one controller not
+# mounted as v1. A controller no v2 cgroup has enabled can be mounted as a v1 hierarchy, which takes it off
+# the v2 side, as on hosts that mount every controller v1. Mounts go with a reboot: `up` does it each time.
+hybrid_cgroups_for_crun() {
+    local unified=/sys/fs/cgroup/unified controller
+    [[ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" == tmpfs ]] || return 0
+    [[ "$(stat -f -c %T "$unified" 2>/dev/null)" == cgroup2fs ]] || return 0
+    [[ -z "$(cat "$unified/cgroup.subtree_control" 2>/dev/null)" ]] || return 0  # in use on the v2 side
+    for controller in $(cat "$unified/cgroup.controllers" 2>/dev/null); do
+        mkdir -p "/sys/fs/cgroup/$controller"
+        if mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller" 2>>"$state/crun.err"; then
+            say "crun: mounted the $controller cgroup controller as v1 (crun refuses controllers on the v2 side of a hybrid host)"
+        else
+            say "crun: could not mount the $controller cgroup controller as v1 ($(tail -n1 "$state/crun.err")); crun may refuse to start containers"
+        fi
+    done
+}
+
+# crun beside runc (issue 17): Debian's crun, registered as runtime `crun`. dockerd reloads `runtimes`
+# from daemon.json on SIGHUP (a "live-reloadable" option), so a running daemon and its containers stay up.
+ensure_crun() {
+    [[ "${PYWHISK_DOCKERD_CRUN:-1}" == 1 ]] || return 0
+    [[ -z "${DOCKER_HOST:-}" && "$(id -u)" == 0 ]] && hybrid_cgroups_for_crun
+    knows_crun && return 0
+    local pid config i
+    if [[ -n "${DOCKER_HOST:-}" ]]; then
+        say "crun: DOCKER_HOST=$DOCKER_HOST is not a local daemon; register crun there by hand (runc only for now)"
+        return 0
+    fi
+    if [[ "$(id -u)" != 0 ]]; then
+        say "crun: installing and registering it needs root; the Docker executor runs on runc only"
+        return 0
+    fi
+    if [[ ! -x /usr/bin/crun ]]; then
+        say "crun: installing Debian's crun (first time only)"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-get install -y -q --no-install-recommends crun >>"$state/apt.log" 2>&1; then
+            apt-get update -q >>"$state/apt.log" 2>&1 || true
+            apt-get install -y -q --no-install-recommends crun >>"$state/apt.log" 2>&1 || {
+                say "crun: apt-get install crun failed (log: $state/apt.log); the Docker executor runs on runc only"
+                return 0
+            }
+        fi
+    fi
+    pid="$(our_pid || foreign_dockerd || true)"
+    if [[ -z "$pid" ]]; then
+        say "crun: no local dockerd process found to register crun with; runc only"
+        return 0
+    fi
+    config="$(daemon_config "$pid")"
+    mkdir -p "$(dirname "$config")"
+    # Merge, keeping whatever else the file says; a file that is not JSON is not ours to rewrite.
+    python3 - "$config" <<'PY' || { say "crun: $config is not a JSON object; add runtimes.crun by hand"; return 0; }
+import json, os, sys
+path = sys.argv[1]
+config = {}
+if os.path.exists(path) and os.path.getsize(path) > 0:
+    with open(path) as f:
+        config = json.load(f)
+    if not isinstance(config, dict):
+        sys.exit(1)
+config.setdefault("runtimes", {})["crun"] = {"path": "/usr/bin/crun"}
+with open(path + ".tmp", "w") as f:
+    json.dump(config, f, indent=2)
+    f.write("\n")
+os.replace(path + ".tmp", path)
+PY
+    say "crun: registered in $config; reloading dockerd (pid $pid, SIGHUP)"
+    kill -HUP "$pid"
+    for ((i = 0; i < 100; i++)); do
+        knows_crun && { say "crun: dockerd knows runtime crun ($(/usr/bin/crun --version | head -n1))"; return 0; }
+        sleep 0.1
+    done
+    say "crun: dockerd did not pick up runtime crun after SIGHUP (see its log); the Docker executor runs on runc only"
+}
+
 wait_ready() {
     local pid="$1" t0="$2" deadline version
     deadline=$(($(date +%s) + timeout_s))
@@ -123,17 +224,20 @@ up() {
         else
             say "using the running Docker daemon (dockerd $version)"
         fi
+        ensure_crun
         return 0
     fi
     check_permission
     if pid="$(our_pid)"; then
         wait_ready "$pid" "$t0"
+        ensure_crun
         return 0
     fi
     rm -f "$pid_file"
     if [[ -z "${DOCKER_HOST:-}" ]] && pid="$(foreign_dockerd)"; then
         say "a dockerd not started by this script is coming up (pid $pid); waiting for it"
         wait_ready "$pid" "$t0"
+        ensure_crun
         return 0
     fi
     [[ -z "${DOCKER_HOST:-}" ]] || die "DOCKER_HOST=$DOCKER_HOST does not answer \`docker info\`"
@@ -148,6 +252,7 @@ up() {
     pid=$!
     echo "$pid" >"$pid_file"
     wait_ready "$pid" "$t0"
+    ensure_crun
 }
 
 down() {
@@ -185,6 +290,7 @@ status() {
         else
             echo "running (dockerd $version, not started by this script)"
         fi
+        echo "OCI runtimes: $(timeout 10 docker info --format '{{range $name, $_ := .Runtimes}}{{$name}} {{end}}' 2>/dev/null)"
         return 0
     fi
     if pid="$(our_pid)"; then

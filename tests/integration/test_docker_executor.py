@@ -50,6 +50,30 @@ async def executor(environment: ExecutorEnvironment, client: docker.DockerClient
     await docker_executor.close()
 
 
+def require_crun(client: docker.DockerClient) -> None:
+    if "crun" not in (client.api.info().get("Runtimes") or {}):
+        pytest.skip("dockerd does not know the OCI runtime crun (deploy/local/dockerd.sh up registers it)")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def crun_executor(environment: ExecutorEnvironment, client: docker.DockerClient) -> AsyncIterator[DockerExecutor]:
+    """The executor with ``PYWHISK_DOCKER_RUNTIME=crun``, as another invoker (its own container owner)."""
+    require_crun(client)
+    crun = DockerExecutor(
+        environment.model_copy(update={"invoker_id": 17}), client, settings=DockerSettings(runtime="crun")
+    )
+    await crun.start()
+    yield crun
+    await crun.close()
+
+
+@pytest.fixture(params=["runc", "crun"])
+def any_runtime(request: pytest.FixtureRequest) -> DockerExecutor:
+    """The tests of what an OCI runtime could change (start, limits, kill, OOM, exit, pause) run under both."""
+    found: DockerExecutor = request.getfixturevalue("executor" if request.param == "runc" else "crun_executor")
+    return found
+
+
 def containers_of(client: docker.DockerClient, instance_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = client.api.containers(all=True, filters={"label": f"{INSTANCE_LABEL}={instance_id}"})
     return found
@@ -84,7 +108,8 @@ async def invoke(
 # --- results and logs --------------------------------------------------------------------------
 
 
-async def test_hello_cold_then_warm_returns_the_greeting(executor: DockerExecutor) -> None:
+async def test_hello_cold_then_warm_returns_the_greeting(any_runtime: DockerExecutor) -> None:
+    executor = any_runtime
     instance_id, init = await deploy(executor, HELLO)
     assert (init.status, init.logs) == (200, [])
     try:
@@ -180,8 +205,9 @@ async def test_logs_past_the_limit_are_truncated_and_the_next_run_is_clean(execu
 
 
 async def test_an_action_past_its_timeout_is_killed_and_gone_after_destroy(
-    executor: DockerExecutor, client: docker.DockerClient
+    any_runtime: DockerExecutor, client: docker.DockerClient
 ) -> None:
+    executor = any_runtime
     instance_id, _ = await deploy(executor, "def main(args):\n    print('spinning')\n    while True:\n        pass\n")
     started = time.monotonic()
     result = await executor.run(instance_id, run_request(), 1000, LOG_LIMIT)
@@ -193,22 +219,25 @@ async def test_an_action_past_its_timeout_is_killed_and_gone_after_destroy(
     assert containers_of(client, instance_id) == []
 
 
-async def test_an_action_past_its_memory_limit_has_exhausted_its_memory(executor: DockerExecutor) -> None:
+async def test_an_action_past_its_memory_limit_has_exhausted_its_memory(any_runtime: DockerExecutor) -> None:
+    executor = any_runtime
     result = await invoke(executor, "def main(args):\n    return {'n': len(bytearray(512 << 20))}\n", memory_mb=128)
     assert result.status is None
     assert result.memory_exhausted
     assert not result.timed_out
 
 
-async def test_an_action_that_exits_the_process_leaves_no_answer(executor: DockerExecutor) -> None:
+async def test_an_action_that_exits_the_process_leaves_no_answer(any_runtime: DockerExecutor) -> None:
+    executor = any_runtime
     result = await invoke(executor, "import os\ndef main(args):\n    print('bye')\n    os._exit(1)\n")
     assert (result.status, result.exited, result.memory_exhausted) == (None, True, False)
     assert log_text(result) == ["stdout: bye", f"stderr: {Messages.logs_missing}"]
 
 
 async def test_containers_get_openwhisks_limits_and_no_privileges(
-    executor: DockerExecutor, client: docker.DockerClient
+    any_runtime: DockerExecutor, client: docker.DockerClient
 ) -> None:
+    executor = any_runtime
     instance_id, _ = await deploy(executor, HELLO, memory_mb=192)
     try:
         found = containers_of(client, instance_id)
@@ -223,6 +252,7 @@ async def test_containers_get_openwhisks_limits_and_no_privileges(
     assert host["CapDrop"] == ["ALL"] and not host["Privileged"]
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["NetworkMode"] in ("default", "bridge")
+    assert host["Runtime"] == executor.settings.runtime
     assert not any("docker.sock" in mount["Source"] for mount in details["Mounts"])
     assert details["Config"]["Labels"][OWNER_LABEL] == executor.owner
 
@@ -231,8 +261,9 @@ async def test_containers_get_openwhisks_limits_and_no_privileges(
 
 
 async def test_a_paused_container_runs_again_after_resume(
-    executor: DockerExecutor, client: docker.DockerClient
+    any_runtime: DockerExecutor, client: docker.DockerClient
 ) -> None:
+    executor = any_runtime
     assert isinstance(executor, PausableExecutor)
     instance_id, _ = await deploy(executor, HELLO)
     try:
@@ -404,6 +435,43 @@ async def test_an_action_cannot_write_past_its_disk_quota_nor_outside_its_writab
     assert orjson.loads(second.body) == result, "the quota is freed with the file: the container goes on"
     assert details["HostConfig"]["ReadonlyRootfs"] is True
     assert "size=8m" in details["HostConfig"]["Tmpfs"]["/tmp"]
+
+
+async def test_a_kind_pinned_to_crun_runs_under_crun_and_the_others_under_the_setting(
+    environment: ExecutorEnvironment, client: docker.DockerClient
+) -> None:
+    require_crun(client)
+    pinned = DockerExecutor(
+        environment.model_copy(update={"invoker_id": 18}), client, container_runtimes={"python:3.11": "crun"}
+    )
+    await pinned.start()
+    try:
+        on_crun, init = await deploy(pinned, HELLO, kind="python:3.11")
+        on_runc, _ = await deploy(pinned, HELLO, kind="python:3")
+        result = await pinned.run(on_crun, run_request({"name": "crun"}), 10_000, LOG_LIMIT)
+        runtimes = [
+            client.api.inspect_container(containers_of(client, i)[0]["Id"])["HostConfig"]["Runtime"]
+            for i in (on_crun, on_runc)
+        ]
+    finally:
+        await pinned.close()
+    assert init.status == 200 and orjson.loads(result.body) == {"greeting": "Hello, crun!"}
+    assert runtimes == ["crun", "runc"]
+
+
+async def test_an_oci_runtime_dockerd_does_not_know_is_a_clear_error_and_no_container(
+    environment: ExecutorEnvironment, client: docker.DockerClient
+) -> None:
+    unknown = DockerExecutor(
+        environment.model_copy(update={"invoker_id": 19}), client, container_runtimes={"python:3.11": "kata"}
+    )
+    await unknown.start()
+    try:
+        with pytest.raises(ExecutorError, match=r"dockerd does not know the OCI runtime 'kata' \(it knows: .*runc"):
+            await unknown.create(InstanceSpec(instance_id="kata", kind="python:3.11", memory_mb=128))
+        assert containers_of(client, "kata") == []
+    finally:
+        await unknown.close()
 
 
 async def test_unknown_kinds_and_instances_are_refused(executor: DockerExecutor) -> None:
