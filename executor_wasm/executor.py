@@ -32,7 +32,7 @@ from executor_wasm.runner import EpochTicker, RunSpec, run_module
 from executor_wasm.settings import WasmSettings
 from executor_wasm.sleeps import define_poll_oneoff
 from executor_wasm.slots import ComputeSlots, SlotsClosed, Waiter
-from executor_wasm.stdio import params_json
+from executor_wasm.stdio import define_fd_write, params_json
 from executor_wasm.unzip import ZipRefused, read_member
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
@@ -80,12 +80,18 @@ class WasmExecutor:
         """Every run has its own Store, so one instance takes as many runs as the executor allows."""
         return self.settings.max_runs
 
+    @property
+    def runs_asleep(self) -> int:
+        """Runs whose guest sleeps now: each holds a thread and its Store, no compute slot and no descriptor."""
+        return self._slots.asleep
+
     def __init__(self, settings: WasmSettings, module_cache_dir: Path) -> None:
         self.settings = settings
         self.engine = create_engine()
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()  # once: ~50 µs, shared by every store (measurements.md)
         define_poll_oneoff(self.linker)
+        define_fd_write(self.linker)
         self.cache = ModuleCache(self.engine, self.linker, module_cache_dir)
         # Actions granted net_access link against a Linker that also defines http.get (grants.py).
         net_linker = create_linker(self.engine, net_access=True)

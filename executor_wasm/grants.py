@@ -33,6 +33,7 @@ import wasmtime
 
 from executor_wasm.settings import WasmSettings
 from executor_wasm.sleeps import define_poll_oneoff, host_sleep
+from executor_wasm.stdio import define_fd_write
 
 DIR_ANNOTATION = "dir"
 ENV_ANNOTATION = "env"
@@ -119,6 +120,7 @@ def create_linker(engine: wasmtime.Engine, net_access: bool) -> wasmtime.Linker:
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     define_poll_oneoff(linker)
+    define_fd_write(linker)
     if net_access:
         linker.define_func("http", "get", wasmtime.FuncType([], [wasmtime.ValType.i32()]), _http_get)
     return linker

@@ -6,7 +6,8 @@ gets its own Store, so nothing survives between activations; what a run costs is
 Python wrappers (~100-140 µs, reference/measurements.md "Wasmtime from Python").
 
 Everything here blocks and must run on a worker thread; Wasmtime releases the GIL while wasm runs.
-How stdin, stdout and stderr reach the guest is in stdio.py.
+How stdin, stdout and stderr reach the guest is in stdio.py: a run holds no file descriptor, so a
+sleeping guest costs a thread and its Store (~85 KiB RSS, docs/benchmarks.md, issue 17).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from executor_wasm.cache import CompiledModule, describe_error
 from executor_wasm.grants import NO_GRANTS, Grants, apply_preopens
 from executor_wasm.limits import MODULE, GuestBudget, is_limit_error
 from executor_wasm.sleeps import DeadlinePassed, deadline_passed, run_deadline
-from executor_wasm.stdio import OUTPUT_SLACK, CappedOutput, Stdin, collect_logs, take_result
+from executor_wasm.stdio import OUTPUT_SLACK, Stdin, captured_output, collect_logs, take_result
 from pywhisk.executor import ProxyResult
 
 # The epoch ticker's period: a deadline fires between timeout and timeout + 2 ticks, and an
@@ -61,8 +62,7 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
     started = time.perf_counter()
     cap = spec.log_limit_bytes + OUTPUT_SLACK
     with (
-        CappedOutput("stdout", cap) as stdout,
-        CappedOutput("stderr", cap) as stderr,
+        captured_output(cap) as (stdout, stderr),
         Stdin() as stdin,
         run_deadline(spec.timeout_ms / 1000),
     ):
@@ -74,9 +74,7 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
         wasi.argv = [spec.argv0]
         wasi.env = list(spec.env.items())
         apply_preopens(wasi, spec.grants)
-        stdin.attach(wasi, spec.stdin)
-        stdout.attach(wasi)
-        stderr.attach(wasi)
+        stdin.attach(wasi, spec.stdin)  # stdout and stderr: the linker's fd_write (stdio.py)
         store.set_wasi(wasi)
         try:
             outcome = _execute(store, compiled, budget.memory_bytes)
@@ -84,9 +82,8 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
             outcome = _TIMED_OUT
         if deadline_passed():  # stopped in a sleep (sleeps.py), whatever error the guest saw
             outcome = _TIMED_OUT
-        # Closing the store drops the WASI context and with it Wasmtime's handles on the memfds.
         store.close()
-        out, err = stdout.read(), stderr.read()
+        out, err = bytes(stdout), bytes(stderr)
     result = _proxy_result(outcome, out, err, spec.log_limit_bytes)
     result.duration_ms = (time.perf_counter() - started) * 1000
     return result

@@ -30,7 +30,9 @@ class WasmSettings(BaseSettings):
       may take, so that its run starts at once however busy another namespace keeps the rest; at most a
       quarter of ``threads`` (none below 4), as the pool's ``PYWHISK_USER_MEMORY_RESERVE_MB``.
     - ``max_runs`` (``PYWHISK_WASM_MAX_RUNS``, 4096): runs in progress at once, one thread each, most of them
-      asleep; also how many runs one instance takes at once (``max_runs_per_instance``).
+      asleep; also how many runs one instance takes at once (``max_runs_per_instance``). A sleeping run holds no
+      descriptor but ~8.6 memory mappings (its thread's and Wasmtime's stacks, its Store's memory), so above
+      ~7,000 raise ``vm.max_map_count`` (65,530 by default) as well (docs/benchmarks.md, issue 17).
     - ``executor_port`` (``PYWHISK_WASM_EXECUTOR_PORT``, 9000): the port of ``pywhisk executor-wasm``
       (its ``--port`` wins).
     - ``python_cache_dir`` (``PYWHISK_PYTHON_WASM_CACHE_DIR``, ``~/.cache/pywhisk/python-wasm``): the Python

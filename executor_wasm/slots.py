@@ -148,6 +148,7 @@ class ComputeSlots:
         self._policy = SlotPolicy(count, reserve)
         self._lock = threading.Lock()
         self.closing = threading.Event()
+        self._asleep = 0
 
     @property
     def reserve(self) -> int:
@@ -176,6 +177,11 @@ class ComputeSlots:
         """Requests queued (for one namespace, or in all)."""
         with self._lock:
             return self._policy.waiting(namespace)
+
+    @property
+    def asleep(self) -> int:
+        """Guests sleeping now (in :meth:`sleep`, before they wait for a slot again)."""
+        return self._asleep
 
     def withdraw(self, waiter: Waiter) -> None:
         """Give up ``waiter``'s request (its caller was cancelled); a slot it already got is kept by its job."""
@@ -213,7 +219,13 @@ class ComputeSlots:
         if _held.holding:
             _held.holding = False
             self._give(namespace)
-        self.closing.wait(seconds)
+        with self._lock:
+            self._asleep += 1
+        try:
+            self.closing.wait(seconds)
+        finally:
+            with self._lock:
+                self._asleep -= 1
         if self.closing.is_set() or time.monotonic() >= deadline:
             return False
         if not self._take(Waiter(namespace), deadline):

@@ -27,7 +27,7 @@ from loadgen.config import Target, resolve_target
 from loadgen.errors import LoadgenError
 from loadgen.experiments import Context
 from loadgen.experiments.attacks import ATTACKS, Knobs
-from loadgen.experiments.capacity import CapacityParams, run_capacity
+from loadgen.experiments.capacity import NON_BLOCKING_CONNECTIONS, CapacityParams, run_capacity
 from loadgen.experiments.coldstart import ColdStartParams, run_coldstart
 from loadgen.experiments.isolation import IsolationParams, run_isolation
 from loadgen.experiments.ramp import ConcurrencyParams, MixedParams, run_concurrency, run_mixed
@@ -281,6 +281,13 @@ def capacity(
         int, typer.Option(help="the action's concurrency limit (activations per instance)")
     ] = 1,
     pause: Annotated[float, typer.Option(help="seconds between levels")] = 2.0,
+    non_blocking: Annotated[
+        bool,
+        typer.Option(
+            "--non-blocking",
+            help="invoke blocking=false and poll the records: no connection held per activation (levels > ~9,000)",
+        ),
+    ] = False,
     sample_interval: SampleIntervalOpt = 0.5,
     server_pid: ServerPidOpt = None,
     executor: ExecutorOpt = None,
@@ -307,9 +314,11 @@ def capacity(
         pause_s=pause,
         sample_interval_s=sample_interval,
         server_pids=tuple(server_pid or ()),
+        non_blocking=non_blocking,
     )
-    _raise_open_files(max_level * 2 + 256)
-    outcomes = _run(_with_context(settings, out, max_level + 8, timeout, lambda c: run_capacity(c, params)))
+    connections = NON_BLOCKING_CONNECTIONS if non_blocking else max_level + 8
+    _raise_open_files(connections * 2 + 256)
+    outcomes = _run(_with_context(settings, out, connections, timeout, lambda c: run_capacity(c, params)))
     passed = [o.level for o in outcomes if o.passed]
     peak = max((o.peak_simultaneous for o in outcomes), default=0)
     console.print(

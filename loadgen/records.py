@@ -55,6 +55,7 @@ class ActivationRow:
     completed_s: float = 0.0
     error: str | None = None
     polled: bool = False
+    blocking: bool = True
 
     @property
     def cold(self) -> bool:
@@ -70,7 +71,9 @@ class ActivationRow:
 
     @property
     def succeeded(self) -> bool:
-        """A successful activation answered within the blocking wait."""
+        """A successful activation answered within the blocking wait (non-blocking invokes: recorded as one)."""
+        if not self.blocking:
+            return self.status == "success"
         return self.http_status == 200 and self.status == "success" and not self.polled
 
     @classmethod
@@ -98,6 +101,7 @@ class ActivationRow:
             completed_s=round(invocation.completed_at - origin, 6),
             error=invocation.error,
             polled=invocation.polled,
+            blocking=invocation.blocking,
         )
 
     @classmethod

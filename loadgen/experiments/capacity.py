@@ -10,6 +10,14 @@ action with concurrency limit 1) still passes a level whose queue drains within 
 records the *peak simultaneous* activations: the largest overlap of the records' run intervals ``[start + initTime,
 end]``. That is the number actually running at once; if it is below the level, the server queued the rest.
 CPU and memory of the server and of the containers are sampled to ``resources.jsonl`` throughout.
+
+``non_blocking`` (``--non-blocking``) issues ``blocking=false`` invokes and polls each record (``GET
+activations/<id>``) from ``ms`` after its 202 on, over a few connections (``NON_BLOCKING_CONNECTIONS``). A blocking
+invoke holds a socket in the client and one in the server for the whole sleep, so with both on one machine a level
+of 20,000 needs 20,000 descriptors in each process: the hard limit here (issue 17). Non-blocking invokes with record
+polling are the thesis tools' own fallback for an answer without a record (reference §6.1); the record then says
+what the blocking answer would have (status, ``waitTime``, ``start``/``end``), so the level is judged the same way.
+For all of a level to sleep at once, ``ms`` must be longer than the time it takes to issue the level.
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ class CapacityParams:
     pause_s: float = 2.0
     sample_interval_s: float = 0.5
     server_pids: tuple[int, ...] = ()
+    non_blocking: bool = False
+
+
+# Connections of a non-blocking capacity run: invokes answer at once, so a few carry any level.
+NON_BLOCKING_CONNECTIONS = 64
 
 
 @dataclass(frozen=True)
@@ -167,7 +180,7 @@ async def run_capacity(ctx: Context, params: CapacityParams) -> list[LevelOutcom
                     current[0] = None
                     await asyncio.sleep(params.pause_s)  # let the server settle; the samples show the gap
                 current[0] = level
-                rows, seconds = await _level(ctx, name, body, level)
+                rows, seconds = await _level(ctx, name, body, level, params)
                 for row in rows:
                     writer.add(row)
                 result = outcome(level, rows, seconds, params.max_wait_ms, params.ms, params.require_simultaneous)
@@ -203,12 +216,17 @@ async def run_capacity(ctx: Context, params: CapacityParams) -> list[LevelOutcom
     return outcomes
 
 
-async def _level(ctx: Context, name: str, body: dict[str, Any], level: int) -> tuple[list[ActivationRow], float]:
+async def _level(
+    ctx: Context, name: str, body: dict[str, Any], level: int, params: CapacityParams
+) -> tuple[list[ActivationRow], float]:
     ctx.reporter.begin(f"level {level}: {level} simultaneous {name}", total=level)
     origin = time.monotonic()
 
     async def one() -> Invocation:
-        invocation = await ctx.client.invoke(name, dict(body))
+        if params.non_blocking:
+            invocation = await ctx.client.invoke_nonblocking(name, dict(body), poll_after_s=params.ms / 1000 + 0.5)
+        else:
+            invocation = await ctx.client.invoke(name, dict(body))
         ctx.reporter.advance()
         return invocation
 

@@ -112,6 +112,34 @@ async def test_a_202_is_polled_until_the_record_exists() -> None:
     assert (unpolled.status, unpolled.record, unpolled.activation_id) == ("accepted", None, "slow")
 
 
+async def test_non_blocking_invokes_succeed_by_their_polled_record_and_fail_by_its_status() -> None:
+    gets: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            assert request.url.params["blocking"] == "false"
+            name = request.url.path.rsplit("/", 1)[1]
+            if name == "throttled":
+                return httpx.Response(429, json={"error": "Too many requests in the last minute.", "code": "x"})
+            return httpx.Response(202, json={"activationId": f"id-{name}"})
+        activation_id = request.url.path.rsplit("/", 1)[1]
+        gets[activation_id] = gets.get(activation_id, 0) + 1
+        if gets[activation_id] < 2:  # not recorded yet
+            return httpx.Response(404, json={"error": "The requested resource does not exist.", "code": "x"})
+        status = "success" if activation_id == "id-ok" else "whisk internal error"
+        return httpx.Response(200, json=record(activation_id, status, waitTime=3))
+
+    async with client_for(handler) as client:
+        ok = await client.invoke_nonblocking("ok", {}, poll_after_s=0)
+        failed = await client.invoke_nonblocking("broken", {}, poll_after_s=0)
+        refused = await client.invoke_nonblocking("throttled", {}, poll_after_s=0)
+
+    assert (ok.succeeded, ok.status, ok.annotation("waitTime"), ok.blocking) == (True, "success", 3, False)
+    assert (failed.succeeded, failed.status) == (False, "whisk internal error")
+    assert (refused.succeeded, refused.status, refused.record) == (False, "http 429", None)
+    assert refused.error == "Too many requests in the last minute."
+
+
 async def test_put_action_overwrites_and_reports_api_errors() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.params["overwrite"] == "true"
