@@ -43,7 +43,6 @@ once its deadline passed; the journal's scan is run by the ``SequenceRunner`` th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -54,7 +53,7 @@ import orjson
 
 from controller.activator import Activated, Activator, merged_params
 from controller.resolve import resolve_action
-from controller.sequence_journal import SequenceJournal
+from controller.sequence_journal import RunningCompositions, SequenceJournal
 from controller.sequences import ACTION_SEQUENCE_LIMIT, SEQUENCE_KIND, SequenceRunner
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.entities import TIMEOUT_MS, Action, FullyQualifiedName, KeyValue, Limits
@@ -115,18 +114,13 @@ class ConductorRunner:
         self._activator = activator
         self._sequences = sequences
         self._journal = journal
-        self._running: set[asyncio.Task[Activation]] = set()
+        self._running = RunningCompositions(journal)
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        running = list(self._running)
-        for task in running:
-            task.cancel()
-        for task in running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._running.cancel_all()
 
     def runs(self, action: Action) -> bool:
         """Whether invoking ``action`` starts a composition."""
@@ -159,20 +153,11 @@ class ConductorRunner:
         lost = _Session(composition_id, time.time() * 1000, action, None, _Accounting())
         lost_record = self._record(identity, lost, ActivationResponse.error(StatusCode.WHISK_ERROR, COMPOSITION_LOST))
         deadline_ms = int(lost.start_ms) + _deadline_ms(self._journal.timeout_addon_ms)
-        await self._journal.begin(lost_record, deadline_ms=deadline_ms)
         run = self._run(identity, action, params, composition_id, transid, None, _Accounting())
-        task = asyncio.get_running_loop().create_task(run, name=f"composition {composition_id}")
-        self._running.add(task)
-        task.add_done_callback(self._ended)
-        if not blocking:
-            return Activated(composition_id)
-        done, _ = await asyncio.wait({task}, timeout=wait_ms / 1000)
-        return Activated(composition_id, task.result() if done else None)
-
-    def _ended(self, task: asyncio.Task[Activation]) -> None:
-        self._running.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
+        name = f"composition {composition_id}"
+        return await self._running.start(
+            composition_id, lost_record, deadline_ms, run, name=name, blocking=blocking, wait_ms=wait_ms
+        )
 
     async def _run(
         self,

@@ -33,7 +33,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
+from controller.activator import Activated
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.entities import KeyValue
 from pywhisk.lifecycle import every
@@ -119,3 +122,52 @@ class SequenceJournal:
 
 def lost_response() -> ActivationResponse:
     return ActivationResponse.error(StatusCode.WHISK_ERROR, LOST_MESSAGE)
+
+
+class RunningCompositions:
+    """The compositions (sequences, conductors) one controller runs: each journalled before it is accepted, then a
+    task owned here, waited for by a blocking caller up to its wait, and cancelled at close (the run records
+    itself as failed when cancelled)."""
+
+    def __init__(self, journal: SequenceJournal) -> None:
+        self._journal = journal
+        self._running: set[asyncio.Task[Activation]] = set()
+
+    async def start(
+        self,
+        activation_id: str,
+        lost: Activation,
+        deadline_ms: int,
+        run: Coroutine[Any, Any, Activation],
+        *,
+        name: str,
+        blocking: bool,
+        wait_ms: int,
+    ) -> Activated:
+        """Journal ``lost`` (the record if this controller dies), then run; the record if the caller blocks and
+        it ends within ``wait_ms``. Raises, and ``run`` never starts, if the journal did not take the entry."""
+        try:
+            await self._journal.begin(lost, deadline_ms=deadline_ms)
+        except BaseException:
+            run.close()
+            raise
+        task = asyncio.get_running_loop().create_task(run, name=name)
+        self._running.add(task)
+        task.add_done_callback(self._ended)
+        if not blocking:
+            return Activated(activation_id)
+        done, _ = await asyncio.wait({task}, timeout=wait_ms / 1000)
+        return Activated(activation_id, task.result() if done else None)
+
+    async def cancel_all(self) -> None:
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _ended(self, task: asyncio.Task[Activation]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())

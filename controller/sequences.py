@@ -31,7 +31,6 @@ components that ran have theirs, with ``cause`` naming it (see docs/sequences.md
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from typing import Any
 
 from controller.activator import Activated, Activator, merged_params
 from controller.resolve import resolve_action
-from controller.sequence_journal import SequenceJournal, lost_response
+from controller.sequence_journal import RunningCompositions, SequenceJournal, lost_response
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
 from pywhisk.entities import TIMEOUT_MS, Action, ActionPut, Exec, FullyQualifiedName, KeyValue, Limits
 from pywhisk.errors import BadRequest, Conflict, NotFound, StoreUnavailable
@@ -199,18 +198,13 @@ class SequenceRunner:
         self._records = records
         self._activator = activator
         self._journal = journal
-        self._running: set[asyncio.Task[Activation]] = set()
+        self._running = RunningCompositions(journal)
 
     async def start(self) -> None:
         await self._journal.start()
 
     async def close(self) -> None:
-        running = list(self._running)
-        for task in running:
-            task.cancel()
-        for task in running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._running.cancel_all()
         await self._journal.close()
 
     async def invoke(
@@ -239,20 +233,11 @@ class SequenceRunner:
         lost = _Accounting(0, response=lost_response())
         lost_record = self._record(identity, action, sequence_id, transid, lost, start_ms, cause=None)
         deadline_ms = int(start_ms) + _deadline_ms(components, self._journal.timeout_addon_ms)
-        await self._journal.begin(lost_record, deadline_ms=deadline_ms)
         run = self._run_topmost(identity, action, components, params, sequence_id, transid)
-        task = asyncio.get_running_loop().create_task(run, name=f"sequence {sequence_id}")
-        self._running.add(task)
-        task.add_done_callback(self._ended)
-        if not blocking:
-            return Activated(sequence_id)
-        done, _ = await asyncio.wait({task}, timeout=wait_ms / 1000)
-        return Activated(sequence_id, task.result() if done else None)
-
-    def _ended(self, task: asyncio.Task[Activation]) -> None:
-        self._running.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("sequence %s failed", task.get_name(), exc_info=task.exception())
+        name = f"sequence {sequence_id}"
+        return await self._running.start(
+            sequence_id, lost_record, deadline_ms, run, name=name, blocking=blocking, wait_ms=wait_ms
+        )
 
     async def run_nested(
         self,

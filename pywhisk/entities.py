@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 import time
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -355,34 +355,22 @@ class Package(BaseModel):
         return PackageSummary.of(self).to_api()
 
 
-class PackageSummary(BaseModel):
-    """A package as ``GET .../packages`` lists it (kept beside the document, as ``ActionSummary``)."""
+class EntitySummary(BaseModel):
+    """An entity as a collection lists it: what every type's list row holds ([OW] WhiskEntity.summaryAsJson),
+    kept beside the document so that listing reads no document. Packages add their binding; actions keep their
+    own ``ActionSummary`` (limits and ``exec.binary``)."""
 
     namespace: str
     name: str
     version: str = "0.0.1"
     publish: bool = False
-    binding: Binding | None = None
     annotations: list[KeyValue] = Field(default_factory=list)
     updated: int = 0
 
-    @field_validator("binding", mode="before")
     @classmethod
-    def _no_binding(cls, value: Any) -> Any:
-        # OpenWhisk writes (and clients send) ``"binding": {}`` for a package that is not a binding.
-        return None if value == {} else value
-
-    @classmethod
-    def of(cls, package: Package) -> PackageSummary:
-        return cls.model_construct(
-            namespace=package.namespace,
-            name=package.name,
-            version=package.version,
-            publish=package.publish,
-            binding=package.binding,
-            annotations=package.annotations,
-            updated=package.updated,
-        )
+    def of(cls, entity: Package | Trigger | Rule) -> Self:
+        # Built from a validated entity: nothing to validate again (this runs on every write).
+        return cls.model_construct(**{name: getattr(entity, name) for name in cls.model_fields})
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -390,10 +378,24 @@ class PackageSummary(BaseModel):
             "name": self.name,
             "version": self.version,
             "publish": self.publish,
-            "binding": self.binding.model_dump() if self.binding else {},
             "annotations": pairs_to_api(self.annotations),
             "updated": self.updated,
         }
+
+
+class PackageSummary(EntitySummary):
+    """A package as ``GET .../packages`` lists it."""
+
+    binding: Binding | None = None
+
+    @field_validator("binding", mode="before")
+    @classmethod
+    def _no_binding(cls, value: Any) -> Any:
+        # OpenWhisk writes (and clients send) ``"binding": {}`` for a package that is not a binding.
+        return None if value == {} else value
+
+    def to_api(self) -> dict[str, Any]:
+        return {**super().to_api(), "binding": self.binding.model_dump() if self.binding else {}}
 
 
 class PackagePut(BaseModel):
@@ -496,36 +498,8 @@ class Trigger(BaseModel):
         return TriggerSummary.of(self).to_api()
 
 
-class TriggerSummary(BaseModel):
-    """A trigger as ``GET .../triggers`` lists it ([OW] WhiskEntity.summaryAsJson)."""
-
-    namespace: str
-    name: str
-    version: str = "0.0.1"
-    publish: bool = False
-    annotations: list[KeyValue] = Field(default_factory=list)
-    updated: int = 0
-
-    @classmethod
-    def of(cls, trigger: Trigger) -> TriggerSummary:
-        return cls.model_construct(
-            namespace=trigger.namespace,
-            name=trigger.name,
-            version=trigger.version,
-            publish=trigger.publish,
-            annotations=trigger.annotations,
-            updated=trigger.updated,
-        )
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "annotations": pairs_to_api(self.annotations),
-            "updated": self.updated,
-        }
+class TriggerSummary(EntitySummary):
+    """A trigger as ``GET .../triggers`` lists it."""
 
 
 class TriggerPut(BaseModel):
@@ -577,36 +551,8 @@ class Rule(BaseModel):
         return RuleSummary.of(self).to_api()
 
 
-class RuleSummary(BaseModel):
+class RuleSummary(EntitySummary):
     """A rule as ``GET .../rules`` lists it (OpenWhisk's rules view: no status; the API adds none either)."""
-
-    namespace: str
-    name: str
-    version: str = "0.0.1"
-    publish: bool = False
-    annotations: list[KeyValue] = Field(default_factory=list)
-    updated: int = 0
-
-    @classmethod
-    def of(cls, rule: Rule) -> RuleSummary:
-        return cls.model_construct(
-            namespace=rule.namespace,
-            name=rule.name,
-            version=rule.version,
-            publish=rule.publish,
-            annotations=rule.annotations,
-            updated=rule.updated,
-        )
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "name": self.name,
-            "version": self.version,
-            "publish": self.publish,
-            "annotations": pairs_to_api(self.annotations),
-            "updated": self.updated,
-        }
 
 
 class RulePut(BaseModel):

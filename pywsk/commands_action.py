@@ -28,6 +28,7 @@ from pywsk.entities import (
     web_secure_secret,
 )
 from pywsk.formatting import action_row, action_summary, annotation, sort_actions
+from pywsk.options import AnnotationFileOpt, AnnotationOpt, ParamFileOpt
 from pywsk.output import TIMEOUT_EXIT_CODE, CliError, ok, print_json, reporting
 
 action_app = typer.Typer(help="Work with actions.", no_args_is_help=True)
@@ -39,9 +40,6 @@ ParamOpt = Annotated[
     typer.Option("-p", "--param", metavar="KEY VALUE",
                  help="Parameter KEY VALUE (repeatable); VALUE is parsed as JSON if it is valid JSON, else a string."),
 ]  # fmt: skip
-ParamFileOpt = Annotated[
-    Path | None, typer.Option("-P", "--param-file", metavar="FILE", help="FILE with parameters as a JSON object.")
-]
 KindOpt = Annotated[
     str | None,
     typer.Option("--kind", metavar="KIND",
@@ -49,15 +47,6 @@ KindOpt = Annotated[
                       "Default: from FILE's extension (.py, .js, .wasm, ...); required for .zip."),
 ]  # fmt: skip
 MainOpt = Annotated[str | None, typer.Option("--main", metavar="NAME", help="Name of the action's entry point.")]
-AnnotationOpt = Annotated[
-    list[str] | None,
-    typer.Option("-a", "--annotation", metavar="KEY VALUE",
-                 help="Annotation KEY VALUE (repeatable); VALUE is parsed as JSON if valid, else a string."),
-]  # fmt: skip
-AnnotationFileOpt = Annotated[
-    Path | None,
-    typer.Option("-A", "--annotation-file", metavar="FILE", help="FILE with annotations as a JSON object."),
-]
 MemoryOpt = Annotated[
     int | None, typer.Option("-m", "--memory", metavar="MB", help="Memory limit in MB (server default 256).")
 ]

@@ -22,6 +22,7 @@ from pywsk.entities import (
     parse_shared,
 )
 from pywsk.formatting import package_row, package_summary, sort_packages
+from pywsk.options import AnnotationFileOpt, AnnotationOpt, ParamFileOpt
 from pywsk.output import CliError, ok, print_json, reporting
 
 package_app = typer.Typer(help="Work with packages.", no_args_is_help=True)
@@ -37,18 +38,6 @@ ParamOpt = Annotated[
                  help="Parameter KEY VALUE (repeatable), bound for every action of the package; "
                       "VALUE is parsed as JSON if it is valid JSON, else a string."),
 ]  # fmt: skip
-ParamFileOpt = Annotated[
-    Path | None, typer.Option("-P", "--param-file", metavar="FILE", help="FILE with parameters as a JSON object.")
-]
-AnnotationOpt = Annotated[
-    list[str] | None,
-    typer.Option("-a", "--annotation", metavar="KEY VALUE",
-                 help="Annotation KEY VALUE (repeatable); VALUE is parsed as JSON if valid, else a string."),
-]  # fmt: skip
-AnnotationFileOpt = Annotated[
-    Path | None,
-    typer.Option("-A", "--annotation-file", metavar="FILE", help="FILE with annotations as a JSON object."),
-]
 SharedOpt = Annotated[
     str | None,
     typer.Option("--shared", metavar="yes|no",

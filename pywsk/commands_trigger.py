@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -28,6 +27,7 @@ from pywsk.entities import (
     parse_qualified_name,
 )
 from pywsk.formatting import annotation, entity_summary, sort_by_qualified_name, trigger_row
+from pywsk.options import AnnotationFileOpt, AnnotationOpt, ParamFileOpt
 from pywsk.output import TIMEOUT_EXIT_CODE, CliError, ok, print_json, reporting
 
 trigger_app = typer.Typer(help="Work with triggers.", no_args_is_help=True)
@@ -51,18 +51,6 @@ ParamOpt = Annotated[
                  help="Parameter KEY VALUE (repeatable); VALUE is parsed as JSON if it is valid JSON, else a string. "
                       "With --feed, the parameters go to the feed action instead of the trigger."),
 ]  # fmt: skip
-ParamFileOpt = Annotated[
-    Path | None, typer.Option("-P", "--param-file", metavar="FILE", help="FILE with parameters as a JSON object.")
-]
-AnnotationOpt = Annotated[
-    list[str] | None,
-    typer.Option("-a", "--annotation", metavar="KEY VALUE",
-                 help="Annotation KEY VALUE (repeatable); VALUE is parsed as JSON if valid, else a string."),
-]  # fmt: skip
-AnnotationFileOpt = Annotated[
-    Path | None,
-    typer.Option("-A", "--annotation-file", metavar="FILE", help="FILE with annotations as a JSON object."),
-]
 
 
 @command(trigger_app, "create")

@@ -12,65 +12,11 @@ const fs = require('fs')
 const crypto = require('crypto')
 const openwhisk = require('openwhisk')
 
-function parseArgs (argv) {
-  const args = {}
-  for (let i = 0; i < argv.length; i++) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i])
-    if (!m) usage(`unexpected argument ${argv[i]}`)
-    args[m[1]] = m[2] !== undefined ? m[2] : argv[++i]
-  }
-  for (const required of ['apihost', 'auth', 'echo-wasm']) {
-    if (!args[required]) usage(`--${required} is required`)
-  }
-  return args
-}
+const { check, expectError, fail, finish, parseArgs, pass, run } = require('./steps')
 
-function usage (why) {
-  process.stderr.write(`${why}\nusage: node events.js --apihost URL --auth UUID:KEY --echo-wasm echo.wasm [--python-kind KIND] [--name NAME]\n`)
-  process.exit(2)
-}
-
-const emit = obj => process.stdout.write(JSON.stringify(obj) + '\n')
-class StepFailed extends Error {}
-const pass = (step, fields) => emit(Object.assign({ step, ok: true }, fields || {}))
+const REQUIRED = ['apihost', 'auth', 'echo-wasm']
+const USAGE = 'node events.js --apihost URL --auth UUID:KEY --echo-wasm echo.wasm [--python-kind KIND] [--name NAME]'
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-function fail (step, message, err) {
-  const line = { step, ok: false, error: message }
-  if (err) {
-    line.client_error = String(err.message || err)
-    if (err.statusCode !== undefined) line.status = err.statusCode
-    if (err.error !== undefined) line.body = err.error
-  }
-  emit(line)
-  throw new StepFailed(message)
-}
-
-function check (step, cond, message, extra) {
-  if (!cond) fail(step, typeof message === 'function' ? message() : message, extra)
-}
-
-async function run (step, fn) {
-  try {
-    return await fn()
-  } catch (err) {
-    if (err instanceof StepFailed) throw err
-    fail(step, 'unexpected error', err)
-  }
-}
-
-async function expectError (step, status, fn) {
-  let err
-  try {
-    const value = await fn()
-    fail(step, `expected HTTP ${status}, got success: ${JSON.stringify(value)}`)
-  } catch (e) {
-    if (e instanceof StepFailed) throw e
-    err = e
-  }
-  check(step, err.statusCode === status, `expected statusCode ${status}`, err)
-  pass(step, { status: err.statusCode, error_message: err.error && err.error.error })
-}
 
 // The record of an activation, polled until it exists (non-blocking activations are recorded when they end).
 async function record (ow, step, id) {
@@ -86,7 +32,7 @@ async function record (ow, step, id) {
 }
 
 async function main () {
-  const args = parseArgs(process.argv.slice(2))
+  const args = parseArgs(process.argv.slice(2), REQUIRED, USAGE)
   const name = args.name || `owevents-js-${crypto.randomBytes(3).toString('hex')}`
   const pythonKind = args['python-kind'] || 'python:3.11'
   const ow = openwhisk({ apihost: args.apihost, api_key: args.auth, namespace: '_', ignore_certs: true })
@@ -176,7 +122,4 @@ async function main () {
   pass('done', { name })
 }
 
-main().catch(err => {
-  if (!(err instanceof StepFailed)) emit({ step: 'crash', ok: false, error: String(err && err.stack) })
-  process.exit(1)
-})
+finish(main())
