@@ -4,6 +4,10 @@
     python bench/hello.py --distributed        # 1 controller + 2 invokers over deploy/local/services
     python bench/hello.py --apihost http://127.0.0.1:3233 --auth UUID:KEY
     python bench/hello.py --bus memory sqlite  # standalone on each bus in turn, side by side
+    python bench/hello.py --kind python-wasm --env PYWHISK_WASM_POOLING=0 --env PYWHISK_WASM_POOLING=1
+
+--env starts one standalone per value, in turn, with those variables set (several as A=1,B=2): settings
+compared side by side in one run.
 
 --bus chooses standalone's bus (PYWHISK_BUS): `sqlite`, the default, journals every activation before it
 is accepted; `memory` does not (the cost of the journal is the difference).
@@ -67,6 +71,9 @@ async def run(
             annotations = [{"key": "executor", "value": "wasm"}]
     else:
         kind, code = "wasm:wasi", base64.b64encode((REPO / "actions" / "wasm" / "hello.wasm").read_bytes()).decode()
+    for item in options.annotation:  # e.g. network=false: PYWHISK_DOCKER_ENGINE=crun-direct's path
+        name, _, value = item.partition("=")
+        annotations.append({"key": name, "value": {"true": True, "false": False}.get(value, value)})
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     prefix = f"bench-{os.urandom(3).hex()}"
     async with httpx.AsyncClient(base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=120, limits=limits) as c:
@@ -99,7 +106,7 @@ async def run(
             f"waitTime {ann(first, 'waitTime')} ms, initTime {ann(first, 'initTime')} ms"
         )
 
-        client_ms, server_ms = [], []
+        client_ms, server_ms, cold_total_ms = [], [], []
         for i in range(cold_n):
             name = f"{prefix}-cold-{i}"
             await create(name)
@@ -108,21 +115,28 @@ async def run(
             assert ann(record, "initTime") is not None, "expected a cold start"
             client_ms.append(elapsed)
             server_ms.append(ann(record, "waitTime") + ann(record, "initTime"))
+            # duration is end - start, which includes initTime (records.py): add only the wait.
+            cold_total_ms.append(ann(record, "waitTime") + record["duration"])
         print(f"action create, client (ms):          {summary(create_ms)}")
         print(f"cold, client end to end (ms):        {summary(client_ms)}")
         print(f"cold, waitTime+initTime (ms, record): {summary(server_ms)}")
+        print(f"cold, waitTime+initTime+duration (ms): {summary(cold_total_ms)}")
 
         warm = f"{prefix}-warm"
         await create(warm)
         await invoke(warm)
-        client_ms, waits = [], []
+        client_ms, waits, durations = [], [], []
         for _ in range(warm_n):
             elapsed, record = await invoke(warm)
             assert ann(record, "initTime") is None, "expected a warm start"
             client_ms.append(elapsed)
             waits.append(ann(record, "waitTime"))
+            durations.append(record["duration"])
         print(f"warm, client end to end (ms):        {summary(client_ms)}")
         print(f"warm, waitTime (ms, record):          {summary(waits)}")
+        print(f"warm, duration (ms, record):          {summary(durations)}")
+        totals = [wait + duration for wait, duration in zip(waits, durations, strict=True)]
+        print(f"warm, waitTime+duration (ms, record): {summary(totals)}")
 
         done = await throughput(c, apihost, warm, concurrency, duration)
         recent = await c.get("/namespaces/_/activations", params={"name": warm, "limit": 200, "docs": "true"})
@@ -209,15 +223,26 @@ def main() -> None:
         default=["sqlite"],
         help="standalone's bus; several: one server each, in turn (e.g. --bus memory sqlite)",
     )
+    parser.add_argument(
+        "--annotation", action="append", default=[], metavar="KEY=VALUE", help="an action annotation (network=false)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="A=1[,B=2]",
+        help="standalone: one server per --env, in turn, with these variables set (e.g. PYWHISK_WASM_POOLING=0)",
+    )
     args = parser.parse_args()
     if args.distributed or args.apihost:
         bench_once(args, bus=None)
         return
-    for bus in args.bus:
-        bench_once(args, bus)
+    for env in args.env or [""]:
+        for bus in args.bus:
+            bench_once(args, bus, dict(item.split("=", 1) for item in env.split(",") if item))
 
 
-def bench_once(args: argparse.Namespace, bus: str | None) -> None:
+def bench_once(args: argparse.Namespace, bus: str | None, env: dict[str, str] | None = None) -> None:
     """One run: against ``--apihost``, a deployment (``--distributed``), or a new standalone on ``bus``."""
     work_dir = Path(tempfile.mkdtemp(prefix="pywhisk-bench-"))
     server, deployment, apihost = None, None, args.apihost
@@ -227,9 +252,9 @@ def bench_once(args: argparse.Namespace, bus: str | None) -> None:
         apihost = deployment.apihost()
         print(f"started controller0 + invoker0 + invoker1 at {apihost} (Kafka, CouchDB API)")
     elif not apihost:
-        server = start_standalone(work_dir, env={"PYWHISK_BUS": bus or "sqlite"})
+        server = start_standalone(work_dir, env={"PYWHISK_BUS": bus or "sqlite", **(env or {})})
         apihost = server.apihost
-        print(f"== started standalone on the {bus} bus at {server.apihost} (data in {server.data_dir})")
+        print(f"== started standalone on the {bus} bus at {server.apihost} (data in {server.data_dir}) {env or ''}")
     try:
         asyncio.run(run(apihost, args.auth, args.cold, args.warm, args.concurrency, args.duration, args))
     finally:

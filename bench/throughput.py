@@ -4,6 +4,8 @@
     python bench/throughput.py --distributed          # and 1 controller + 2 invokers (Kafka, pouchdb-server)
     python bench/throughput.py --profile --out DIR    # and py-spy flame graphs of each server under load
     python bench/throughput.py --baseline /tmp/before # and a standalone from another source tree (A/B)
+    python bench/throughput.py --distributed --workers 1 --workers 2   # each pywhisk target with 1 and 2 workers
+    python bench/throughput.py --distributed --no-standalone --variant PYWHISK_KAFKA_LINGER_MS=0  # Kafka tuning A/B
 
 Every target gets ``wrk -t1 -cC -dDs -s bench/invoke.lua`` (blocking invokes with the guest's Basic auth, the same
 JSON body), round after round, the targets interleaved within each round so a noisy neighbour on the shared
@@ -14,6 +16,11 @@ counted afterwards: every answered invoke must have written one.
 
 With --baseline (repeatable), another standalone runs from another checkout of the repo (e.g. ``git archive HEAD``
 unpacked), interleaved with the rest: before and after a change in the same run, on the same noisy machine.
+
+With --workers N (repeatable), each pywhisk target runs with ``--workers N`` (standalone: N whole servers on the
+port; distributed: a controller of N workers, still 2 invokers), one target per N. A server's CPU is that of its
+whole process tree (supervisor and workers). With --variant KEY=VALUE[,KEY=VALUE...] (repeatable), one more
+distributed deployment per variant runs with those settings added (e.g. Kafka batching), beside the others.
 
 With --profile, after the measured rounds each pywhisk server process is recorded by ``py-spy record
 --nonblocking`` for one more wrk run (flame graph SVGs in --out; the profiler's sampling costs a little
@@ -39,7 +46,7 @@ from pathlib import Path
 
 import httpx
 
-from launcher.testing import GUEST_AUTH, free_port, start_deployment, start_standalone, stop_standalone
+from launcher.testing import GUEST_AUTH, Deployment, free_port, start_deployment, start_standalone, stop_standalone
 
 REPO = Path(__file__).resolve().parent.parent
 INVOKE_LUA = REPO / "bench" / "invoke.lua"
@@ -73,7 +80,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs into --out")
     parser.add_argument("--out", type=Path, help="directory for results.txt and the flame graphs")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the pywhisk processes")
+    parser.add_argument(
+        "--workers", type=int, action="append", default=[], help="pywhisk --workers (repeatable) [default: 1]"
+    )
+    parser.add_argument(
+        "--variant", action="append", default=[], help="one more distributed target with KEY=VALUE[,KEY=VALUE]"
+    )
     args = parser.parse_args()
+    worker_counts = args.workers or [1]
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk)")
     if args.profile and not args.out:
@@ -90,17 +104,19 @@ def main() -> None:
     say(f"wrk -t1 -c{args.connections} -d{args.duration}s -s bench/invoke.lua, {args.rounds} rounds, interleaved")
     floors: list[subprocess.Popen[bytes]] = []
     servers = []
-    deployment = None
+    deployments: list[Deployment] = []
     targets: list[Target] = []
     try:
         for name in ("echo_floor", "wasm_floor"):
             port = free_port()
             floors.append(spawn_floor(name, port, work_dir))
             targets.append(Target(name.replace("_", " "), f"http://127.0.0.1:{port}/", {name: floors[-1].pid}))
-        if not args.no_standalone:
-            server = start_standalone(work_dir / "standalone", env=env)
+        for workers in [] if args.no_standalone else worker_counts:
+            options = ["--workers", str(workers)] if workers > 1 else []
+            server = start_standalone(work_dir / f"standalone-{workers}", *options, env=env)
             servers.append(server)
-            targets.append(Target("pywhisk standalone", prepare(server.apihost), {"standalone": server.process.pid}))
+            label = "pywhisk standalone" + (f" w{workers}" if len(worker_counts) > 1 else "")
+            targets.append(Target(label, prepare(server.apihost), {"standalone": server.process.pid}))
         for baseline in args.baseline:
             # Safe path: `-m pywhisk` must not put this checkout's cwd first; PYTHONPATH beats the editable install.
             baseline_env = {**env, "PYTHONSAFEPATH": "1", "PYTHONPATH": str(baseline.resolve())}
@@ -110,12 +126,26 @@ def main() -> None:
             targets.append(Target(label, prepare(server.apihost), {baseline.name: server.process.pid}))
         if args.distributed:
             subprocess.run([str(REPO / "deploy" / "local" / "services"), "up"], check=True)
-            deployment = start_deployment(
-                "127.0.0.1:9092", "http://127.0.0.1:5984", work_dir / "distributed", controller_env=env, invoker_env=env
+        distributed = [(f" w{n}" if len(worker_counts) > 1 else "", {"PYWHISK_WORKERS": str(n)}) for n in worker_counts]
+        distributed += [
+            (
+                " " + variant.replace("PYWHISK_", "").lower(),
+                {"PYWHISK_WORKERS": str(worker_counts[-1]), **dict(kv.split("=", 1) for kv in variant.split(","))},
             )
+            for variant in args.variant
+        ]
+        for n, (suffix, variant_env) in enumerate(distributed if args.distributed else []):
+            deployment = start_deployment(
+                "127.0.0.1:9092",
+                "http://127.0.0.1:5984",
+                work_dir / f"distributed-{n}",
+                controller_env={**env, **variant_env},
+                invoker_env={**env, **variant_env},
+            )
+            deployments.append(deployment)
             pids = {f"controller{i}": p.pid for i, (p, _) in deployment.controller_procs.items()}
             pids |= {f"invoker{i}": p.pid for i, p in deployment.invoker_procs.items()}
-            targets.append(Target("pywhisk distributed", prepare(deployment.apihost()), pids))
+            targets.append(Target(f"pywhisk distributed{suffix}", prepare(deployment.apihost()), pids))
         for target in targets:
             wait_answering(target.url)
             wrk(target, args.connections, 2)  # warm-up: lazy imports, first instances, JIT-free but cache-cold
@@ -128,10 +158,11 @@ def main() -> None:
         say(f"load average after the rounds {load_average()}")
         floor = statistics.median(next(t for t in targets if t.name == "wasm floor").rates)
         floor_cpu = statistics.median(next(t for t in targets if t.name == "wasm floor").cpu_us)
+        width = max(24, *(len(t.name) + 2 for t in targets))
         # CPU per request is the steadier figure on a shared machine: a neighbour's load slows every server's
         # requests/s, but much less what each request costs the server.
         say(
-            f"{'target':<24}{'median req/s':>13}{'x floor':>9}{'CPU µs/req':>12}{'floor/CPU':>10}"
+            f"{'target':<{width}}{'median req/s':>13}{'x floor':>9}{'CPU µs/req':>12}{'floor/CPU':>10}"
             "   rounds (req/s)      mean latency   non-2xx"
         )
         for target in targets:
@@ -139,7 +170,7 @@ def main() -> None:
             cpu = statistics.median(target.cpu_us)
             rounds = " ".join(f"{rate:.0f}" for rate in target.rates)
             say(
-                f"{target.name:<24}{median:>13.0f}{median / floor:>9.2f}{cpu:>12.0f}{floor_cpu / cpu:>10.2f}   "
+                f"{target.name:<{width}}{median:>13.0f}{median / floor:>9.2f}{cpu:>12.0f}{floor_cpu / cpu:>10.2f}   "
                 f"{rounds:<19} {' '.join(target.latencies):<14} {target.errors}"
             )
         for target in targets:
@@ -157,7 +188,7 @@ def main() -> None:
             process.wait()
         for server in servers:
             stop_standalone(server)
-        if deployment is not None:
+        for deployment in deployments:
             deployment.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
     if args.out:
@@ -201,7 +232,7 @@ def wait_answering(url: str, timeout_s: float = 60.0) -> None:
 
 
 def wrk(target: Target, connections: int, duration: int) -> None:
-    cpu_before = sum(cpu_seconds(pid) for pid in target.pids.values())
+    cpu_before = sum(tree_cpu_seconds(pid) for pid in target.pids.values())
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(INVOKE_LUA), target.url],
         capture_output=True,
@@ -215,7 +246,7 @@ def wrk(target: Target, connections: int, duration: int) -> None:
     if rate is None or done is None:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     target.rates.append(float(rate.group(1)))
-    cpu = sum(cpu_seconds(pid) for pid in target.pids.values()) - cpu_before
+    cpu = sum(tree_cpu_seconds(pid) for pid in target.pids.values()) - cpu_before
     target.cpu_us.append(cpu * 1e6 / max(1, int(done.group(1))))
     target.latencies.append(latency.group(1) if latency else "?")
     target.errors += int(errors.group(1)) if errors else 0
@@ -253,6 +284,7 @@ def profile(target: Target, connections: int, duration: int, out: Path, say: Cal
                     "py-spy",
                     "record",
                     "--nonblocking",
+                    "--subprocesses",  # a --workers supervisor's workers
                     "--rate",
                     "200",
                     "-p",
@@ -279,6 +311,27 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of process ``pid`` (all its threads) so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and every live process below it (``--workers``: the supervisor and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += cpu_seconds(current)
+        except OSError:  # exited meanwhile
+            continue
+        todo.extend(children.get(current, []))
+    return total
 
 
 def load_average() -> str:

@@ -15,12 +15,14 @@ from controller.activator import Activator
 from controller.alarms import AlarmFeeds, AlarmScheduler
 from controller.auth import Authenticator
 from controller.conductors import ConductorRunner
-from controller.entity_cache import CachedEntityStore
+from controller.entity_cache import CachedEntityStore, EntityChangeFeed
 from controller.loadbalancer import LoadBalancer
+from controller.metrics import INVOKE_ROUTE, RequestMetrics, install_metrics
 from controller.middleware import WhiskMiddleware
 from controller.openapi import install_openapi
 from controller.responses import JSONResponse
 from controller.routes import actions, activations, invoke, invokers, namespaces, packages, rules, triggers, web
+from controller.routes.console import install_console
 from controller.sequence_journal import SequenceJournal
 from controller.sequences import SequenceRunner
 from controller.throttles import Throttles
@@ -28,6 +30,7 @@ from controller.triggers import TriggerFirer
 from pywhisk.bus import Bus
 from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
 from pywhisk.lifecycle import Service
+from pywhisk.metrics import Metrics
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store import ActivationStore, ScheduleStore, Store, SubjectStore
@@ -49,6 +52,7 @@ def create_app(
     manifest: RuntimeManifest | None = None,
     services: Sequence[Service] = (),
     seed_guest: bool = True,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The controller app. ``store`` and ``bus`` are started by its lifespan, then ``services``
     (e.g. the in-process invoker of standalone mode), and all are closed in reverse order.
@@ -64,10 +68,15 @@ def create_app(
         instance=f"controller{settings.controller_id}",
         max_bytes=settings.entity_cache_mb * 1024 * 1024,
         ttl_s=settings.entity_cache_ttl_s,
+        # Standalone workers share the SQLite file but no bus: each follows the store's entity changes instead.
+        changes=store if settings.workers > 1 and isinstance(store, EntityChangeFeed) else None,
+        poll_s=settings.entity_cache_poll_s,
     )
     activation_records: ActivationStore = store
     balancer = LoadBalancer(bus, store, settings)
-    throttles = Throttles(settings, balancer)
+    # One per process: standalone's invoker reports to the same one (launcher/compose.py).
+    metrics = metrics if metrics is not None else Metrics.from_settings(settings)
+    throttles = Throttles(settings, balancer, on_throttle=metrics.record_throttle)
     activator = Activator(balancer, activation_records, throttles, settings.controller_id)
     # Run by this controller, component after component through the activator; closed first, so the
     # sequences it cancels can still record themselves.
@@ -140,6 +149,7 @@ def create_app(
     for module in (actions, packages, invoke, activations, web, triggers, rules, namespaces):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(invokers.router)  # at the root, as in OpenWhisk
+    install_console(app)  # /console: static files for the browser, which talk to the API above
     install_openapi(app)
 
     _install_error_handlers(app)
@@ -148,6 +158,7 @@ def create_app(
         max_body_bytes=settings.max_payload_bytes,
         max_action_put_bytes=MAX_ACTION_PUT_BYTES,
     )
+    install_metrics(app, metrics, balancer.invokers.statuses)  # its middleware outermost: counts every answer
     return app
 
 
@@ -160,10 +171,14 @@ class ControllerApp(FastAPI):
         if scope["type"] == "http" and scope["method"] == "POST" and invoke.INVOKE_PATH.fullmatch(scope["path"]):
             if self._edge is None:  # WhiskMiddleware's stamps, limits and headers, as on every other route
                 settings: Settings = self.state.settings
-                self._edge = WhiskMiddleware(
-                    self._serve_invoke,
-                    max_body_bytes=settings.max_payload_bytes,
-                    max_action_put_bytes=MAX_ACTION_PUT_BYTES,
+                self._edge = RequestMetrics(
+                    WhiskMiddleware(
+                        self._serve_invoke,
+                        max_body_bytes=settings.max_payload_bytes,
+                        max_action_put_bytes=MAX_ACTION_PUT_BYTES,
+                    ),
+                    self.state.metrics,
+                    route=INVOKE_ROUTE,
                 )
             scope["app"] = self
             await self._edge(scope, receive, send)

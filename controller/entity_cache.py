@@ -26,6 +26,13 @@ serves a changed entity's old version for longer than that. A consumer failure a
 ``max_bytes`` (``PYWHISK_ENTITY_CACHE_MB``) of entities, least recently used out first; an entity over half of it
 is not kept. ``ttl_s`` or ``max_bytes`` 0 turns caching off (writes still tell the other controllers).
 
+Standalone workers (``pywhisk standalone --workers N``) share one SQLite file and no bus. There each worker
+polls the store's change feed instead (``EntityChangeFeed``: a row per entity write or delete, appended in the
+write's own transaction, pywhisk/store/sqlite.py) every ``poll_s`` (``PYWHISK_ENTITY_CACHE_POLL_S``, 0.1 s)
+and drops what it holds under each changed id: a change made through one worker is seen by every other one
+within ``poll_s`` plus one SQLite read after the writer answered. A failed poll empties the cache, and a worker
+that fell behind the changes the store keeps empties it too; the TTL still bounds everything else.
+
 Cached entities are shared between requests: callers never mutate them (they ``model_copy`` as they always did).
 The invoker's own action cache (``invoker/proxy.py``, by revision) is a separate thing.
 """
@@ -39,7 +46,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast, runtime_checkable
 
 import orjson
 from pydantic import ValidationError
@@ -62,6 +69,15 @@ PUBLISH_TIMEOUT_S = 2.0
 RECEIVE_RETRY_S = 1.0
 # What one JSON value (a number, an empty object, ...) may cost as a Python object beyond its text, at most.
 _PYTHON_OBJECT_BYTES = 64
+
+
+@runtime_checkable
+class EntityChangeFeed(Protocol):
+    """A store whose entity writes and deletes other processes can follow (the SQLite store)."""
+
+    async def entity_changes(self, after: int | None, limit: int = 1000) -> tuple[int, list[str] | None]:
+        """The last change's number and the ids changed after ``after`` (None: gone, forget everything)."""
+        ...
 
 
 class _Missing:
@@ -142,7 +158,8 @@ class CachedEntityStore(EntityStore):
 
     ``instance`` names this controller in its invalidation messages (OpenWhisk: ``controller0``); it must be
     unique among the controllers, as the ``completed{N}`` topic already requires. Without a ``bus`` only this
-    controller's cache is invalidated (one controller)."""
+    controller's cache is invalidated (one controller). With ``changes`` it also polls that feed every ``poll_s``
+    (standalone workers, which share a store but no bus)."""
 
     def __init__(
         self,
@@ -153,8 +170,13 @@ class CachedEntityStore(EntityStore):
         max_bytes: int,
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
+        changes: EntityChangeFeed | None = None,
+        poll_s: float = 0.1,
     ) -> None:
         self.cache = EntityCache(max_bytes, ttl_s, clock)
+        self._changes = changes
+        self._poll_s = poll_s
+        self._poller: asyncio.Task[None] | None = None
         self.instance = instance
         self._store = store
         self._bus = bus
@@ -164,7 +186,13 @@ class CachedEntityStore(EntityStore):
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Subscribe to the invalidation topic (before any write can be missed) and start consuming it."""
+        """Subscribe to the invalidation topic (before any write can be missed) and start consuming it; start
+        polling the change feed, from its last change, if there is one."""
+        if self._changes is not None:
+            seen, _ = await self._changes.entity_changes(None)
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll(self._changes, seen), name="entity-cache-change-poll"
+            )
         if self._bus is None:
             return
         consumer = await self._bus.subscribe(CACHE_INVALIDATION_TOPIC, f"{CACHE_INVALIDATION_TOPIC}{self.instance}")
@@ -173,11 +201,12 @@ class CachedEntityStore(EntityStore):
         )
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        for task in (self._listener, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listener = self._poller = None
         self.cache.clear()
 
     # reads ---------------------------------------------------------------------------------------
@@ -340,6 +369,26 @@ class CachedEntityStore(EntityStore):
                     await consumer.ack(delivery)
         finally:
             await consumer.close()
+
+    async def _poll(self, changes: EntityChangeFeed, seen: int) -> None:
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                seen, doc_ids = await changes.entity_changes(seen)
+            except Exception as exc:  # the store is away: changes may be missed meanwhile
+                log.warning("polling entity changes failed; emptying the entity cache: %r", exc)
+                self._forget_all()
+                continue
+            if doc_ids is None:
+                log.warning("fell behind the entity changes the store keeps; emptying the entity cache")
+                self._forget_all()
+                continue
+            for doc_id in doc_ids:
+                self._invalidate(doc_id)
+
+    def _forget_all(self) -> None:
+        self.cache.clear()
+        self._fills.clear()
 
     def _on_invalidation(self, value: bytes) -> None:
         try:

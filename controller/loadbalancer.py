@@ -20,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from controller.invokers import Invokers
+from pywhisk import logs
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.entities import Action
@@ -120,6 +121,9 @@ class LoadBalancer:
         self._active[namespace] = self._active.get(namespace, 0) + 1
         if message.blocking:
             self._waiters[message.activationId] = asyncio.get_running_loop().create_future()
+        # The rest of the caller's lines are about this activation (the API request's, a sequence's step).
+        logs.bind(tid=str(message.transid[0]), activation_id=message.activationId)
+        log.debug("posting activation of %s to invoker%d", action.fully_qualified_name, target)
         try:
             await self._bus.send(invoker_topic(target), message.serialize())
             entry.published = True
@@ -186,11 +190,13 @@ class LoadBalancer:
 
     def _on_completion(self, value: bytes) -> None:
         ack = parse(CompletionMessage, value)
-        entry = self._forget(ack.activationId)
-        if entry is not None:
-            namespace = entry.message.user.namespace.name
-            self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError, namespace=namespace)
-        self._resolve(ack.activationId, ack.response)
+        with logs.bound(tid=str(ack.transid[0]), activation_id=ack.activationId):
+            log.debug("received the completion from invoker%d", ack.instance.instance)
+            entry = self._forget(ack.activationId)
+            if entry is not None:
+                namespace = entry.message.user.namespace.name
+                self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError, namespace=namespace)
+            self._resolve(ack.activationId, ack.response)
 
     def _on_ping(self, value: bytes) -> None:
         self.invokers.on_ping(PingMessage.model_validate_json(value))
@@ -216,6 +222,7 @@ class LoadBalancer:
                 entry.message.activationId,
                 entry.invoker,
                 statuses.get(entry.invoker),
+                extra={"activationId": entry.message.activationId, "tid": str(entry.message.transid[0])},
             )
             await self._store.put_activation(_lost_record(entry))
             # The invoker may have stored a real record first: whatever the store holds is the answer.

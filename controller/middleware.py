@@ -14,6 +14,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pywhisk import logs
 from pywhisk.activation import new_activation_id
 from pywhisk.errors import PayloadTooLarge, WhiskError
 
@@ -61,6 +62,7 @@ class WhiskMiddleware:
         state = scope.setdefault("state", {})
         state["transid"] = transid
         state["receipt_ms"] = receipt_ms
+        logs.begin(transid)  # every line about this request carries its tid (pywhisk/logs.py)
         # Web actions send their own CORS headers and may answer OPTIONS themselves (web-custom-options):
         # controller/routes/web.py, as OpenWhisk's web route, which its API's CORS directive does not wrap.
         web = scope["path"].startswith(WEB_PREFIX)
@@ -94,6 +96,8 @@ class WhiskMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), *extra_headers]
+                if log.isEnabledFor(logging.DEBUG):  # [OW] BasicHttpService's line per request
+                    log.debug("%s %s: %s", scope["method"], scope["path"], message["status"])
             await send(message)
 
         try:

@@ -3,8 +3,11 @@
 As OpenWhisk's ``RateThrottler`` and ``ActivationThrottler`` ([OW] entitlement/*.scala), each controller
 keeps its own books and enforces its share of a namespace's limit: the limit, dilated by 20 % when there
 is more than one controller (OpenWhisk's overcommit for uneven request spreading), divided by the number of
-controllers (``PYWHISK_CONTROLLERS``), and at least 1 unless the limit is 0. A namespace without limits of
-its own gets the system defaults (``PYWHISK_INVOCATIONS_PER_MINUTE``, ``PYWHISK_CONCURRENT_INVOCATIONS``).
+controllers (``PYWHISK_CONTROLLERS``, OpenWhisk's ``controller.clusterSize``), and at least 1 unless the limit
+is 0. Workers of ``--workers N`` count as controllers: in distributed mode the launcher folds them into
+``controllers``; a standalone worker is a controller (with an invoker of its own) of ``workers`` of them.
+A namespace without limits of its own gets the system defaults (``PYWHISK_INVOCATIONS_PER_MINUTE``,
+``PYWHISK_CONCURRENT_INVOCATIONS``).
 """
 
 from __future__ import annotations
@@ -41,10 +44,18 @@ def controller_share(limit: int, controllers: int) -> int:
 class Throttles:
     """Checks an invoke against its namespace's throttles; raises ``TooManyRequests`` (429) when over."""
 
-    def __init__(self, settings: Settings, books: ActiveActivations, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        books: ActiveActivations,
+        clock: Callable[[], float] = time.time,
+        *,
+        on_throttle: Callable[[str, str], None] = lambda reason, namespace: None,
+    ) -> None:
+        self._on_throttle = on_throttle  # (limit, namespace) of every 429: the metrics (pywhisk/metrics.py)
         self._default_per_minute = settings.invocations_per_minute
         self._default_concurrent = settings.concurrent_invocations
-        self._controllers = settings.controllers
+        self._controllers = settings.controllers * settings.workers
         self._books = books
         self._clock = clock
         self._default_fires_per_minute = settings.fires_per_minute
@@ -56,7 +67,8 @@ class Throttles:
 
         Like OpenWhisk, a refused invoke still counts, and windows are fixed minutes (epoch ms / 60000).
         """
-        self._count_in_minute(self._minutes, identity.namespace.name, self.invocations_per_minute(identity))
+        namespace, allowed = identity.namespace.name, self.invocations_per_minute(identity)
+        self._count_in_minute(self._minutes, namespace, allowed, "invocationsPerMinute")
 
     def check_fires(self, identity: Identity) -> None:
         """Count this trigger fire in the namespace's current calendar minute; over ``firesPerMinute`` → 429.
@@ -64,9 +76,10 @@ class Throttles:
         OpenWhisk's ``triggerRateThrottler``: a ``RateThrottler`` like the invokes' (the same message), with
         books of its own, so fires and invokes never eat each other's allowance.
         """
-        self._count_in_minute(self._fire_minutes, identity.namespace.name, self.fires_per_minute(identity))
+        namespace, allowed = identity.namespace.name, self.fires_per_minute(identity)
+        self._count_in_minute(self._fire_minutes, namespace, allowed, "firesPerMinute")
 
-    def _count_in_minute(self, books: dict[str, tuple[int, int]], namespace: str, allowed: int) -> None:
+    def _count_in_minute(self, books: dict[str, tuple[int, int]], namespace: str, allowed: int, limit: str) -> None:
         minute = int(self._clock() * 1000) // 60_000
         seen_minute, count = books.get(namespace, (minute, 0))
         count = count + 1 if seen_minute == minute else 1
@@ -76,6 +89,7 @@ class Throttles:
                 del books[ns]
         books[namespace] = (minute, count)
         if count > allowed:
+            self._on_throttle(limit, namespace)
             raise TooManyRequests(TOO_MANY_REQUESTS.format(count=count, allowed=allowed))
 
     def check_concurrent(self, identity: Identity) -> None:
@@ -87,6 +101,7 @@ class Throttles:
         count = self._books.active_activations(identity.namespace.name)
         allowed = self.concurrent_invocations(identity)
         if count >= allowed:
+            self._on_throttle("concurrentInvocations", identity.namespace.name)
             raise TooManyRequests(TOO_MANY_CONCURRENT_REQUESTS.format(count=count, allowed=allowed))
 
     def invocations_per_minute(self, identity: Identity) -> int:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ from executor_docker.containers import (
     unknown_runtime_error,
 )
 from executor_docker.logs import AttachProtocol, LogCollector
+from executor_docker.oci import ContainerHost, OciHost, OciStarted, OutputPipes, connect_output
 from executor_docker.settings import DockerSettings
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import ExecutorEnvironment, InitRequest, InstanceSpec, ProxyResult, RunRequest
@@ -77,12 +80,14 @@ class _ProxyGone(Exception):
 @dataclass(slots=True)
 class _Container:
     spec: InstanceSpec
-    started: StartedContainer
+    started: StartedContainer | OciStarted
     url: str
     logs: LogCollector
-    attach: asyncio.BaseTransport
+    attach: asyncio.BaseTransport | OutputPipes  # dockerd's attach stream, or crun-direct's output pipes
     ready: asyncio.Task[None]
     sentinelled: bool
+    host: ContainerHost  # dockerd (DockerHost) or crun-direct (OciHost)
+    http: httpx.AsyncClient | None = None  # this proxy's own client (crun-direct: over its Unix socket)
     paused: bool = False
 
 
@@ -116,10 +121,13 @@ class DockerExecutor:
             | dict(images or {})
         )
         self.settings = self.host.settings
+        # PYWHISK_DOCKER_ENGINE=crun-direct: actions annotated `network: false` skip dockerd (oci.py).
+        self.oci = OciHost(client, self.owner, self.settings) if self.settings.engine == "crun-direct" else None
         self.container_runtimes = dict(container_runtimes or {})
         self._known_runtimes: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._http: httpx.AsyncClient | None = None
+        self._tls: ssl.SSLContext | None = None  # shared by the per-container clients (_proxy_client)
         self._containers: dict[str, _Container] = {}
 
     async def start(self) -> None:
@@ -137,6 +145,13 @@ class DockerExecutor:
                 "containers of some kinds cannot start: %s", unknown_runtime_error(runtime, self._known_runtimes)
             )
         removed = await self._docker(self.host.remove_owned)
+        if self.oci is not None:
+            missing = self.oci.available()
+            if missing is not None:
+                logger.warning("PYWHISK_DOCKER_ENGINE=crun-direct, but %s: all containers go through dockerd", missing)
+                self.oci = None
+            else:
+                removed += await self._docker(self.oci.remove_owned)
         if removed:
             logger.info("removed %d containers left by an earlier run of %s", removed, self.owner)
 
@@ -167,6 +182,9 @@ class DockerExecutor:
         users_image = spec.kind == "blackbox" and image != self.images.get("blackbox", SKELETON_IMAGE)
         runtime = await self._container_runtime(spec.kind)
         cpu_shares = max(1024 * spec.memory_mb // self.environment.user_memory_mb, 2)  # [OW] ContainerPoolConfig
+        if self.oci is not None and not users_image and spec.annotations.get("network") is False:
+            await self._create_direct(spec, self.oci, image, cpu_shares)
+            return
         start = self.host.start_container
         job = self._submit(start, spec.instance_id, image, spec.memory_mb, cpu_shares, users_image, runtime)
         try:
@@ -185,8 +203,44 @@ class DockerExecutor:
         ready = asyncio.create_task(_wait_listening(started.ip, logs), name=f"docker-ready-{spec.instance_id}")
         url = f"http://{started.ip}:{PROXY_PORT}"
         sentinelled = not users_image
-        self._containers[spec.instance_id] = _Container(spec, started, url, logs, attach, ready, sentinelled)
+        http = self._proxy_client()
+        container = _Container(spec, started, url, logs, attach, ready, sentinelled, self.host, http)
+        self._containers[spec.instance_id] = container
         await asyncio.wait({ready}, timeout=READY_WAIT_S)
+
+    async def _create_direct(self, spec: InstanceSpec, oci: OciHost, image: str, cpu_shares: int) -> None:
+        """``create`` through crun-direct: no network, the proxy on a Unix socket, output on pipes (oci.py)."""
+        job = self._submit(oci.start_container, spec.instance_id, image, spec.memory_mb, cpu_shares)
+        try:
+            started = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(self._discard_direct)  # it starts all the same: remove it then
+            raise
+        logs = LogCollector()
+        try:
+            output = await connect_output(started, logs)
+        except BaseException:
+            started.close()
+            await self._docker(oci.remove, started.container_id)
+            raise
+        uds = str(started.socket_path)
+        ready = asyncio.create_task(_wait_listening("", logs, uds), name=f"crun-ready-{spec.instance_id}")
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
+        if self._tls is None:  # a transport of its own would load the CA bundle: 60-240 ms on the loop (measured)
+            self._tls = ssl.create_default_context()
+        transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits, verify=self._tls)
+        http = httpx.AsyncClient(transport=transport, trust_env=False)
+        container = _Container(spec, started, "http://action", logs, output, ready, True, oci, http)
+        self._containers[spec.instance_id] = container
+        await asyncio.wait({ready}, timeout=READY_WAIT_S)
+
+    def _discard_direct(self, job: asyncio.Future[OciStarted]) -> None:
+        if job.cancelled() or job.exception() is not None or self.oci is None:
+            return
+        started = job.result()
+        started.close()
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: start() of the next run removes it
+            self._submit(self.oci.remove, started.container_id).add_done_callback(_retrieve)
 
     async def init(self, instance_id: str, request: InitRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
         """``POST /init``; a developer error (no answer, or not 200) comes with the logs written so far."""
@@ -223,6 +277,7 @@ class DockerExecutor:
         except httpx.HTTPError:
             return await self._failed(container, started)
         duration_ms = _since(started)
+        logger.debug("/run of %s: %d in %.1f ms", instance_id, response.status_code, duration_ms)
         if response.status_code != 200 or response.content.lstrip()[:1] not in (b"{", b"["):
             return await self._failed(container, started, response)
         if container.sentinelled:
@@ -237,14 +292,14 @@ class DockerExecutor:
         """``docker pause`` an idle container (~10 ms, measurements.md); ``init``/``run`` resume it."""
         container = self._container(instance_id)
         if not container.paused:
-            await self._docker(self.host.pause, container.started.container_id)
+            await self._docker(container.host.pause, container.started.container_id)
             container.paused = True
 
     async def resume(self, instance_id: str) -> None:
         """``docker unpause`` (~10 ms, measurements.md)."""
         container = self._container(instance_id)
         if container.paused:
-            await self._docker(self.host.unpause, container.started.container_id)
+            await self._docker(container.host.unpause, container.started.container_id)
             container.paused = False
 
     async def destroy(self, instance_id: str) -> None:
@@ -255,9 +310,11 @@ class DockerExecutor:
         container.ready.cancel()
         container.ready.add_done_callback(_retrieve)
         try:
-            await self._docker(self.host.remove, container.started.container_id)
+            await self._docker(container.host.remove, container.started.container_id)
         finally:
             container.attach.close()
+            if container.http is not None:
+                await container.http.aclose()
 
     async def _active(self, instance_id: str, log_limit_bytes: int) -> _Container:
         container = self._container(instance_id)
@@ -275,16 +332,16 @@ class DockerExecutor:
         memory_exhausted = exited = False
         try:
             if timed_out:  # the invoker destroys it; kill it now so that it stops using CPU and its stream ends
-                await self._docker(self.host.kill, container_id)
+                await self._docker(container.host.kill, container_id)
             elif response is None:
                 # The connection dropped: the proxy died, most likely. dockerd marks the container exited
                 # (and OOMKilled) 80-240 ms after the drop, and its output ends just after (measured):
                 # wait for that end before asking, or the answer would still be "running".
                 await container.logs.wait_closed(EXIT_WAIT_S)
-                found = await self._docker(self.host.post_mortem, container_id, container.started.oom_counter)
+                found = await self._docker(container.host.post_mortem, container_id, container.started.oom_counter)
                 memory_exhausted, exited = found.memory_exhausted, not found.running or container.logs.closed
             else:  # the proxy answered; a child of the action may have been OOM-killed all the same
-                found = await self._docker(self.host.post_mortem, container_id, container.started.oom_counter)
+                found = await self._docker(container.host.post_mortem, container_id, container.started.oom_counter)
                 memory_exhausted = found.memory_exhausted
         except ExecutorError as error:
             logger.warning("examining container %s after a failure failed: %s", container_id[:12], error)
@@ -299,10 +356,21 @@ class DockerExecutor:
             duration_ms=duration_ms,
         )
 
+    def _proxy_client(self) -> httpx.AsyncClient:
+        """A client (a connection pool) of one container's proxy. httpcore's pool looks at each of its
+        connections, with a poll() of each idle socket, on every request and every release, so one pool for all
+        containers costs O(all connections) per run: at limits.concurrency 50, ~1,000 connections took the event
+        loop (30 s sleeps lasted up to 88 s, docs/benchmarks.md). Per container it is at most its concurrency."""
+        if self._tls is None:  # httpx builds a context per client (~30 ms, CA bundle); plain HTTP never uses it
+            self._tls = ssl.create_default_context()
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
+        return httpx.AsyncClient(limits=limits, trust_env=False, verify=self._tls)
+
     async def _post(self, container: _Container, path: str, body: bytes, timeout_s: float) -> httpx.Response:
         if self._http is None:
             raise ExecutorError("the docker executor is not started")
-        return await self._http.post(container.url + path, content=body, headers=_JSON, timeout=timeout_s)
+        client = container.http or self._http
+        return await client.post(container.url + path, content=body, headers=_JSON, timeout=timeout_s)
 
     async def _container_runtime(self, kind: str) -> str:
         """The kind's OCI runtime (runtimes.json), else the setting's; one dockerd knows, or an ExecutorError."""
@@ -329,7 +397,8 @@ class DockerExecutor:
     def _submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         if self._pool is None:
             raise ExecutorError("the docker executor is not started")
-        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        # In the caller's context: lines from the pool carry its activation's ids (pywhisk/logs.py).
+        return asyncio.get_running_loop().run_in_executor(self._pool, contextvars.copy_context().run, fn, *args)
 
     async def _docker(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` on the pool; a failure of dockerd itself (e.g. it went away) is an ExecutorError."""
@@ -350,12 +419,15 @@ class DockerExecutor:
             self._submit(self.host.remove, started.container_id).add_done_callback(_retrieve)
 
 
-async def _wait_listening(ip: str, logs: LogCollector) -> None:
-    """Poll until the proxy accepts TCP connections on its port; ``_ProxyGone`` if the container ends."""
+async def _wait_listening(ip: str, logs: LogCollector, uds: str | None = None) -> None:
+    """Poll until the proxy accepts connections (TCP, or on ``uds``); ``_ProxyGone`` if the container ends."""
     started = time.monotonic()
     while not logs.closed:
         try:
-            _, writer = await asyncio.open_connection(ip, PROXY_PORT)
+            if uds is not None:
+                _, writer = await asyncio.open_unix_connection(uds)
+            else:
+                _, writer = await asyncio.open_connection(ip, PROXY_PORT)
         except OSError:
             # A slow image (a blackbox that sets up for seconds) is polled less eagerly.
             await asyncio.sleep(READY_POLL_S if time.monotonic() - started < 1.0 else 0.05)

@@ -6,6 +6,7 @@ and tests pass one explicitly.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -13,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The OCI runtimes an action container can run under; dockerd must know them by these names.
 ContainerRuntime = Literal["runc", "crun"]
+# Who starts action containers: dockerd, or crun driven by the executor itself (oci.py).
+ContainerEngine = Literal["dockerd", "crun-direct"]
 
 
 class DockerSettings(BaseSettings):
@@ -33,6 +36,13 @@ class DockerSettings(BaseSettings):
       with, ``runc`` or ``crun`` (Debian's, registered with dockerd by ``deploy/local/dockerd.sh``). A kind's
       ``containerRuntime`` in ``runtimes.json`` wins over it. Both run the same images under the same
       limits; crun starts a container ~20 ms sooner here (docs/benchmarks.md "crun beside runc").
+    - ``engine`` (``PYWHISK_DOCKER_ENGINE``, ``dockerd``): ``crun-direct`` starts the containers of actions
+      annotated ``network: false`` with crun itself, without dockerd (oci.py; docs/deployment.md "Fresh
+      containers without dockerd"); every other container still goes through dockerd.
+    - ``oci_cache_dir`` (``PYWHISK_DOCKER_OCI_CACHE_DIR``, ``~/.cache/pywhisk/oci``): the direct engine's
+      exported image filesystems, one per image id, shared read-only by its containers.
+    - ``oci_state_dir`` (``PYWHISK_DOCKER_OCI_STATE_DIR``, ``/run/pywhisk/oci``): its per-container bundles
+      (``config.json`` and the proxy's socket directory); a tmpfs, as they die with the host.
     """
 
     model_config = SettingsConfigDict(env_prefix="PYWHISK_DOCKER_", extra="ignore")
@@ -40,6 +50,9 @@ class DockerSettings(BaseSettings):
     tmpfs_mb: int = Field(default=64, ge=1)
     writable_paths: list[str] = Field(default_factory=lambda: ["/tmp"])
     runtime: ContainerRuntime = "runc"
+    engine: ContainerEngine = "dockerd"
+    oci_cache_dir: Path = Path("~/.cache/pywhisk/oci")
+    oci_state_dir: Path = Path("/run/pywhisk/oci")
 
     @field_validator("writable_paths")
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import logging
 import time
 import zipfile
@@ -28,8 +29,9 @@ import wasmtime
 from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, create_engine
 from executor_wasm.compiler import CompilerPool
 from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
+from executor_wasm.priority import GuestPriority, RetiringThreadPool
 from executor_wasm.runner import EpochTicker, RunSpec, run_module
-from executor_wasm.settings import WasmSettings
+from executor_wasm.settings import WasmSettings, map_count_warning
 from executor_wasm.sleeps import define_poll_oneoff
 from executor_wasm.slots import ComputeSlots, SlotsClosed, Waiter
 from executor_wasm.stdio import define_fd_write, params_json
@@ -100,14 +102,24 @@ class WasmExecutor:
         self.grant_policy = GrantPolicy.from_settings(settings)
         self._ticker = EpochTicker(self.engine)
         self._pool: ThreadPoolExecutor | None = None
-        self._slots = ComputeSlots(settings.threads, settings.threads_reserve)
+        # Long-running guests' threads reniced so short ones and the event loop preempt them (priority.py).
+        self.priority = (
+            GuestPriority(settings.renice_quantum_ms / 1000, settings.renice_nice) if settings.renice else None
+        )
+        if self.priority is not None:
+            self._ticker.watch(self.priority.tick)
+        self._slots = ComputeSlots(settings.threads, settings.threads_reserve, self.priority)
         self._instances: dict[str, _Instance] = {}
 
     async def start(self) -> None:
-        """Start the worker threads and the epoch ticker."""
+        """Start the worker threads and the epoch ticker (warning if the host cannot map ``max_runs`` runs)."""
+        if (warning := map_count_warning(self.settings.max_runs)) is not None:
+            logger.warning("%s", warning)
         if self._pool is None:
             # A thread per run in progress: a sleeping guest keeps its thread but not its compute slot.
-            self._pool = ThreadPoolExecutor(max_workers=self.settings.max_runs, thread_name_prefix="wasm")
+            # Retiring: a thread the kernel would not renice back to 0 after its run leaves (priority.py).
+            retire = self.priority.must_retire if self.priority is not None else _never
+            self._pool = RetiringThreadPool(self.settings.max_runs, "wasm", retire)
             self._slots.open()
         self._ticker.start()
         await self.compiler.start()
@@ -240,7 +252,9 @@ class WasmExecutor:
         if self._pool is None:
             raise ExecutorError("the wasm executor is not started")
         fn = job.fn
-        future = asyncio.get_running_loop().run_in_executor(self._pool, job)
+        # In the caller's context: the job's lines carry its activation's ids (pywhisk/logs.py), which a raw
+        # run_in_executor would not (unlike asyncio.to_thread).
+        future = asyncio.get_running_loop().run_in_executor(self._pool, contextvars.copy_context().run, job)
         try:
             while True:
                 begun = job.started_at
@@ -308,6 +322,9 @@ class _Job(Generic[T]):
     def __call__(self) -> T:
         with self.slots.held(self.namespace, self.waiter):
             self.started_at = time.monotonic()
+            if logger.isEnabledFor(logging.DEBUG):
+                name = getattr(self.fn, "__name__", self.fn)
+                logger.debug("%s on a compute slot of %r after %.1f ms queued", name, self.namespace, self.queued_ms)
             return self.fn(*self.args)
 
     def withdraw(self) -> None:
@@ -324,6 +341,10 @@ def init_namespace(request: InitRequest) -> str:
     """Whose compute slots an ``/init`` takes: the invoker passes ``__OW_NAMESPACE`` in its environment, as
     OpenWhisk's invoker does (its own value overrides any init parameter of that name)."""
     return request.env.get("__OW_NAMESPACE", "")
+
+
+def _never() -> bool:
+    return False
 
 
 def _since(started: float) -> float:

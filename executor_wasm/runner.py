@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -27,6 +28,7 @@ from wasmtime._func import enter_wasm
 from executor_wasm.cache import CompiledModule, describe_error
 from executor_wasm.grants import NO_GRANTS, Grants, apply_preopens
 from executor_wasm.limits import MODULE, GuestBudget, is_limit_error
+from executor_wasm.priority import guest_deadline, guest_stopped
 from executor_wasm.sleeps import DeadlinePassed, deadline_passed, run_deadline
 from executor_wasm.stdio import OUTPUT_SLACK, Stdin, captured_output, collect_logs, take_result
 from pywhisk.executor import ProxyResult
@@ -76,10 +78,12 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
         apply_preopens(wasi, spec.grants)
         stdin.attach(wasi, spec.stdin)  # stdout and stderr: the linker's fd_write (stdio.py)
         store.set_wasi(wasi)
+        guest_deadline(time.monotonic() + spec.timeout_ms / 1000)  # nice 0 again just before it (priority.py)
         try:
             outcome = _execute(store, compiled, budget.memory_bytes)
         except DeadlinePassed:  # wasmtime-py re-raises what a host function raised
             outcome = _TIMED_OUT
+        guest_stopped()  # the rest is host work under the GIL: at nice 0 again (priority.py)
         if deadline_passed():  # stopped in a sleep (sleeps.py), whatever error the guest saw
             outcome = _TIMED_OUT
         store.close()
@@ -94,6 +98,8 @@ class EpochTicker:
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self.engine = engine
+        self._engines = [engine]  # and any other Engine of the executor's (add)
+        self._watchers: list[Callable[[], None]] = []  # called every tick (watch)
         self._stop = threading.Event()
         self._interval_s = TICK_MS / 1000
         self._thread: threading.Thread | None = None
@@ -105,6 +111,18 @@ class EpochTicker:
             self._interval_s = TICK_MS / 1000
             self._thread = threading.Thread(target=self._tick, name="wasm-epoch", daemon=True)
             self._thread.start()
+
+    def add(self, engine: wasmtime.Engine) -> None:
+        """Advance ``engine``'s epoch too (e.g. the Python runner's pooling Engine, python/pooling.py)."""
+        if engine not in self._engines:
+            self._engines = [*self._engines, engine]  # replaced, not mutated: the thread iterates it unlocked
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the ticker's thread every tick (e.g. priority.py's renicing: the ticker wakes anyway).
+
+        It must be short and must not raise: it delays every run's deadline by its duration.
+        """
+        self._watchers = [*self._watchers, callback]
 
     def hurry(self) -> None:
         """Tick as fast as possible, so every running guest reaches its deadline (for shutdown).
@@ -122,7 +140,10 @@ class EpochTicker:
 
     def _tick(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self.engine.increment_epoch()
+            for engine in self._engines:
+                engine.increment_epoch()
+            for callback in self._watchers:
+                callback()
 
 
 # --- outcomes ----------------------------------------------------------------------------------

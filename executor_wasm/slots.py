@@ -20,7 +20,9 @@ slots instead of memory:
   only share them). Below 4 slots there is no reserve.
 
 Slots decide which guests execute, not how the kernel shares the cores: 7 CPU-bound guests on 2 vCPUs
-still slow the process's event loop and the victim's own guest (docs/benchmarks.md, "Noisy neighbour").
+would still slow the process's event loop and the victim's own guest (docs/benchmarks.md, "Noisy
+neighbour"). That is priority.py's part: the slots tell it when each run starts and ends, and it renices
+the threads of guests that have used more than a quantum of CPU time.
 
 A guest waking from a sleep retakes a slot through the same queues, so a namespace cannot get ahead by
 sleeping. The reserve holds against one busy namespace per reserved slot (a namespace holding a slot
@@ -41,6 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from executor_wasm.priority import GuestPriority
 from pywhisk.errors import ExecutorError
 
 
@@ -144,8 +147,10 @@ _held = _Held()
 class ComputeSlots:
     """How many guests may execute (not sleep) at once, shared fairly between namespaces (module docstring)."""
 
-    def __init__(self, count: int, reserve: int = 0) -> None:
+    def __init__(self, count: int, reserve: int = 0, priority: GuestPriority | None = None) -> None:
         self._policy = SlotPolicy(count, reserve)
+        # The CPU priority of the guests holding slots (priority.py): told when each run starts and ends.
+        self.priority = priority
         self._lock = threading.Lock()
         self.closing = threading.Event()
         self._asleep = 0
@@ -201,9 +206,13 @@ class ComputeSlots:
         if not self._take(waiter, deadline=None):
             raise SlotsClosed("the wasm executor was closed")
         _held.slots, _held.namespace, _held.holding = self, namespace, True
+        if self.priority is not None:
+            self.priority.begin(namespace)
         try:
             yield
         finally:
+            if self.priority is not None:
+                self.priority.end()  # before the slot is given back: the next run on this thread starts at nice 0
             holding = _held.holding
             _held.slots, _held.holding = None, False
             if holding:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from invoker.pool import Pool, StemCells
 from invoker.proxy import ActivationRunner, backoff_s, many_logs
+from pywhisk import logs
 from pywhisk.activation import Activation, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
 from pywhisk.errors import StoreUnavailable
@@ -34,6 +35,7 @@ from pywhisk.messages import (
     invoker_topic,
     parse,
 )
+from pywhisk.metrics import Metrics
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store import ActivationStore, EntityStore
@@ -60,6 +62,7 @@ class Invoker:
         store: InvokerStore,
         executors: dict[str, Executor],
         manifest: RuntimeManifest,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.instance = InvokerInstance(
@@ -72,7 +75,11 @@ class Invoker:
         self._executors = executors
         self._manifest = manifest
         self.pool = Pool(
-            settings.user_memory_mb, settings.idle_timeout_s, settings.pause_grace_s, settings.user_memory_reserve_mb
+            settings.user_memory_mb,
+            settings.idle_timeout_s,
+            settings.pause_grace_s,
+            settings.user_memory_reserve_mb,
+            on_start=metrics.record_start if metrics is not None else None,
         )
         self._runner = ActivationRunner(
             actions=store,
@@ -88,6 +95,11 @@ class Invoker:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: Consumer | None = None
         self._closing = False
+        self._metrics = metrics
+        if metrics is not None:
+            name = f"invoker{settings.invoker_id}"
+            kinds = [executor.name for executor in executors.values()]
+            metrics.watch_invoker(name, kinds, lambda: len(self._running), lambda: self.pool.queued, self.pool.states)
 
     async def start(self) -> None:
         for executor in self._executors.values():
@@ -129,6 +141,7 @@ class Invoker:
     # the loop ------------------------------------------------------------------------------------
 
     async def _consume(self, consumer: Consumer) -> None:
+        logs.bind(component=f"invoker{self.settings.invoker_id}")  # this task's lines, and its activations'
         loop = asyncio.get_running_loop()
         while True:
             await self._take_slot(consumer)  # bounded work in progress, taken before reading more
@@ -169,12 +182,19 @@ class Invoker:
             log.exception("dropping a malformed activation message")
             await consumer.ack(delivery)
             return
+        # The controller's tid crossed the bus in the message: this task's lines (runner, pool, executor, bus,
+        # store) carry it and the activation id (pywhisk/logs.py).
+        logs.bind(tid=str(message.transid[0]), activation_id=message.activationId)
+        log.debug("activation of %s/%s taken", message.action.path, message.action.name)
         try:
             record = await self._runner.run(message)
         except StoreUnavailable as exc:  # only when closing: left unacknowledged, delivered again
             log.warning("activation %s left for redelivery: %s", message.activationId, exc)
             return
+        log.debug("activation ended: status %d, duration %d ms", record.response.statusCode, record.duration)
         if await self._finish(message, record):
+            if self._metrics is not None:  # once per activation: a record not stored is delivered again
+                self._metrics.record_activation(record, initiator=message.user.namespace.name)
             await consumer.ack(delivery)
 
     async def _finish(self, message: ActivationMessage, record: Activation) -> bool:

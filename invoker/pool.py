@@ -9,7 +9,8 @@ idle timeout. Stem cells are refilled after use.
 
 Concurrency and memory. An instance takes at most ``concurrency`` runs at once: the action's
 ``limits.concurrency`` ([OW] ContainerPool.schedule only picks a warm container with
-``activeActivationCount < maxConcurrent``); further runs get further instances or wait. Every run is
+``activeActivationCount < maxConcurrent``, a container still starting for the action included: such a run
+waits for its /init, and starts over if that fails); further runs get further instances or wait. Every run is
 inside the budget (``user_memory_mb``): a container (Docker) is charged its memory once, however many
 runs share it, because its cgroup holds them all ([OW] ``memoryConsumptionOf``); an instance of a
 ``ConcurrentExecutor`` (WASM) gives every run its own memory of up to the action's limit, so it is
@@ -37,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -69,7 +70,7 @@ class Instance:
     kind: str | None = None
     id: str = field(default_factory=new_activation_id)
     created: bool = False
-    initialized: bool = False
+    _initialized: bool = False  # the property ``initialized``
     paused: bool = False
     in_flight: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -81,6 +82,19 @@ class Instance:
     pausable: bool = False
     charged_mb: int = 0
     removed: bool = False
+    # Set once initialised or removed: runs that joined the instance while it was starting wait for it.
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def initialized(self) -> bool:
+        """Whether the action is loaded (``/init`` done); set by the runner, it wakes the runs that joined."""
+        return self._initialized
+
+    @initialized.setter
+    def initialized(self, value: bool) -> None:
+        self._initialized = value
+        if value:
+            self.settled.set()
 
     def __post_init__(self) -> None:
         self.charge_per_run = isinstance(self.executor, ConcurrentExecutor)
@@ -117,14 +131,22 @@ class _Request:
     kind: str | None
     granted: asyncio.Future[Instance]
     arrival: int = 0  # tells whose head came first between namespaces using as much memory
+    joined: bool = False  # granted an instance still being started or initialised by another run
 
 
 class Pool:
     """Hands out instances under a memory budget; callers create/init new ones and release them."""
 
     def __init__(
-        self, user_memory_mb: int, idle_timeout_s: float, pause_grace_s: float = 10.0, reserve_mb: int = 0
+        self,
+        user_memory_mb: int,
+        idle_timeout_s: float,
+        pause_grace_s: float = 10.0,
+        reserve_mb: int = 0,
+        *,
+        on_start: Callable[[str, str], None] | None = None,
     ) -> None:
+        self._on_start = on_start  # (executor, cold|prewarmed|warm) of every instance granted: the metrics
         self.user_memory_mb = user_memory_mb
         self.reserve_mb = max(0, min(reserve_mb, user_memory_mb // 4))
         self.idle_timeout_s = idle_timeout_s
@@ -159,6 +181,13 @@ class Pool:
 
     def stem_cells(self) -> list[Instance]:
         return [i for group in self._stem_cells.values() for i in group]
+
+    def states(self) -> Iterator[tuple[str, str]]:
+        """(executor, state) of every instance: prewarmed (a stem cell), busy, paused or warm (the metrics)."""
+        for cell in self.stem_cells():
+            yield cell.executor.name, "prewarmed"
+        for i in self.instances():
+            yield i.executor.name, "busy" if i.in_flight else "paused" if i.paused else "warm"
 
     async def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="pool-reaper")
@@ -230,14 +259,24 @@ class Pool:
             self._serve_queue()
         try:
             instance = await request.granted
-            await self._resume(instance)
-            return instance
+            if request.joined:
+                await instance.settled.wait()
+            if instance.initialized or not request.joined:
+                await self._resume(instance)
+                return instance
         except asyncio.CancelledError:
             if request.granted.done() and not request.granted.cancelled():
                 instance = request.granted.result()
-                # An instance never created or initialised for its action must not linger in the pool.
-                self.release(instance, healthy=instance.initialized)
+                # An instance never created or initialised for its action must not linger in the pool; one
+                # that this run only joined is the business of the run initialising it.
+                self.release(instance, healthy=instance.initialized or request.joined)
             raise
+        # The instance it joined failed to start or to initialise: start over, as OpenWhisk reschedules the
+        # runs buffered on a container that failed.
+        self.release(instance, healthy=False)
+        if self._closed:
+            raise asyncio.CancelledError
+        return await self.acquire(key, executor, memory_mb, concurrency, kind)
 
     def release(self, instance: Instance, healthy: bool) -> None:
         """The activation on ``instance`` ended; an unhealthy instance is destroyed."""
@@ -287,6 +326,9 @@ class Pool:
         instance = self._warm(request) or self._stem_cell(request) or self._reserve(request)
         if instance is None:
             return False
+        if self._on_start is not None:
+            start = "warm" if instance.initialized or request.joined else "prewarmed" if instance.created else "cold"
+            self._on_start(instance.executor.name, start)
         instance.in_flight += 1
         self._recharge(instance)
         self._add_running(request.key.namespace, request.memory_mb)
@@ -294,12 +336,17 @@ class Pool:
         return True
 
     def _warm(self, request: _Request) -> Instance | None:
-        candidates = [i for i in self._instances.get(request.key, ()) if i.initialized and i.in_flight < i.concurrency]
-        # Prefer one that needs no more memory, then the most recently used: its caches are hottest,
-        # and the others can age out.
-        best = min(candidates, key=lambda i: (i.cost_of_one_more_run(), -i.last_used), default=None)
+        # An instance still starting (its first run creates and initialises it) takes further runs up to its
+        # concurrency, which wait for it: [OW] ContainerPool.schedule picks WarmingData and WarmingColdData
+        # containers with capacity after warm ones. So a burst of an action with limits.concurrency 50 starts
+        # one container per 50 runs, not one per run until the first is up.
+        candidates = [i for i in self._instances.get(request.key, ()) if i.in_flight < i.concurrency]
+        # Prefer an initialised one, then one that needs no more memory, then the most recently used: its
+        # caches are hottest, and the others can age out.
+        best = min(candidates, key=lambda i: (not i.initialized, i.cost_of_one_more_run(), -i.last_used), default=None)
         if best is None or not self._fits(best.cost_of_one_more_run(), request.key.namespace):
             return None
+        request.joined = not best.initialized
         return best
 
     def _stem_cell(self, request: _Request) -> Instance | None:
@@ -395,6 +442,7 @@ class Pool:
         if not group and instance.key is not None:
             del self._instances[instance.key]
         instance.removed = True
+        instance.settled.set()  # runs that joined it while it was starting start over (acquire)
         self._recharge(instance)  # runs still in flight keep their memory until they are released
         self._spawn(self._destroy(instance), f"destroy-{instance.id}")
 

@@ -143,7 +143,10 @@ class ActivationRunner:
         concurrency = limits.concurrency
         if id(executor) in self._runs_per_instance:
             concurrency = min(concurrency, self._runs_per_instance[id(executor)])
-        instance = await self._pool.acquire(key, executor, limits.memory, concurrency, kind=action.exec.kind)
+        # A stem cell was started before its action was known, with the executor's default network; an action
+        # annotated `network: false` (Docker's crun-direct engine: no network at all) must never be given one.
+        stem_kind = None if action.annotation("network") is False else action.exec.kind
+        instance = await self._pool.acquire(key, executor, limits.memory, concurrency, kind=stem_kind)
         healthy = False
         try:
             record, healthy = await self._run_on(instance, message, action)

@@ -7,6 +7,7 @@ The composition root and the components are imported inside each command, so ``p
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,9 @@ from rich.console import Console
 
 from launcher.admin import app as admin_app
 from launcher.process import exit_quietly_after_shutdown, raise_open_files_limit
+from pywhisk import logs
 from pywhisk.identity import GUEST_KEY, GUEST_UUID
+from pywhisk.logs import LogFormat, LogSettings
 from pywhisk.settings import Settings
 
 app = typer.Typer(help="Run pywhisk server roles.", no_args_is_help=True, add_completion=False)
@@ -28,6 +31,15 @@ def main() -> None:
     app()
 
 
+@app.callback()
+def _options(
+    log_format: Annotated[LogFormat | None, typer.Option(help="Log lines as text or JSON (PYWHISK_LOG_FORMAT)")] = None,
+) -> None:
+    # Through the environment, as every setting: it reaches the worker processes uvicorn starts too.
+    if log_format is not None:
+        os.environ["PYWHISK_LOG_FORMAT"] = log_format
+
+
 @app.command()
 def standalone(
     port: Annotated[int | None, typer.Option(help="HTTP port of the API [default: 3233]")] = None,
@@ -36,21 +48,32 @@ def standalone(
     idle_timeout: Annotated[
         float | None, typer.Option(help="Seconds an idle warm instance is kept [default: 600]")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes serving the port (SO_REUSEPORT), supervised [default: 1]")
+    ] = None,
+    worker_id: Annotated[int | None, typer.Option(hidden=True, help="Set by the supervisor of --workers")] = None,
 ) -> None:
     """Run controller, invoker and the WASM executor in one process (SQLite store and activation journal)."""
-    import uvicorn
-
     from controller.server import uvicorn_options
     from launcher.compose import build_standalone
+    from launcher.workers import run_api, standalone_worker, supervise
 
-    settings = _settings(port=port, host=host, data_dir=data_dir, idle_timeout_s=idle_timeout)
+    settings = _settings(
+        "standalone", port=port, host=host, data_dir=data_dir, idle_timeout_s=idle_timeout, workers=workers
+    )
+    if worker_id is None and settings.workers > 1:
+        raise typer.Exit(supervise(settings, "standalone"))
+    if worker_id is not None:
+        settings = standalone_worker(settings, worker_id)
     raise_open_files_limit()
     exit_quietly_after_shutdown()
-    uvicorn.run(
+    run_api(
         build_standalone(settings, services=[_Banner(settings)]),
+        worker=worker_id is not None,
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=_log_config(settings, "standalone"),
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         backlog=settings.http_backlog,
         **uvicorn_options(settings),
@@ -62,25 +85,34 @@ def controller(
     controller_id: Annotated[int | None, typer.Option("--id", help="Controller index C (topic completedC)")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port of the API [default: 3233]")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes serving the port (SO_REUSEPORT), supervised [default: 1]")
+    ] = None,
+    worker_id: Annotated[int | None, typer.Option(hidden=True, help="Set by the supervisor of --workers")] = None,
 ) -> None:
     """Run a controller: the REST API and load balancer, over Kafka and CouchDB."""
-    import uvicorn
-
     from controller.server import uvicorn_options
     from launcher.compose import build_controller
+    from launcher.workers import controller_worker, run_api, supervise
 
-    settings = _settings(controller_id=controller_id, port=port, host=host)
+    settings = _settings("controller", controller_id=controller_id, port=port, host=host, workers=workers)
+    if worker_id is None and settings.workers > 1:
+        raise typer.Exit(supervise(settings, "controller"))
+    if worker_id is not None:
+        settings = controller_worker(settings, worker_id)
     raise_open_files_limit()
     exit_quietly_after_shutdown()
     console.print(
         f"[bold green]pywhisk controller{settings.controller_id}[/] on http://{settings.host}:{settings.port} "
         f"(bus {settings.bus}, store {settings.store})"
     )
-    uvicorn.run(
+    run_api(
         build_controller(settings),
+        worker=worker_id is not None,
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=_log_config(settings, "controller"),
         backlog=settings.http_backlog,
         **uvicorn_options(settings),
     )
@@ -90,11 +122,13 @@ def controller(
 def invoker(
     invoker_id: Annotated[int | None, typer.Option("--id", help="Invoker index N (topic invokerN)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Module cache [default: ~/.pywhisk]")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve GET /metrics here (0: off) [default: 0]")] = None,
 ) -> None:
     """Run an invoker: consumes its topic, runs actions, writes records."""
     import asyncio
 
-    asyncio.run(run_invoker(_settings(invoker_id=invoker_id, data_dir=data_dir)))
+    settings = _settings("invoker", invoker_id=invoker_id, data_dir=data_dir, invoker_metrics_port=metrics_port)
+    asyncio.run(run_invoker(settings))
 
 
 @app.command("executor-wasm")
@@ -106,7 +140,7 @@ def executor_wasm(
     from executor_wasm.service import serve
     from executor_wasm.settings import WasmSettings, module_cache_dir
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings("executor-wasm", data_dir=data_dir)
     wasm = WasmSettings()  # PYWHISK_WASM_*: threads, runs, grants, the default port
     raise_open_files_limit()
     exit_quietly_after_shutdown()
@@ -124,40 +158,54 @@ async def run_invoker(settings: Settings) -> None:
     import asyncio
     import signal
 
-    from launcher.compose import build_invoker
-    from pywhisk.backends import create_bus, create_store
+    from launcher.compose import build_invoker, instrumented_backends
+    from pywhisk.metrics import Metrics, serve_metrics
 
     # This process owns the bus and store (in standalone the controller's lifespan does), so it makes them.
-    store = create_store(settings)
-    bus = create_bus(settings, client_id=f"invoker{settings.invoker_id}")
-    invoker = build_invoker(settings, store=store, bus=bus)
+    metrics = Metrics.from_settings(settings)
+    store, bus = instrumented_backends(settings, metrics, f"invoker{settings.invoker_id}")
+    invoker = build_invoker(settings, store=store, bus=bus, metrics=metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await store.start()
     await bus.start()
+    scrapes = None
     try:
         await invoker.start()
+        if settings.invoker_metrics_port:  # its own /metrics: an invoker has no API port (docs/deployment.md)
+            scrapes = await serve_metrics(metrics, settings.host, settings.invoker_metrics_port)
         console.print(f"[bold green]pywhisk invoker{settings.invoker_id}[/] is consuming invoker{settings.invoker_id}")
         await stop.wait()
         console.print(f"invoker{settings.invoker_id}: draining")
         await invoker.close()
     finally:
+        if scrapes is not None:
+            scrapes.close()
         await bus.close()
         await store.close()
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(command: str, **overrides: Any) -> Settings:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # Client libraries log every request or reconnect attempt at INFO; keep the log about pywhisk.
-    for noisy in ("httpx", "aiokafka"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    _configure_logs(settings, command)
     return settings
+
+
+def _configure_logs(settings: Settings, command: str) -> None:
+    logs.configure(_log_config(settings, command))
+    if LogSettings().format == "json":  # the banners too: every line the process writes is one JSON object
+        console.file = logs.LineLogger(logging.getLogger("pywhisk.launcher"))
+        console.soft_wrap = True
+
+
+def _log_config(settings: Settings, command: str) -> dict[str, Any]:
+    """The command's logging (pywhisk/logs.py): for this process, and for uvicorn's, which applies it in every
+    worker process it starts. Lines outside any request or activation name the command's component."""
+    controller = f"controller{settings.controller_id}"  # standalone: the invoker binds its own name
+    roles = {"standalone": controller, "controller": controller, "invoker": f"invoker{settings.invoker_id}"}
+    return logs.dict_config(settings.log_level, LogSettings().format, roles.get(command, command))
 
 
 class _Banner:

@@ -18,6 +18,7 @@ from pywhisk.backends import create_bus, create_store
 from pywhisk.bus import Bus
 from pywhisk.executor import Executor, ExecutorEnvironment, load_executors
 from pywhisk.lifecycle import Service
+from pywhisk.metrics import MeteredBus, Metrics
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
 from pywhisk.store import Store
@@ -41,20 +42,27 @@ def build_standalone(
     """
     standalone_bus = "memory" if settings.bus == "memory" else "sqlite"
     settings = settings.model_copy(update={"bus": standalone_bus, "store": "sqlite"})
-    store = store if store is not None else create_store(settings)
-    bus = bus if bus is not None else create_bus(settings, client_id="standalone")
+    metrics = Metrics.from_settings(settings)  # one endpoint with the controller's and the invoker's series
+    store, bus = instrumented_backends(settings, metrics, "standalone", store=store, bus=bus)
     manifest = manifest if manifest is not None else RuntimeManifest.load_default()
-    invoker = build_invoker(settings, store=store, bus=bus, executors=executors, manifest=manifest)
+    invoker = build_invoker(settings, store=store, bus=bus, executors=executors, manifest=manifest, metrics=metrics)
     return create_app(
-        settings, store, bus, manifest=manifest, services=[invoker, *services], seed_guest=settings.seed_guest
+        settings,
+        store,
+        bus,
+        manifest=manifest,
+        services=[invoker, *services],
+        seed_guest=settings.seed_guest,
+        metrics=metrics,
     )
 
 
 def build_controller(settings: Settings, *, store: Store | None = None, bus: Bus | None = None) -> FastAPI:
     """A controller of the distributed mode: the API over Kafka and CouchDB (or what settings say)."""
-    store = store if store is not None else create_store(settings)
-    bus = bus if bus is not None else create_bus(settings, client_id=f"controller{settings.controller_id}")
-    return create_app(settings, store, bus, seed_guest=settings.seed_guest)
+    metrics = Metrics.from_settings(settings)
+    client_id = f"controller{settings.controller_id}"
+    store, bus = instrumented_backends(settings, metrics, client_id, store=store, bus=bus)
+    return create_app(settings, store, bus, seed_guest=settings.seed_guest, metrics=metrics)
 
 
 def build_invoker(
@@ -64,6 +72,7 @@ def build_invoker(
     bus: Bus | None = None,
     executors: dict[str, Executor] | None = None,
     manifest: RuntimeManifest | None = None,
+    metrics: Metrics | None = None,
 ) -> Invoker:
     """An invoker over the given (or configured) bus and store, with every available executor plugin.
 
@@ -76,4 +85,15 @@ def build_invoker(
         store if store is not None else create_store(settings),
         executors if executors is not None else load_executors(ExecutorEnvironment.from_settings(settings)),
         manifest if manifest is not None else RuntimeManifest.load_default(),
+        metrics,
     )
+
+
+def instrumented_backends(
+    settings: Settings, metrics: Metrics, client_id: str, *, store: Store | None = None, bus: Bus | None = None
+) -> tuple[Store, Bus]:
+    """The given (or configured) store and bus, reporting group commits and publishes to ``metrics``; a given
+    store is left as it is (its writer was built without the hook)."""
+    if store is None:
+        store = create_store(settings, on_flush=metrics.record_store_flush(settings.store))
+    return store, MeteredBus(bus if bus is not None else create_bus(settings, client_id=client_id), metrics)

@@ -21,6 +21,13 @@ from loadgen.errors import LoadgenError
 # Statuses an activation record can carry in `response.status` (reference/openwhisk.md §3).
 SUCCESS = "success"
 JSON = "application/json"
+# How long an idle pooled connection is reused: below the server's keep-alive timeout (pywhisk's
+# PYWHISK_HTTP_KEEP_ALIVE_S and uvicorn's default are 5 s; OpenWhisk's nginx 10 s). With httpx's default,
+# also 5 s, the server may close an idle connection just as a request is sent on it: the request is lost with
+# a ReadError (the server's kernel resets a socket closed with unread data), and a POST must not be retried,
+# since it cannot be known whether it arrived. Seen once in 900 POSTs sent ~1 s apart to a 1 s keep-alive
+# (none in 2,000 more, none at a 0.5 s client expiry): rare, but free to rule out (docs/benchmarks.md, issue 17).
+KEEPALIVE_EXPIRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,11 @@ class WhiskClient:
         # Non-blocking invokes and polls wait here rather than in httpx's pool, whose queue costs O(waiters)
         # per request handed out: 10,000 waiting there kept the client at 100 % CPU and the server idle.
         self._in_flight = asyncio.Semaphore(max_connections)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        )
         self._http = httpx.AsyncClient(
             base_url=f"{target.apihost}/api/v1",
             auth=target.credentials,

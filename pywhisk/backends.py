@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pywhisk.bus import Bus
-from pywhisk.messages import CACHE_INVALIDATION_TOPIC, HEALTH_TOPIC, completed_topic
+from pywhisk.messages import CACHE_INVALIDATION_TOPIC, HEALTH_TOPIC, completed_topic, invoker_topic
 from pywhisk.settings import Settings
 from pywhisk.store import Store
 
@@ -22,18 +24,30 @@ def create_bus(settings: Settings, client_id: str) -> Bus:
             journalled=_is_activation_topic,
             max_bytes=settings.bus_journal_max_bytes,
             fsync=settings.bus_journal_fsync,
+            # Standalone workers share the journal; worker K's invoker is invokerK, so an orphan's activations
+            # go to the adopting worker's own invoker topic.
+            worker=settings.worker_id,
+            workers=settings.workers,
+            adopt_topic=lambda topic: invoker_topic(settings.invoker_id) if topic.startswith("invoker") else topic,
         )
     from pywhisk.bus.kafka import KafkaBus
 
-    return KafkaBus(settings.kafka_bootstrap_servers, client_id=client_id, topic_prefix=settings.kafka_topic_prefix)
+    return KafkaBus(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        topic_prefix=settings.kafka_topic_prefix,
+        linger_ms=settings.kafka_linger_ms,
+        max_batch_bytes=settings.kafka_max_batch_bytes,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
 
 
-def create_store(settings: Settings) -> Store:
-    """SQLite in the data directory, or CouchDB."""
+def create_store(settings: Settings, *, on_flush: Callable[[int, float], None] | None = None) -> Store:
+    """SQLite in the data directory, or CouchDB; ``on_flush`` observes each group commit of activation records."""
     if settings.store == "sqlite":
         from pywhisk.store.sqlite import SqliteStore
 
-        return SqliteStore(settings.store_path, retention_days=settings.activation_retention_days)
+        return SqliteStore(settings.store_path, retention_days=settings.activation_retention_days, on_flush=on_flush)
     from pywhisk.store.couchdb import CouchStore
 
     return CouchStore(
@@ -42,6 +56,7 @@ def create_store(settings: Settings) -> Store:
         password=settings.couchdb_password,
         db_prefix=settings.couchdb_db_prefix,
         retention_days=settings.activation_retention_days,
+        on_flush=on_flush,
     )
 
 

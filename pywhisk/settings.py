@@ -29,6 +29,12 @@ class Settings(BaseSettings):
 
     controller_id: int = 0
     invoker_id: int = 0
+    # ``--workers N`` (launcher/workers.py): N processes of one role serve one port (SO_REUSEPORT), supervised
+    # by a parent. A standalone worker K of N owns 1/N of the pool's memory, of the bus journal and of every
+    # namespace's throttles; in distributed mode the parent folds its workers into ``controllers`` and
+    # ``controller_id`` instead (each worker is a controller of the cluster), so there ``workers`` stays 1.
+    workers: int = Field(default=1, ge=1, le=64)
+    worker_id: int = Field(default=0, ge=0)
 
     # Backends. The distributed roles default to Kafka + CouchDB on the local development services
     # (deploy/local/services up). Standalone always uses the SQLite store, and the SQLite bus (activations
@@ -38,6 +44,11 @@ class Settings(BaseSettings):
     store: Literal["sqlite", "couchdb"] = "couchdb"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""
+    # Kafka batching (pywhisk/bus/kafka.py KafkaBus): how long a producer waits to fill a batch, how big one may
+    # get, how long a fetch waits at the broker for data. Measured in docs/benchmarks.md ("Several workers").
+    kafka_linger_ms: int = Field(default=1, ge=0)
+    kafka_max_batch_bytes: int = Field(default=16_384, ge=1024)
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=0)
     couchdb_url: str = "http://127.0.0.1:5984"
     couchdb_username: str | None = None
     couchdb_password: str | None = None
@@ -101,12 +112,23 @@ class Settings(BaseSettings):
     # invalidation message is lost; 0 turns the cache off), and at most entity_cache_mb of them.
     entity_cache_ttl_s: float = Field(default=5.0, ge=0)
     entity_cache_mb: int = Field(default=64, ge=0)
+    # Standalone workers (no bus between them) poll the SQLite store's entity changes this often: the bound on
+    # a change through one worker going unseen by another.
+    entity_cache_poll_s: float = Field(default=0.1, gt=0)
 
     # The SQLite bus (standalone): bytes of accepted activations not yet recorded that its journal holds
     # before further invokes are refused (503), and whether each commit is fsynced (safe against power
     # loss, not only against a crash of the process).
     bus_journal_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
     bus_journal_fsync: bool = False
+
+    # Prometheus metrics (pywhisk/metrics.py, docs/deployment.md "Metrics"): distinct (namespace, initiator,
+    # action) label triples kept per process before the rest count as "other"; a bearer token that
+    # GET /metrics then requires (None: open, for operators who restrict it at the network edge); the port of
+    # a distributed invoker's own /metrics (0: none).
+    metrics_max_actions: int = Field(default=500, ge=0)
+    metrics_token: str | None = None
+    invoker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     log_level: str = "INFO"
 

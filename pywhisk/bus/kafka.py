@@ -56,6 +56,12 @@ class KafkaBus:
     ``replication_factor`` replicas the first time they are used. ``timeout_s`` bounds every call that
     waits for a broker: start, send, subscribe, commit, topic creation and close. Consumers commit
     acknowledged messages every ``commit_interval_s``.
+
+    Batching, a trade of latency for CPU (measured in docs/benchmarks.md, "Several workers"): the producer waits up
+    to ``linger_ms`` for more messages to the same partition before it sends a batch of at most
+    ``max_batch_bytes`` (0 sends at once: the lowest latency, one request per message under load); a consumer's
+    fetch waits at the broker up to ``fetch_max_wait_ms`` for data (it returns as soon as one record is there, so
+    this mostly sets how often an idle consumer asks again).
     """
 
     def __init__(
@@ -68,6 +74,8 @@ class KafkaBus:
         replication_factor: int = 1,
         timeout_s: float = 10.0,
         linger_ms: int = 1,
+        max_batch_bytes: int = 16_384,
+        fetch_max_wait_ms: int = 500,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_poll_interval_s: float = 600.0,
         commit_interval_s: float = 0.1,
@@ -79,6 +87,8 @@ class KafkaBus:
         self.replication_factor = replication_factor
         self.timeout_s = timeout_s
         self._linger_ms = linger_ms
+        self._max_batch_bytes = max_batch_bytes
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._max_message_bytes = max_message_bytes
         self._max_poll_interval_s = max_poll_interval_s
         self.commit_interval_s = commit_interval_s
@@ -101,6 +111,7 @@ class KafkaBus:
             # which consumers already tolerate because delivery is at-least-once.
             enable_idempotence=False,
             linger_ms=self._linger_ms,
+            max_batch_size=self._max_batch_bytes,
             request_timeout_ms=self._timeout_ms,
             max_request_size=self._max_message_bytes,
         )
@@ -140,6 +151,7 @@ class KafkaBus:
         name = self.topic_prefix + topic
         await self._ensure_topic(name)
         await self._bounded(producer.send_and_wait(name, value), f"send to topic {name!r}")
+        log.debug("sent to topic %s: %d bytes", name, len(value))  # with the sender's ids (pywhisk/logs.py)
 
     async def subscribe(self, topic: str, group: str) -> KafkaConsumer:
         """Consume ``topic`` as a member of consumer group ``group``, from the group's committed offsets.
@@ -235,6 +247,7 @@ class KafkaConsumer(Consumer):
             # without a receive the member is dropped and its partitions go to another invoker.
             max_poll_interval_ms=int(bus._max_poll_interval_s * 1000),
             max_partition_fetch_bytes=max(bus._max_message_bytes, 1024 * 1024),
+            fetch_max_wait_ms=bus._fetch_max_wait_ms,
             # A topic created just before may not be in the broker's metadata yet (seen on a fresh
             # KRaft broker): the group then gets no partitions until the next refresh, 5 min by default.
             metadata_max_age_ms=3000,

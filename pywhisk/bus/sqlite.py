@@ -21,14 +21,24 @@ stay purely in memory.
 
 Commits are safe against a crash of the process (WAL, ``synchronous=NORMAL``); with ``fsync`` they are
 also safe against a crash of the machine (``synchronous=FULL``: one fsync per group commit).
+
+Several standalone workers (``pywhisk standalone --workers N``, launcher/workers.py) share one journal file:
+every message belongs to the worker that accepted it (its ``worker`` column), each worker delivers only its
+own, and message ids are SQLite's rowids, unique across the file. A worker holds an advisory lock on
+``<journal>.worker{K}.lock`` while it lives (a crashed worker's lock goes with it), which is how a second
+process for the same worker is refused (``JournalInUse``) and how worker 0 knows that the messages of a worker
+``K >= N`` (the server was restarted with fewer workers) are orphans: it adopts them at start, in one
+transaction that moves each onto its own topic (``adopt_topic``) as a fresh send, so each is delivered once more,
+by one worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +69,9 @@ class SqliteBus:
     ``journalled(topic)`` says which topics are journalled (all by default). ``max_bytes`` bounds the
     unacknowledged messages the journal holds (``send`` raises ``JournalFull`` past it; None: unbounded).
     ``fsync`` makes every commit durable against power loss, not only against a crash of the process.
-    Only one process may open the file at a time (SQLite's exclusive locking mode).
+    ``worker`` of ``workers`` names this process among the workers sharing the file (module docstring); only
+    one process at a time may be a given worker. Worker 0 adopts the messages of workers ``>= workers``,
+    moving each onto ``adopt_topic(topic)`` (default: the same topic).
     """
 
     def __init__(
@@ -69,15 +81,22 @@ class SqliteBus:
         journalled: Callable[[str], bool] = lambda topic: True,
         max_bytes: int | None = None,
         fsync: bool = False,
+        worker: int = 0,
+        workers: int = 1,
+        adopt_topic: Callable[[str], str] = lambda topic: topic,
     ) -> None:
+        assert 0 <= worker < workers, f"expected a worker index below {workers}, got {worker}"
         self._path = path
+        self._worker = worker
+        self._workers = workers
+        self._adopt_topic = adopt_topic
+        self._lock_fd: int | None = None
         self._journalled = journalled
         self._max_bytes = max_bytes
         self._fsync = fsync
         self._memory = MemoryBus()  # the topics that are not journalled
         self._topics: dict[str, _Topic] = {}
         self._groups: dict[str, set[str]] = {}  # journalled topic -> its groups, as in the journal
-        self._ids = itertools.count(1)
         self._bytes = 0  # of the messages in the journal
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-bus")
         self._conn: sqlite3.Connection | None = None
@@ -88,9 +107,14 @@ class SqliteBus:
     async def start(self) -> None:
         """Open the journal and queue what the last process left unacknowledged for redelivery."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self._lock_path(self._worker))
+        if self._lock_fd is None:
+            raise JournalInUse(f"the bus journal {self._path} is in use by another process (worker {self._worker})")
         self._conn = await self._on_thread(self._open)
         conn = self._conn
-        journal = await self._on_thread(lambda: _Journal.load(conn))
+        if self._worker == 0:
+            await self._on_thread(lambda: self._adopt_orphans(conn))
+        journal = await self._on_thread(lambda: _Journal.load(conn, self._worker))
         for topic, group in journal.groups:
             self._topic(topic).join(group)
             self._groups.setdefault(topic, set()).add(group)
@@ -98,7 +122,6 @@ class SqliteBus:
             self._topic(topic).join(group).put_nowait(delivery)
         for topic, delivery in journal.backlog:
             self._topic(topic).backlog.append(delivery)
-        self._ids = itertools.count(journal.next_id)
         self._bytes = journal.size
         if journal.pending or journal.backlog:
             log.warning(
@@ -115,6 +138,9 @@ class SqliteBus:
             conn, self._conn = self._conn, None
             await self._on_thread(conn.close)
         self._thread.shutdown(wait=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # and with it the lock
+            self._lock_fd = None
         self._topics.clear()
         self._groups.clear()
 
@@ -124,6 +150,7 @@ class SqliteBus:
         Raises ``JournalFull`` (nothing written) when the journal already holds ``max_bytes``, and what
         SQLite raised if the commit failed.
         """
+        log.debug("send to topic %s: %d bytes", topic, len(value))  # with the sender's ids (pywhisk/logs.py)
         if not self._journalled(topic):
             await self._memory.send(topic, value)
             return
@@ -134,7 +161,7 @@ class SqliteBus:
         self._bytes += len(value)  # counted before it is written, so a burst cannot overshoot the bound
         # Published by the flush once committed, not here: a caller cancelled while waiting (its client
         # went away) must not leave a journalled message undelivered until the next restart.
-        await self._writer.put(_Operation("send", topic, next(self._ids), value=value))
+        await self._writer.put(_Operation("send", topic, 0, value=value))
 
     async def subscribe(self, topic: str, group: str) -> Consumer:
         """Consume ``topic`` as a member of ``group``; a journalled group is remembered by the journal."""
@@ -155,42 +182,71 @@ class SqliteBus:
     async def _on_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
+    def _lock_path(self, worker: int) -> Path:
+        return self._path.with_name(f"{self._path.name}.worker{worker}.lock")
+
     def _open(self) -> sqlite3.Connection:
-        # A short lock wait: the only other holder can be a live process on the same data directory
-        # (a crashed one's lock went with it), and that one will not let go.
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=0.5)
+        # The other workers' group commits take the write lock for a few milliseconds each; wait for them.
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=10.0)
         try:
             return self._prepare(conn)
-        except sqlite3.OperationalError as err:
+        except BaseException:
             conn.close()
-            if "locked" in str(err):
-                raise JournalInUse(f"the bus journal {self._path} is in use by another process") from err
             raise
 
     def _prepare(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # one process per journal
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL: a commit is in the WAL (the OS's page cache) before send returns, which a crash of the
         # process cannot undo; FULL adds the fsync that a crash of the machine needs.
         conn.execute(f"PRAGMA synchronous = {'FULL' if self._fsync else 'NORMAL'}")
         conn.execute(f"PRAGMA journal_size_limit = {_WAL_KEEP_BYTES}")
         conn.executescript(_SCHEMA)
+        if "worker" not in [row[1] for row in conn.execute("PRAGMA table_info(messages)")]:
+            # A journal of a version before workers: every message in it is worker 0's.
+            try:
+                conn.execute("ALTER TABLE messages ADD COLUMN worker INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as err:  # another worker starting at the same time added it
+                if "duplicate column" not in str(err):
+                    raise
+        conn.execute("CREATE INDEX IF NOT EXISTS messages_by_worker ON messages (worker, id)")
         return conn
+
+    def _adopt_orphans(self, conn: sqlite3.Connection) -> None:
+        """Move the messages of every worker ``>= workers`` that no live process holds onto this worker."""
+        orphans = [
+            w for (w,) in conn.execute("SELECT DISTINCT worker FROM messages WHERE worker >= ?", (self._workers,))
+        ]
+        for orphan in orphans:
+            lock = _lock(self._lock_path(orphan))
+            if lock is None:  # a live process still is that worker (another server with more workers?)
+                log.warning("worker %d of the bus journal %s is alive: not adopting its messages", orphan, self._path)
+                continue
+            try:
+                adopted = _Journal.adopt(conn, orphan, self._worker, self._adopt_topic)
+            finally:
+                os.close(lock)
+            log.warning(
+                "adopted %d unacknowledged messages of worker %d (no longer running) from the bus journal %s",
+                adopted,
+                orphan,
+                self._path,
+            )
 
     async def _flush(self, operations: list[_Operation]) -> list[BaseException | None]:
         assert self._conn is not None, "the bus is not started"
         conn = self._conn
         try:
-            freed = await self._on_thread(lambda: _Journal.write(conn, operations))
+            freed, ids = await self._on_thread(lambda: _Journal.write(conn, operations, self._worker))
         except BaseException:
             self._bytes -= sum(len(op.value) for op in operations if op.kind == "send")
             raise
         self._bytes -= freed
         # In commit order, so memory and journal agree on which group took a topic's backlog.
+        sent = iter(ids)
         for op in operations:
             if op.kind == "send":
-                self._topic(op.topic).publish(op.value, op.id)
+                self._topic(op.topic).publish(op.value, next(sent))
             elif op.kind == "join":
                 self._topic(op.topic).join(op.group)
                 self._groups.setdefault(op.topic, set()).add(op.group)
@@ -221,7 +277,8 @@ _VACUUM_PAGES = 1024
 _VACUUM_STEP_PAGES = 4096  # at most this many per commit (16 MB), so one vacuum never holds up the journal long
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, value BLOB NOT NULL, worker INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS groups (topic TEXT NOT NULL, grp TEXT NOT NULL, PRIMARY KEY (topic, grp)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (id INTEGER NOT NULL, grp TEXT NOT NULL, PRIMARY KEY (id, grp)) WITHOUT ROWID;
 """
@@ -231,7 +288,7 @@ CREATE TABLE IF NOT EXISTS pending (id INTEGER NOT NULL, grp TEXT NOT NULL, PRIM
 class _Operation:
     kind: str  # "send" | "ack" | "join"
     topic: str
-    id: int
+    id: int  # of the message acknowledged (a send's id is the rowid SQLite gives it)
     group: str = ""
     value: bytes = b""
 
@@ -243,48 +300,71 @@ class _Journal:
     groups: list[tuple[str, str]]
     pending: list[tuple[str, str, Delivery]]
     backlog: list[tuple[str, Delivery]]
-    next_id: int
     size: int
 
     @staticmethod
-    def load(conn: sqlite3.Connection) -> _Journal:
+    def load(conn: sqlite3.Connection, worker: int) -> _Journal:
         # A message every group acknowledged is deleted in the same transaction as the last
         # acknowledgement; this only catches a journal written by a group that has since been renamed.
         conn.execute(
-            "DELETE FROM messages WHERE topic IN (SELECT topic FROM groups) AND id NOT IN (SELECT id FROM pending)"
+            "DELETE FROM messages WHERE worker = ? AND topic IN (SELECT topic FROM groups) "
+            "AND id NOT IN (SELECT id FROM pending)",
+            (worker,),
         )
         groups = conn.execute("SELECT topic, grp FROM groups ORDER BY topic, grp").fetchall()
         pending = [
             (topic, group, Delivery(bytes(value), partition=0, offset=id_))
             for id_, group, topic, value in conn.execute(
-                "SELECT p.id, p.grp, m.topic, m.value FROM pending p JOIN messages m ON m.id = p.id ORDER BY p.id"
+                "SELECT p.id, p.grp, m.topic, m.value FROM pending p JOIN messages m ON m.id = p.id "
+                "WHERE m.worker = ? ORDER BY p.id",
+                (worker,),
             )
         ]
         backlog = [
             (topic, Delivery(bytes(value), partition=0, offset=id_))
             for id_, topic, value in conn.execute(
-                "SELECT id, topic, value FROM messages WHERE topic NOT IN (SELECT topic FROM groups) ORDER BY id"
+                "SELECT id, topic, value FROM messages WHERE worker = ? AND topic NOT IN (SELECT topic FROM groups) "
+                "ORDER BY id",
+                (worker,),
             )
         ]
-        last_id, size = conn.execute(
-            "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(LENGTH(value)), 0) FROM messages"
+        (size,) = conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(value)), 0) FROM messages WHERE worker = ?", (worker,)
         ).fetchone()
-        return _Journal(groups, pending, backlog, int(last_id) + 1, int(size))
+        return _Journal(groups, pending, backlog, int(size))
 
     @staticmethod
-    def write(conn: sqlite3.Connection, operations: list[_Operation]) -> int:
-        """Apply ``operations`` in one transaction; returns the bytes of the messages it deleted."""
+    def adopt(conn: sqlite3.Connection, orphan: int, worker: int, adopt_topic: Callable[[str], str]) -> int:
+        """Move the orphan worker's messages that some group has not acknowledged onto ``worker``, each as a
+        new send to ``adopt_topic(topic)``, in one transaction; returns how many."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT id, topic, value FROM messages WHERE worker = ? AND "
+                "(id IN (SELECT id FROM pending) OR topic NOT IN (SELECT topic FROM groups)) ORDER BY id",
+                (orphan,),
+            ).fetchall()
+            conn.execute("DELETE FROM pending WHERE id IN (SELECT id FROM messages WHERE worker = ?)", (orphan,))
+            conn.execute("DELETE FROM messages WHERE worker = ?", (orphan,))
+            for _, topic, value in rows:
+                _insert_message(conn, adopt_topic(topic), value, worker)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    @staticmethod
+    def write(conn: sqlite3.Connection, operations: list[_Operation], worker: int) -> tuple[int, list[int]]:
+        """Apply ``operations`` in one transaction; returns the bytes of the messages it deleted and the ids
+        given to the sends, in order."""
         freed = 0
+        ids: list[int] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in operations:
                 if op.kind == "send":
-                    conn.execute(
-                        "INSERT INTO messages (id, topic, value) VALUES (?, ?, ?)", (op.id, op.topic, op.value)
-                    )
-                    conn.execute(
-                        "INSERT INTO pending (id, grp) SELECT ?, grp FROM groups WHERE topic = ?", (op.id, op.topic)
-                    )
+                    ids.append(_insert_message(conn, op.topic, op.value, worker))
                 elif op.kind == "ack":
                     conn.execute("DELETE FROM pending WHERE id = ? AND grp = ?", (op.id, op.group))
                     gone = conn.execute(
@@ -298,8 +378,8 @@ class _Journal:
                     # The first group of a topic takes its backlog, as in memory.py.
                     if not conn.execute("SELECT 1 FROM groups WHERE topic = ?", (op.topic,)).fetchone():
                         conn.execute(
-                            "INSERT INTO pending (id, grp) SELECT id, ? FROM messages WHERE topic = ?",
-                            (op.group, op.topic),
+                            "INSERT INTO pending (id, grp) SELECT id, ? FROM messages WHERE topic = ? AND worker = ?",
+                            (op.group, op.topic, worker),
                         )
                     conn.execute("INSERT INTO groups (topic, grp) VALUES (?, ?)", (op.topic, op.group))
             conn.execute("COMMIT")
@@ -309,4 +389,23 @@ class _Journal:
         if conn.execute("PRAGMA freelist_count").fetchone()[0] > _VACUUM_PAGES:
             # executescript, not execute: the pragma frees one page per step and execute steps once.
             conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES});")
-        return freed
+        return freed, ids
+
+
+def _insert_message(conn: sqlite3.Connection, topic: str, value: bytes, worker: int) -> int:
+    """Journal a message pending for every group of its topic (none yet: it waits as backlog); its id."""
+    cursor = conn.execute("INSERT INTO messages (topic, value, worker) VALUES (?, ?, ?)", (topic, value, worker))
+    assert cursor.lastrowid is not None, "expected SQLite to give the message a rowid"
+    conn.execute("INSERT INTO pending (id, grp) SELECT ?, grp FROM groups WHERE topic = ?", (cursor.lastrowid, topic))
+    return cursor.lastrowid
+
+
+def _lock(path: Path) -> int | None:
+    """An exclusive advisory lock on ``path`` (a descriptor to close to release it), or None if held elsewhere."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

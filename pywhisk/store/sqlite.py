@@ -58,13 +58,24 @@ CREATE TABLE IF NOT EXISTS schedules (
     namespace TEXT NOT NULL, name TEXT NOT NULL, rev TEXT NOT NULL, next_fire INTEGER, doc BLOB NOT NULL,
     PRIMARY KEY (namespace, name));
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_fire) WHERE next_fire IS NOT NULL;
+CREATE TABLE IF NOT EXISTS entity_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL);
 """
+# Entity changes kept for other processes on the file to poll (``entity_changes``); one that falls further behind
+# than this sees a gap and drops its whole cache.
+_ENTITY_CHANGES_KEPT = 10_000
 
 _ACTION = "action"
 _PACKAGE = "package"
 _TRIGGER = "trigger"
 _RULE = "rule"
 E = TypeVar("E", Action, Package, Trigger, Rule)
+
+
+def _note_entity_change(conn: sqlite3.Connection, namespace: str, name: str) -> None:
+    """In the transaction of an entity write or delete: append it to the change feed, forgetting the oldest."""
+    seq = conn.execute("INSERT INTO entity_changes (doc_id) VALUES (?)", (f"{namespace}/{name}",)).lastrowid
+    if seq is not None and seq % 256 == 0:  # trimmed now and then, not on every write
+        conn.execute("DELETE FROM entity_changes WHERE seq <= ?", (seq - _ENTITY_CHANGES_KEPT,))
 
 
 def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -170,7 +181,14 @@ class SqliteStore:
     """A ``Store`` in one SQLite file. ``retention_days`` deletes older activation records every
     ``retention_interval_s`` (``pywhisk.store.retention``)."""
 
-    def __init__(self, path: Path, retention_days: float | None = None, retention_interval_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        retention_days: float | None = None,
+        retention_interval_s: float = 3600.0,
+        *,
+        on_flush: Callable[[int, float], None] | None = None,
+    ) -> None:
         self._path = path
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
@@ -178,7 +196,11 @@ class SqliteStore:
         self._read_conn: sqlite3.Connection | None = None
         # Unbounded batches: one transaction takes every record waiting, however many.
         self._activation_writer = GroupCommitWriter[Activation](
-            self._insert_activations, name="sqlite-activation-writer", what="activation records", log=log
+            self._insert_activations,
+            name="sqlite-activation-writer",
+            what="activation records",
+            log=log,
+            on_flush=on_flush,  # the store metrics (pywhisk/metrics.py)
         )
         self._retention = Retention(self, retention_days, retention_interval_s, log, name="sqlite-activation-retention")
 
@@ -422,6 +444,7 @@ class SqliteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (namespace, name, type_, rev, updated, summary, doc),
             )
+            _note_entity_change(conn, namespace, name)
 
         await self._write(upsert)
 
@@ -433,9 +456,28 @@ class SqliteStore:
             ).fetchone()
             if row is not None:
                 conn.execute("DELETE FROM entities WHERE namespace = ? AND name = ?", (namespace, name))
+                _note_entity_change(conn, namespace, name)
             return row
 
         return await self._write(delete)
+
+    async def entity_changes(self, after: int | None, limit: int = 1000) -> tuple[int, list[str] | None]:
+        """Entities written or deleted in this file (by any process) after change ``after``: the last change's
+        number and their document ids (``ns/name``) in order, at most ``limit``. ``after`` None asks only for
+        the last number; the ids are None when changes after ``after`` are no longer kept (a reader that
+        fell that far behind must forget everything it holds)."""
+        if after is None:
+            rows = await self._read("SELECT COALESCE(MAX(seq), 0) FROM entity_changes", ())
+            return int(rows[0][0]), []
+        rows = await self._read(
+            "SELECT seq, doc_id FROM entity_changes WHERE seq > ? ORDER BY seq LIMIT ?", (after - 1, limit + 1)
+        )
+        if rows and rows[0][0] == after:  # the change last seen is still kept: nothing was trimmed between
+            rows = rows[1:]
+        elif after > 0:
+            last = await self._read("SELECT COALESCE(MAX(seq), 0) FROM entity_changes", ())
+            return max(int(last[0][0]), after), None
+        return (int(rows[-1][0]) if rows else after), [doc_id for _, doc_id in rows]
 
     async def _list_entities(
         self, type_: str, namespace: str, limit: int, skip: int, *, published_only: bool

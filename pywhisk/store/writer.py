@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -32,9 +33,10 @@ class GroupCommitWriter(Generic[T]):
     ``name`` names the background task, ``what`` the items in log lines (e.g. "activation records").
 
     A batch holds at most ``max_items`` items and, past its first item, at most ``max_bytes`` by ``size``
-    (both unbounded when None). A flush that raises fails every caller of its batch, with a warning in the
-    log; an outcome that is an exception fails only its own caller. A caller cancelled while waiting does
-    not take its item back: it is written regardless.
+    (both unbounded when None). ``on_flush`` is told the size and seconds of every flush that returns (the
+    store metrics). A flush that raises fails every caller of its batch, with a warning in the log; an outcome
+    that is an exception fails only its own caller. A caller cancelled while waiting does not take its item
+    back: it is written regardless.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class GroupCommitWriter(Generic[T]):
         max_items: int | None = None,
         max_bytes: int | None = None,
         size: Callable[[T], int] = lambda _: 0,
+        on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_items is not None and max_items < 1:
             raise ValueError("max_items must be at least 1")
@@ -57,6 +60,7 @@ class GroupCommitWriter(Generic[T]):
         self._max_items = max_items
         self._max_bytes = max_bytes
         self._size = size
+        self._on_flush = on_flush  # (batch size, seconds) of every flush: pywhisk/metrics.py
         self._pending: list[_Waiting[T]] = []
         self._task: asyncio.Task[None] | None = None
         self.flushes = 0
@@ -79,11 +83,15 @@ class GroupCommitWriter(Generic[T]):
         while self._pending:
             batch = self._take_batch()
             self.flushes += 1
+            started = time.perf_counter()
             try:
                 outcomes = await self._flush([waiting.item for waiting in batch])
             except Exception as exc:  # every caller of this batch learns that its item was not written
                 self._log.warning("writing %d %s failed: %s", len(batch), self._what, exc)
                 outcomes = [exc] * len(batch)
+            else:
+                if self._on_flush is not None:
+                    self._on_flush(len(batch), time.perf_counter() - started)
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if waiting.done.done():
                     continue  # the caller was cancelled; the item is written regardless

@@ -15,6 +15,8 @@ can be checked offline:
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import re
 import shlex
@@ -36,6 +38,11 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 COUCHDB_DOCKERFILE = REPO / "deploy" / "docker" / "couchdb" / "Dockerfile"
 BACKING_SERVICES = ("kafka", "couchdb")
+# Settings only the invokers get, beside the anchor every pywhisk role shares.
+INVOKER_ONLY_SETTINGS = ("PYWHISK_USER_MEMORY_MB", "PYWHISK_INVOKER_METRICS_PORT")
+PROMETHEUS_CONFIG = REPO / "deploy" / "docker" / "prometheus" / "prometheus.yml"
+GRAFANA = REPO / "deploy" / "docker" / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "pywhisk.json"
 INSTALL_HINT = "apt-get install -y docker-compose"
 
 # Credentials the validators interpolate, to check that CouchDB and pywhisk get the same ones.
@@ -244,8 +251,8 @@ def check_structure(config: dict[str, Any], *, interpolated: bool) -> None:
         for key, value in shared.items():
             assert env.get(key) == value, f"{name}: {key}={env.get(key)!r}, expected {value!r}"
         # Everything but the invokers' own extras is the same for every role (one anchor).
-        common = {k: v for k, v in env.items() if k != "PYWHISK_USER_MEMORY_MB"}
-        reference = {k: v for k, v in envs["controller"].items() if k != "PYWHISK_USER_MEMORY_MB"}
+        common = {k: v for k, v in env.items() if k not in INVOKER_ONLY_SETTINGS}
+        reference = {k: v for k, v in envs["controller"].items() if k not in INVOKER_ONLY_SETTINGS}
         differing = sorted(k for k in common.keys() | reference.keys() if common.get(k) != reference.get(k))
         assert not differing, f"{name} and controller differ in {differing}"
 
@@ -277,7 +284,13 @@ def check_structure(config: dict[str, Any], *, interpolated: bool) -> None:
     declared = set(config.get("volumes") or {})
     for name, service in services.items():
         for source in service_volume_sources(service):
+            if source.startswith((".", "/")):  # a bind mount: a file or directory the repository ships
+                path = (REPO / source).resolve()
+                assert path.exists() and path.is_relative_to(REPO), f"{name} mounts {source}, not in the repository"
+                continue
             assert source in declared, f"{name} mounts {source!r}, which is not a declared named volume"
+
+    check_monitoring(config)
 
 
 def _volumes(service: dict[str, Any]) -> list[tuple[str, str]]:
@@ -297,6 +310,125 @@ def service_volume_sources(service: dict[str, Any]) -> set[str]:
 
 def service_volume_targets(service: dict[str, Any]) -> set[str]:
     return {target for _, target in _volumes(service)}
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Target → the repository path mounted there (sources as written, ./..., or absolute once normalised)."""
+    return {target: (REPO / source).resolve() for source, target in _volumes(service) if source.startswith((".", "/"))}
+
+
+def check_monitoring(config: dict[str, Any]) -> None:
+    """Prometheus scrapes every pywhisk role's metrics; Grafana has its datasource and the dashboard."""
+    from pywhisk.settings import Settings
+
+    services: dict[str, dict[str, Any]] = config["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    # Pinned official images (Docker Hub), not :latest.
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", str(prometheus["image"])), prometheus["image"]
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", str(grafana["image"])), grafana["image"]
+
+    # Prometheus reads the file the repository ships, and scrapes the controller's API port and each
+    # invoker's metrics port: the ports pywhisk is told to serve.
+    mounts = bind_mounts(prometheus)
+    config_file = next(a.split("=", 1)[1] for a in command_of(prometheus) if a.startswith("--config.file="))
+    assert mounts.get(config_file) == PROMETHEUS_CONFIG, f"prometheus reads {config_file}, mounted from {mounts}"
+    scrape = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = {
+        target
+        for job in scrape["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert "invoker_metrics_port" in Settings.model_fields, "pywhisk has no PYWHISK_INVOKER_METRICS_PORT setting"
+    expected = {f"controller:{option(command_of(services['controller']), '--port')}"}
+    for name, service in pywhisk_services(config).items():
+        if name.startswith("invoker"):
+            port = environment_of(service).get("PYWHISK_INVOKER_METRICS_PORT", "")
+            assert port.isdigit() and int(port) > 0, f"{name} serves no metrics (PYWHISK_INVOKER_METRICS_PORT={port!r})"
+            expected.add(f"{name}:{port}")
+    assert targets == expected, f"prometheus scrapes {sorted(targets)}, pywhisk serves {sorted(expected)}"
+
+    # Grafana: the provisioning directory and the dashboards where the provider looks for them.
+    mounts = bind_mounts(grafana)
+    assert mounts.get("/etc/grafana/provisioning") == GRAFANA / "provisioning", mounts
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "pywhisk.yml").read_text())["providers"]
+    for provider in providers:
+        assert mounts.get(provider["options"]["path"]) == DASHBOARD.parent, f"no dashboards at {provider['options']}"
+    sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert [s["url"] for s in sources] == ["http://prometheus:9090"]
+    assert "prometheus" in healthy_dependencies(grafana)
+    assert {s["uid"] for s in sources} >= dashboard_datasource_uids(json.loads(DASHBOARD.read_text()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The Grafana dashboard's queries
+
+# The metrics pywhisk exposes (pywhisk/metrics.py), as series names: counters end in _total, histograms are
+# queried through _bucket, _sum and _count.
+COUNTERS = {
+    "openwhisk_action_activations_total",
+    "openwhisk_action_coldStarts_total",
+    "pywhisk_http_requests_total",
+    "pywhisk_throttled_requests_total",
+    "pywhisk_starts_total",
+}
+HISTOGRAMS = {
+    "openwhisk_action_duration_seconds",
+    "openwhisk_action_waitTime_seconds",
+    "openwhisk_action_initTime_seconds",
+    "pywhisk_http_request_duration_seconds",
+    "pywhisk_store_write_seconds",
+    "pywhisk_bus_publish_seconds",
+}
+GAUGES = {"pywhisk_invoker_inflight_activations", "pywhisk_invoker_health", "pywhisk_pool_instances"}
+KNOWN_SERIES = COUNTERS | GAUGES | {f"{h}{suffix}" for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+# What Grafana substitutes before Prometheus sees a query.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel, those inside collapsed rows included."""
+    panels: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))
+    return panels
+
+
+def dashboard_datasource_uids(dashboard: dict[str, Any]) -> set[str]:
+    return {
+        str(thing["datasource"]["uid"])
+        for panel in dashboard_panels(dashboard)
+        for thing in (panel, *panel.get("targets", []))
+        if isinstance(thing.get("datasource"), dict)
+    }
+
+
+def dashboard_metric_names(dashboard: dict[str, Any]) -> set[str]:
+    """The series every query of the dashboard selects, from its parsed PromQL. Raises ValueError on a query
+    that does not parse, and AssertionError on a selector that names no metric or one pywhisk does not expose."""
+    import promql_parser
+
+    names: set[str] = set()
+    for panel in dashboard_panels(dashboard):
+        for target in panel.get("targets", []):
+            expr = str(target["expr"])
+            for variable, value in GRAFANA_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            selected: list[str] = []
+
+            def visit(node: object, selected: list[str] = selected) -> bool:
+                if isinstance(node, promql_parser.VectorSelector):
+                    selected.append(node.name or "")
+                return True
+
+            promql_parser.walk(promql_parser.parse(expr), visit)
+            assert selected, f"panel {panel['title']!r}: {expr} selects no metric"
+            for name in selected:
+                assert name in KNOWN_SERIES, f"panel {panel['title']!r}: {name or '(no name)'} is no pywhisk metric"
+            names.update(selected)
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,3 +506,57 @@ def test_dockerfile_installs_every_package() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must not run as root"
     assert re.search(r"^FROM couchdb:3\s*$", COUCHDB_DOCKERFILE.read_text(), flags=re.MULTILINE)
+
+
+def test_grafana_dashboard_queries_name_pywhisk_metrics() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    used = dashboard_metric_names(dashboard)
+    # OpenWhisk's user-events and the platform's own, each with a panel.
+    for needed in (
+        "openwhisk_action_activations_total",
+        "openwhisk_action_coldStarts_total",
+        "openwhisk_action_duration_seconds_bucket",
+        "openwhisk_action_waitTime_seconds_bucket",
+        "pywhisk_http_requests_total",
+        "pywhisk_pool_instances",
+        "pywhisk_starts_total",
+    ):
+        assert needed in used, f"the dashboard does not show {needed}"
+    ids = [panel["id"] for panel in dashboard_panels(dashboard)]
+    assert len(set(ids)) == len(ids), "panel ids repeat"
+
+
+@pytest.mark.parametrize(
+    ("expr", "error"),
+    [
+        ("sum(rate(openwhisk_action_activation_total[$__rate_interval]))", AssertionError),  # a misspelt metric
+        ('sum(rate({__name__="pywhisk_starts_total"}[5m]))', AssertionError),  # no metric name to check
+        ("sum(rate(pywhisk_starts_total[5m])", ValueError),  # not PromQL
+    ],
+    ids=["unknown metric", "unnamed selector", "syntax error"],
+)
+def test_dashboard_check_rejects_a_broken_query(expr: str, error: type[Exception]) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    dashboard_metric_names(dashboard)  # the shipped one passes
+    broken = copy.deepcopy(dashboard)
+    next(p for p in dashboard_panels(broken) if p.get("targets"))["targets"][0]["expr"] = expr
+    with pytest.raises(error):
+        dashboard_metric_names(broken)
+
+
+def test_known_series_are_what_pywhisk_exposes() -> None:
+    """The dashboard's list of metrics is checked against a live registry: a renamed metric fails here."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pywhisk.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.watch_invoker("invoker0", ["wasm"], lambda: 0, lambda: 0, lambda: [])
+    metrics.watch_invoker_health(lambda: {0: "up"})
+    exposed: set[str] = set()
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
+        exposed |= {f"{family.name}{suffix}" for suffix in suffixes}
+    missing = KNOWN_SERIES - exposed
+    assert not missing, f"pywhisk does not expose {sorted(missing)}"

@@ -11,11 +11,14 @@ Executor-specific behaviour stays in each executor's own module (test_wasm_execu
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,9 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from executor_docker.executor import DockerExecutor
 from executor_docker.plugin import create_executor as create_docker_executor
+from executor_docker.settings import DockerSettings
 from executor_wasm.client import HttpWasmExecutor
 from executor_wasm.python.executor import WasmPythonExecutor
 from executor_wasm.settings import WasmSettings, module_cache_dir
@@ -62,6 +67,7 @@ class ExecutorCase:
     spin: InitRequest  # never answers
     broken: InitRequest  # cannot be initialised
     chatty: InitRequest | None = None  # prints ``count`` log lines; None for the double
+    annotations: dict[str, Any] = field(default_factory=dict)  # of every instance (docker_direct: network false)
 
 
 def wasm_case_of(executor: Executor) -> ExecutorCase:
@@ -123,6 +129,22 @@ async def docker_case(
     await executor.close()
 
 
+@pytest_asyncio.fixture(scope="module")
+async def docker_direct_case(docker_case: ExecutorCase) -> AsyncIterator[ExecutorCase]:
+    """The Docker executor's crun-direct engine (no dockerd for actions annotated ``network: false``)."""
+    if shutil.which("crun") is None:
+        pytest.skip("crun is not installed (deploy/local/dockerd.sh up installs it)")
+    assert isinstance(docker_case.executor, DockerExecutor)
+    state_dir = Path(tempfile.mkdtemp(prefix="oci", dir="/tmp"))  # short: the proxy's socket is under it
+    environment = docker_case.executor.environment.model_copy(update={"invoker_id": 27})
+    settings = DockerSettings(engine="crun-direct", oci_state_dir=state_dir)
+    executor = DockerExecutor(environment, docker_case.executor.host.client, settings=settings)
+    await executor.start()
+    yield dataclasses.replace(docker_case, executor=executor, annotations={"network": False})
+    await executor.close()
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def scripted_case() -> ExecutorCase:
     """The unit tests' double: its behaviours are named by the action's code."""
@@ -140,10 +162,11 @@ REAL = [
     pytest.param("wasm", marks=pytest.mark.integration),
     pytest.param("wasm_http", marks=pytest.mark.integration),
     pytest.param("docker", marks=[pytest.mark.integration, pytest.mark.docker]),
+    pytest.param("docker_direct", marks=[pytest.mark.integration, pytest.mark.docker]),
 ]
 ALL = [*REAL, pytest.param("scripted", marks=pytest.mark.unit)]
 # The cases of each installed executor plugin (entry point name).
-PLUGIN_CASES = {"wasm": ["wasm", "wasm_http"], "docker": ["docker"]}
+PLUGIN_CASES = {"wasm": ["wasm", "wasm_http"], "docker": ["docker", "docker_direct"]}
 
 
 @pytest.fixture(params=ALL)
@@ -156,7 +179,8 @@ def case(request: pytest.FixtureRequest) -> ExecutorCase:
 async def deploy(case: ExecutorCase, init: InitRequest) -> tuple[str, ProxyResult]:
     """Create an instance of the case's kind and send it ``init``."""
     instance_id = uuid.uuid4().hex
-    await case.executor.create(InstanceSpec(instance_id=instance_id, kind=case.kind, memory_mb=256))
+    spec = InstanceSpec(instance_id=instance_id, kind=case.kind, memory_mb=256, annotations=case.annotations)
+    await case.executor.create(spec)
     return instance_id, await case.executor.init(instance_id, init, 30_000, LOG_LIMIT)
 
 

@@ -114,12 +114,17 @@ async def test_instance_with_concurrency_2_takes_two_activations_at_once(
     assert pool.used_mb == 512
 
 
-async def test_instance_still_initialising_is_not_handed_to_a_second_activation(
+async def test_instance_still_initialising_takes_a_second_activation_once_it_is_initialised(
     pool: Pool, executor: ScriptedExecutor
 ) -> None:
+    # [OW] ContainerPool.schedule: a container being started for the action (WarmingColdData) has capacity.
     initialising = await pool.acquire(HELLO, executor, 256, 2)
-    other = await pool.acquire(HELLO, executor, 256, 2)
-    assert other is not initialising
+    other = asyncio.create_task(pool.acquire(HELLO, executor, 256, 2))
+    await _settle()
+    assert not other.done() and initialising.in_flight == 2, "it joined and waits for the /init"
+    initialising.initialized = True
+    assert await asyncio.wait_for(other, 2) is initialising
+    assert pool.used_mb == 256
 
 
 # memory budget ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import invoker.proxy as proxy_module
-from invoker.pool import Pool
+from invoker.pool import Pool, StemCells
 from invoker.proxy import ActivationRunner
 from pywhisk.activation import Activation, StatusCode, new_activation_id
 from pywhisk.entities import Action, Exec, KeyValue, Limits
@@ -393,3 +393,26 @@ async def test_the_runner_reads_an_uncacheable_action_every_time_and_keeps_the_o
         await made.pool.close()
 
     assert made.actions.reads == 1 + 3, "small once, huge on every activation"
+
+
+@pytest.mark.parametrize(("network", "takes_the_stem_cell"), [(None, True), (False, False)])
+async def test_an_action_annotated_network_false_is_never_given_a_stem_cell(
+    runner: Runner, network: bool | None, takes_the_stem_cell: bool
+) -> None:
+    # A stem cell is started before its action is known, with the executor's default network (Docker: a
+    # bridge), so an action that asked for none (the crun-direct engine's `network: false`) must get its own.
+    runner.pool.prewarm(StemCells(runner.executor, "script:1", 256, 1))
+    deadline = time.monotonic() + 5
+    while not any(cell.created for cell in runner.pool.stem_cells()):
+        assert time.monotonic() < deadline, "the stem cell was never created"
+        await asyncio.sleep(0.005)
+    cell = runner.pool.stem_cells()[0]
+    annotations = [] if network is None else [KeyValue(key="network", value=network)]
+    runner.actions.add("private", annotations=annotations, limits=Limits(memory=256))
+
+    record = await runner.run("private")
+
+    assert record.response.statusCode == StatusCode.SUCCESS
+    taken = cell not in runner.pool.stem_cells()
+    assert taken is takes_the_stem_cell
+    assert any(instance is cell for instance in runner.pool.instances()) is takes_the_stem_cell

@@ -5,7 +5,7 @@ Over 400 lines because it is one self-contained program copied into the runtime 
 Runs inside the runtime images as PID 1 with the image's own Python 3 and nothing but the standard library.
 
     POST /init  {"value": {"name", "main", "code", "binary", "env"}}   once per container
-    POST /run   {"value": params, "namespace", "action_name", ...}    one at a time
+    POST /run   {"value": params, "namespace", "action_name", ...}    one at a time, or concurrently (below)
 
 Two kinds of action:
 
@@ -21,8 +21,21 @@ The answers and their texts are the actionloop proxy's, with the Python image's 
 behaviour: a failed init writes its error and the log sentinels, and answers 502. An exception in
 ``main`` is an application error (200 ``{"error": str(exc)}``), as in OpenWhisk's Python launcher.
 
-The port is argv[1], else ``__OW_PROXY_PORT``, else 8080. Nothing but the action's own output and the
-sentinels is written to stdout and stderr: the invoker reads those as the activation's logs.
+Concurrent runs (OpenWhisk's intra-container concurrency, an action's ``limits.concurrency`` > 1): with
+``__OW_ALLOW_CONCURRENT=true`` in the environment, as OpenWhisk's Node.js and Java runtimes read it, a ``/run``
+is taken while others are in flight, each on its connection's thread (the images set it; the invoker only
+sends overlapping runs to an action whose limit allows them). OpenWhisk's Python runtime (actionloop) cannot
+do this at all: its Go proxy feeds one process through one pipe. Without the variable runs queue on a lock.
+What concurrent runs share, as in OpenWhisk's Node.js runtime: the module's globals, and the ``__OW_*``
+variables, which hold the latest run's values (``os.environ`` is one per process). Their logs cannot be told
+apart either: a run's sentinels end the lines written so far by every run, so the invoker gives each
+activation the lines written since the previous run ended (OpenWhisk collects no logs for such actions
+unless a log driver does). Native runs write their output after the executable exits, so their lines and
+sentinels go out under one lock and stay with their activation.
+
+The port is argv[1], else ``__OW_PROXY_PORT``, else 8080; with ``__OW_PROXY_SOCKET`` set, a Unix socket at that
+path. Nothing but the action's own output and the sentinels is written to stdout and stderr: the invoker reads
+those as the activation's logs.
 
 Start-up time is the cold-start floor, so the module imports only what serving needs (no http.server,
 whose email/http.client imports cost ~20 ms); the rest is imported on first use.
@@ -54,6 +67,9 @@ NOT_A_DICTIONARY = "The action did not return a dictionary or array."
 COMMAND_EXITED = "command exited"
 # Longer arguments do not fit in one argv string (MAX_ARG_STRLEN, linux/binfmts.h): stdin only then.
 MAX_ARG_STRLEN = 131071
+# Concurrent runs write their sentinels (and a native run its output) under this lock, so that what one run
+# writes in a block is never cut by another's.
+OUTPUT_LOCK = threading.Lock()
 REASONS = {
     100: "Continue",
     200: "OK",
@@ -68,6 +84,15 @@ REASONS = {
 
 class InitError(Exception):
     """The action could not be loaded; the message goes to stderr, the client gets INIT_FAILED."""
+
+
+class Ran:
+    """What a run answered, and the output the proxy writes before its sentinels (a native run's lines)."""
+
+    __slots__ = ("err", "exited", "out", "result", "status")
+
+    def __init__(self, status: int, result: Any, exited: bool = False, out: str = "", err: str = "") -> None:
+        self.status, self.result, self.exited, self.out, self.err = status, result, exited, out, err
 
 
 class PythonAction:
@@ -101,16 +126,15 @@ class PythonAction:
             raise InitError(f"{path} has no function named {main!r}")
         self.main = function
 
-    def run(self, params: Any) -> tuple[int, Any, bool]:
+    def run(self, params: Any) -> Ran:
         try:
             result = self.main(params)
         except SystemExit:
             # In OpenWhisk the launcher process is gone after this; the container is not usable any more.
-            return 400, {"error": COMMAND_EXITED}, True
+            return Ran(400, {"error": COMMAND_EXITED}, exited=True)
         except Exception as exc:
-            sys.stderr.write(format_exception(exc))
-            result = {"error": str(exc)}
-        return 200, result, False
+            return Ran(200, {"error": str(exc)}, err=format_exception(exc))
+        return Ran(200, result)
 
 
 class NativeAction:
@@ -133,7 +157,7 @@ class NativeAction:
             raise InitError("exec is neither a script starting with #! nor an ELF executable")
         os.chmod(self.path, 0o755)
 
-    def run(self, params: Any) -> tuple[int, Any, bool]:
+    def run(self, params: Any) -> Ran:
         import subprocess
 
         args = json.dumps(params, ensure_ascii=False)
@@ -141,30 +165,28 @@ class NativeAction:
         try:
             done = subprocess.run(argv, input=args.encode(), capture_output=True, cwd=self.workdir, check=False)
         except OSError as exc:
-            sys.stderr.write(f"cannot run {self.path}: {exc}\n")
-            return 502, {"error": NOT_A_DICTIONARY}, False
+            return Ran(502, {"error": NOT_A_DICTIONARY}, err=f"cannot run {self.path}: {exc}\n")
         out = done.stdout.decode("utf-8", "replace")
+        err = done.stderr.decode("utf-8", "replace")
         # The last line is the result, even if empty; everything before it is log output.
         logs, _, last = out.rstrip("\n").rpartition("\n")
-        if logs:
-            sys.stdout.write(logs + "\n")
-        if done.stderr:
-            sys.stderr.write(done.stderr.decode("utf-8", "replace"))
+        logs = logs + "\n" if logs else ""
         try:
             result = json.loads(last)
         except ValueError:
             result = None
         if not isinstance(result, (dict, list)):
-            sys.stdout.write(last + "\n")
-            return 502, {"error": NOT_A_DICTIONARY}, False
-        return 200, result, False
+            return Ran(502, {"error": NOT_A_DICTIONARY}, out=logs + last + "\n", err=err)
+        return Ran(200, result, out=logs, err=err)
 
 
 class Proxy:
-    """The state of one runtime container: at most one action, initialized once, run one at a time."""
+    """The state of one runtime container: at most one action, initialized once, run one at a time unless
+    ``concurrent`` (``__OW_ALLOW_CONCURRENT``)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, concurrent: bool = False) -> None:
         self.kind = kind
+        self.concurrent = concurrent
         self.initialized = False
         self.action: PythonAction | NativeAction | None = None
         self.lock = threading.Lock()
@@ -194,42 +216,47 @@ class Proxy:
                 self.action = self.load(payload, binary, value.get("main") or "main")
             except Exception as exc:
                 message = str(exc) if isinstance(exc, InitError) else format_exception(exc)
-                sys.stderr.write(message if message.endswith("\n") else message + "\n")
-                write_sentinels()
+                write_sentinels(err=message if message.endswith("\n") else message + "\n")
                 return 502, {"error": INIT_FAILED}
             self.initialized = True
             return 200, {"ok": True}
 
     def run(self, body: Any) -> Answer:
+        if self.concurrent:
+            return self.run_one(body)
         with self.lock:
-            # Refusals that never reach the action write no sentinels, as in actionloop: there is no
-            # activation to frame, and the invoker does not wait for logs after a developer error.
-            action = self.action
-            if action is None:
-                return 500, {"error": NOT_INITIALIZED}
-            if not isinstance(body, dict):
-                return 400, {"error": "Error unmarshaling request: the body is not a JSON object"}
-            for key, val in body.items():
-                if key != "value":
-                    os.environ["__OW_" + key.upper()] = env_string(val)
-            try:
-                return self.run_action(action, body.get("value", {}))
-            finally:
-                # Before the answer goes out, so the invoker finds both once it has the result.
-                write_sentinels()
+            return self.run_one(body)
 
-    def run_action(self, action: PythonAction | NativeAction, params: Any) -> Answer:
-        status, result, exited = action.run(params)
-        if exited:
+    def run_one(self, body: Any) -> Answer:
+        # Refusals that never reach the action write no sentinels, as in actionloop: there is no
+        # activation to frame, and the invoker does not wait for logs after a developer error.
+        action = self.action
+        if action is None:
+            return 500, {"error": NOT_INITIALIZED}
+        if not isinstance(body, dict):
+            return 400, {"error": "Error unmarshaling request: the body is not a JSON object"}
+        for key, val in body.items():
+            if key != "value":
+                os.environ["__OW_" + key.upper()] = env_string(val)
+        ran = Ran(502, {"error": NOT_A_DICTIONARY})
+        try:
+            ran = action.run(body.get("value", {}))
+            return self.answer(ran)
+        finally:
+            # Before the answer goes out, so the invoker finds both once it has the result.
+            write_sentinels(ran.out, ran.err)
+
+    def answer(self, ran: Ran) -> Answer:
+        if ran.exited:
             self.action = None
-        if status != 200:
-            return status, result
-        if not isinstance(result, (dict, list)):
+        if ran.status != 200:
+            return ran.status, ran.result
+        if not isinstance(ran.result, (dict, list)):
             return 502, {"error": NOT_A_DICTIONARY}
         try:
-            return 200, json.dumps(result, ensure_ascii=False, allow_nan=False).encode()
+            return 200, json.dumps(ran.result, ensure_ascii=False, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
-            sys.stderr.write(f"the result is not JSON: {exc}\n")
+            ran.err += f"the result is not JSON: {exc}\n"
             return 502, {"error": NOT_A_DICTIONARY}
 
     def load(self, payload: bytes, binary: bool, main: str) -> PythonAction | NativeAction:
@@ -251,15 +278,28 @@ class Server(socketserver.ThreadingTCPServer):
         super().__init__(address, Connection)
 
 
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    """``__OW_PROXY_SOCKET``: the same protocol on a Unix socket, for a container without a network (the
+    invoker's crun-direct engine bind-mounts the socket's directory, executor_docker/oci.py)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, path: str, proxy: Proxy) -> None:
+        self.proxy = proxy
+        super().__init__(path, Connection)
+
+
 class Connection(socketserver.StreamRequestHandler):
     """HTTP/1.1 with keep-alive, just enough for the invoker's JSON POSTs."""
 
-    server: Server
+    server: Server | UnixServer
 
     def setup(self) -> None:
         # Each answer leaves in one send with Nagle off: with delayed ACKs, a keep-alive answer split in
         # two writes waits ~40 ms (measured on http.server).
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.request.family != socket.AF_UNIX:  # __OW_PROXY_SOCKET: no Nagle to turn off
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().setup()
 
     def handle(self) -> None:
@@ -402,11 +442,12 @@ def format_exception(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def write_sentinels() -> None:
-    sys.stdout.write(SENTINEL)
-    sys.stdout.flush()
-    sys.stderr.write(SENTINEL)
-    sys.stderr.flush()
+def write_sentinels(out: str = "", err: str = "") -> None:
+    with OUTPUT_LOCK:
+        sys.stdout.write(out + SENTINEL)
+        sys.stdout.flush()
+        sys.stderr.write(err + SENTINEL)
+        sys.stderr.flush()
 
 
 def main() -> None:
@@ -414,7 +455,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("__OW_PROXY_PORT") or 8080)
     kind = os.environ.get("OW_ACTION_KIND", "python")
-    with Server(("0.0.0.0", port), Proxy(kind)) as server:
+    concurrent = os.environ.get("__OW_ALLOW_CONCURRENT", "").lower() == "true"
+    path = os.environ.get("__OW_PROXY_SOCKET")
+    server = UnixServer(path, Proxy(kind, concurrent)) if path else Server(("0.0.0.0", port), Proxy(kind, concurrent))
+    with server:
         server.serve_forever()
 
 

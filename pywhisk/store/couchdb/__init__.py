@@ -17,6 +17,7 @@ the whole ``Store`` with one lifespan.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from pywhisk.activation import Activation
 from pywhisk.entities import Action, Package, PackageSummary, Rule, RuleSummary, Trigger, TriggerSummary
@@ -56,6 +57,7 @@ class CouchStore:
         timeout_s: float = 60.0,
         connect_timeout_s: float = 5.0,
         retention_interval_s: float = 3600.0,
+        on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
         if not _DB_PREFIX.match(db_prefix):
             raise ValueError(f"db_prefix {db_prefix!r} is not a CouchDB database name (lowercase, a-z first)")
@@ -70,6 +72,7 @@ class CouchStore:
             batch_size=activation_batch_size,
             retention_days=retention_days,
             retention_interval_s=retention_interval_s,
+            on_flush=on_flush,
         )
         # Alarm schedules have a database of their own, as openwhisk-package-alarms' provider has.
         self.schedules = CouchSchedules(self._client, f"{db_prefix}schedules")

@@ -9,6 +9,7 @@ document, which is apart from the listing views because CouchDB builds indexes p
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,7 @@ class CouchActivations:
         batch_size: int,
         retention_days: float | None,
         retention_interval_s: float,
+        on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
         self._client = client
         self.db = db
@@ -91,6 +93,7 @@ class CouchActivations:
             max_items=batch_size,
             max_bytes=MAX_BATCH_BYTES,
             size=lambda record: len(record.body),
+            on_flush=on_flush,  # the store metrics (pywhisk/metrics.py)
         )
         self._retention = Retention(
             self,

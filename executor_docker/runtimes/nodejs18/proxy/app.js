@@ -63,4 +63,5 @@ function send(res, code, response) {
 server.keepAliveTimeout = 0;
 server.requestTimeout = 0;
 server.timeout = 0;
-server.listen(Number(process.argv[2] || process.env.__OW_PROXY_PORT || 8080));
+// __OW_PROXY_SOCKET: a Unix socket instead, for a container without a network (executor_docker/oci.py).
+server.listen(process.env.__OW_PROXY_SOCKET || Number(process.argv[2] || process.env.__OW_PROXY_PORT || 8080));

@@ -1,0 +1,391 @@
+"""CPU priority for long-running guests (executor_wasm/priority.py, issue 12): decay-usage renicing.
+
+:class:`GuestPriority` is driven with an injected clock and a fake ``setpriority`` (no thread is reniced here;
+tests/integration/test_wasm_priority.py reniced real ones). :class:`RetiringThreadPool` runs real threads and
+is waited on with deadlines, never sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future
+
+import pytest
+
+from executor_wasm.priority import (
+    WIND_DOWN_S,
+    GuestPriority,
+    RetiringThreadPool,
+    guest_deadline,
+    guest_stopped,
+    nice_for,
+)
+from executor_wasm.settings import WasmSettings
+from executor_wasm.sleeps import host_sleep, run_deadline
+from executor_wasm.slots import ComputeSlots
+
+pytestmark = pytest.mark.unit
+
+WAIT_S = 10.0
+QUANTUM_S = 0.010
+
+
+class CpuClocks:
+    """Each thread's CPU time, set by the test: a thread's clock id is its native id."""
+
+    def __init__(self) -> None:
+        self.used: dict[int, float] = {}
+
+    def own(self) -> int:
+        tid = threading.get_native_id()
+        self.used.setdefault(tid, 100.0)
+        return tid
+
+    def read(self, clock: int) -> float:
+        return self.used[clock]
+
+    def add(self, seconds: float, tid: int | None = None) -> None:
+        tid = ME if tid is None else tid
+        self.used[tid] += seconds
+
+
+class FakeSetPriority:
+    """Records every call; refuses to lower a nice value when ``privileged`` is false, as Linux does."""
+
+    def __init__(self, privileged: bool = True) -> None:
+        self.privileged = privileged
+        self.nice: dict[int, int] = {}
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, which: int, who: int, nice: int) -> None:
+        assert which == os.PRIO_PROCESS, "nice is set per thread, by its native id"
+        if not self.privileged and nice < self.nice.get(who, 0):
+            raise PermissionError(13, "Permission denied")
+        self.calls.append((who, nice))
+        self.nice[who] = nice
+
+
+def priority(privileged: bool = True) -> tuple[GuestPriority, CpuClocks, FakeSetPriority]:
+    clocks, fake = CpuClocks(), FakeSetPriority(privileged)
+    guests = GuestPriority(QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake)
+    return guests, clocks, fake
+
+
+ME = threading.get_native_id()
+
+
+# the policy ----------------------------------------------------------------------------------------
+
+
+def test_a_guest_keeps_nice_0_for_its_quantum_and_gets_the_low_priority_after_it() -> None:
+    assert nice_for(0.0005, QUANTUM_S, 19) == 0  # a hello
+    assert nice_for(QUANTUM_S, QUANTUM_S, 19) == 0
+    assert nice_for(0.011, QUANTUM_S, 19) == 19
+    assert nice_for(3.0, QUANTUM_S, 10) == 10
+
+
+def test_the_nice_value_of_long_guests_must_lower_their_priority() -> None:
+    for nice in (0, 20, -5):
+        with pytest.raises(ValueError, match="1-19"):
+            GuestPriority(QUANTUM_S, nice)
+
+
+def test_the_settings_turn_renicing_on_with_a_10_ms_quantum_at_nice_19(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = WasmSettings()
+    assert (defaults.renice, defaults.renice_quantum_ms, defaults.renice_nice) == (True, 10, 19)
+    monkeypatch.setenv("PYWHISK_WASM_RENICE", "0")
+    monkeypatch.setenv("PYWHISK_WASM_RENICE_QUANTUM_MS", "5")
+    monkeypatch.setenv("PYWHISK_WASM_RENICE_NICE", "10")
+    settings = WasmSettings()
+    assert (settings.renice, settings.renice_quantum_ms, settings.renice_nice) == (False, 5, 10)
+
+
+# GuestPriority ------------------------------------------------------------------------------------
+
+
+def test_a_short_guest_is_never_reniced() -> None:
+    guests, clocks, fake = priority()
+    guests.begin("guest")
+    clocks.add(0.001)
+    guests.tick()
+    guests.end()
+
+    assert fake.calls == [] and guests.reniced == 0
+
+
+def test_a_guest_using_more_cpu_than_its_quantum_is_reniced_at_the_next_tick_and_restored_at_its_end() -> None:
+    guests, clocks, fake = priority()
+    guests.begin("mallory")
+    clocks.add(QUANTUM_S / 2)
+    guests.tick()
+    assert fake.calls == []
+
+    clocks.add(QUANTUM_S)
+    guests.tick()
+    guests.tick()  # already reniced: no second call
+    assert fake.calls == [(ME, 19)] and guests.executing() == {ME: 19} and guests.reniced == 1
+
+    guests.end()
+    assert fake.calls == [(ME, 19), (ME, 0)] and guests.executing() == {}
+    assert not guests.must_retire()
+
+
+def test_a_guest_that_stopped_executing_is_back_at_nice_0_for_the_rest_of_its_run() -> None:
+    # The host work after the guest (results, logs, closing the Store) holds the GIL: never at nice 19.
+    guests, clocks, fake = priority()
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.tick()
+    guest_stopped()
+    assert fake.calls == [(ME, 19), (ME, 0)]
+
+    clocks.add(1.0)  # the host's work is not the guest's usage
+    guests.tick()
+    guests.end()
+    assert fake.calls == [(ME, 19), (ME, 0)]
+    guest_stopped()  # outside a run: nothing to do
+    assert fake.calls == [(ME, 19), (ME, 0)]
+
+
+def test_a_reniced_guest_goes_back_to_nice_0_just_before_its_time_limit() -> None:
+    # Interrupted at its limit it returns into Python holding the GIL: that must not happen at nice 19.
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority()
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    guests.begin("mallory")
+    guest_deadline(now[0] + 3.0)
+    clocks.add(1.0)
+    guests.tick()
+    assert fake.calls == [(ME, 19)]
+
+    now[0] += 3.0 - WIND_DOWN_S / 2
+    clocks.add(1.0)
+    guests.tick()
+    guests.tick()
+    assert fake.calls == [(ME, 19), (ME, 0)], "back to 0 before the interrupt, and not reniced again"
+    guest_stopped()
+    guests.end()
+    assert fake.calls == [(ME, 19), (ME, 0)]
+
+
+def test_a_guest_whose_wind_down_is_refused_keeps_its_nice_until_its_run_ends() -> None:
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority(privileged=False)
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    guests.begin("mallory")
+    guest_deadline(now[0] + 1.0)
+    clocks.add(1.0)
+    guests.tick()
+    now[0] += 1.0
+    guests.tick()
+    guests.end()
+
+    assert fake.nice[ME] == 19 and guests.must_retire()
+
+
+def test_cpu_time_counts_from_the_runs_start_not_the_threads() -> None:
+    guests, clocks, fake = priority()
+    guests.begin("guest")
+    clocks.add(5.0)  # an earlier run on this thread
+    guests.end()
+    assert fake.calls == [], "no tick saw it: nothing to restore"
+
+    guests.begin("guest")
+    clocks.add(0.001)
+    guests.tick()
+    assert fake.calls == []
+
+
+def test_time_waiting_for_a_core_or_asleep_uses_no_cpu_and_is_not_counted() -> None:
+    # The clock is the thread's CPU time: a wall-clock second without CPU leaves it where it was.
+    guests, clocks, fake = priority()
+    guests.begin("guest")
+    clocks.add(0.004)
+    guests.tick()
+    clocks.add(0.004)
+    guests.tick()
+    assert fake.calls == []
+    clocks.add(0.004)  # 12 ms used in bursts: the sleeps between them did not reset it
+    guests.tick()
+    assert fake.calls == [(ME, 19)]
+
+
+def test_a_tick_after_the_run_ended_renices_nothing() -> None:
+    guests, clocks, fake = priority()
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.end()
+    guests.tick()
+
+    assert fake.calls == []
+
+
+def test_each_guest_is_judged_by_its_own_cpu_time() -> None:
+    guests, clocks, fake = priority()
+    started = threading.Event()
+    finish = threading.Event()
+    hello_tid: list[int] = []
+
+    def hello() -> None:
+        hello_tid.append(threading.get_native_id())
+        guests.begin("guest")
+        started.set()
+        assert finish.wait(WAIT_S)
+        guests.end()
+
+    guests.begin("mallory")  # this thread: the loop
+    worker = threading.Thread(target=hello)
+    worker.start()
+    assert started.wait(WAIT_S)
+    clocks.add(0.050)
+    clocks.add(0.001, hello_tid[0])
+    guests.tick()
+    finish.set()
+    worker.join(WAIT_S)
+
+    assert fake.calls == [(ME, 19)], "only the loop's thread, not the hello's"
+
+
+def test_a_thread_the_kernel_will_not_renice_back_is_marked_for_retirement() -> None:
+    guests, clocks, fake = priority(privileged=False)
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.tick()
+    guests.end()
+
+    assert fake.nice[ME] == 19, "lowering was refused"
+    assert guests.must_retire() and guests.retired == 1
+    other: list[bool] = []
+    thread = threading.Thread(target=lambda: other.append(guests.must_retire()))
+    thread.start()
+    thread.join(WAIT_S)
+    assert other == [False], "the mark is the thread's own"
+
+
+def test_a_thread_that_has_gone_is_skipped_without_failing_the_tick() -> None:
+    def gone(which: int, who: int, nice: int) -> None:
+        raise ProcessLookupError(3, "No such process")
+
+    clocks = CpuClocks()
+    guests = GuestPriority(QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=gone)
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.tick()
+    assert guests.executing() == {ME: 0} and guests.reniced == 0
+
+    def no_clock(clock: int) -> float:
+        raise OSError(22, "Invalid argument")
+
+    guests._read_clock = no_clock
+    guests.tick()
+
+
+def test_the_real_thread_cpu_clock_counts_this_threads_work() -> None:
+    guests = GuestPriority(QUANTUM_S, 19, setpriority=FakeSetPriority())
+    guests.begin("mallory")
+    deadline = time.monotonic() + WAIT_S
+    while not guests.executing()[ME]:  # burn CPU until a tick sees more than the quantum used
+        assert time.monotonic() < deadline
+        sum(range(10_000))
+        guests.tick()
+    guests.end()
+
+
+# the slots tell the priority when a guest starts, sleeps and ends ----------------------------------------
+
+
+def test_the_compute_slots_report_each_runs_start_and_end_across_a_sleep() -> None:
+    guests, clocks, fake = priority()
+    slots = ComputeSlots(2, priority=guests)
+    events: list[dict[int, int]] = []
+
+    with slots.held("mallory"):
+        events.append(guests.executing())
+        clocks.add(1.0)
+        guests.tick()
+        with run_deadline(WAIT_S):
+            host_sleep(0.0)  # gives the slot back and takes it again
+        events.append(guests.executing())
+    events.append(guests.executing())
+
+    assert events == [{ME: 0}, {ME: 19}, {}]
+    assert fake.calls == [(ME, 19), (ME, 0)], "back to nice 0 before the slot is given back"
+
+
+def test_without_a_priority_the_compute_slots_renice_nothing() -> None:
+    slots = ComputeSlots(2)
+    with slots.held("mallory"):
+        assert slots.priority is None
+
+
+# RetiringThreadPool ----------------------------------------------------------------------------------
+
+
+class Retire(threading.local):
+    flag: bool = False
+
+
+def run_on(pool: RetiringThreadPool, retire: Retire | None = None, gate: threading.Event | None = None) -> int:
+    """A job that returns its thread's native id, optionally marking its thread for retirement first."""
+
+    def job() -> int:
+        if retire is not None:
+            retire.flag = True
+        if gate is not None:
+            assert gate.wait(WAIT_S)
+        return threading.get_native_id()
+
+    return pool.submit(job).result(WAIT_S)
+
+
+def test_a_pool_thread_is_reused_while_it_need_not_retire() -> None:
+    retire = Retire()
+    pool = RetiringThreadPool(4, "test", lambda: retire.flag)
+    try:
+        first, second = run_on(pool), run_on(pool)
+        assert first == second
+    finally:
+        pool.shutdown()
+
+
+def test_a_thread_marked_for_retirement_leaves_and_the_pool_starts_a_fresh_one() -> None:
+    retire = Retire()
+    pool = RetiringThreadPool(4, "test", lambda: retire.flag)
+    try:
+        marked = run_on(pool, retire)
+        fresh = run_on(pool)
+        assert fresh != marked
+        deadline = time.monotonic() + WAIT_S
+        while any(thread.native_id == marked for thread in list(pool._threads)):
+            assert time.monotonic() < deadline, "the marked thread never left the pool"
+            threading.Event().wait(0.001)
+    finally:
+        pool.shutdown()
+
+
+def test_a_marked_thread_stays_while_queued_work_has_no_other_thread() -> None:
+    retire = Retire()
+    pool = RetiringThreadPool(1, "test", lambda: retire.flag)
+    gate = threading.Event()
+    try:
+
+        def job(mark: bool) -> int:
+            if mark:
+                retire.flag = True
+                assert gate.wait(WAIT_S)
+            return threading.get_native_id()
+
+        first: Future[int] = pool.submit(job, True)
+        queued: Future[int] = pool.submit(job, False)  # behind it, at max_workers
+        gate.set()
+        assert first.result(WAIT_S) == queued.result(WAIT_S), "the queued job ran on the marked thread"
+        later = pool.submit(job, False).result(WAIT_S)
+        assert later != first.result(), "and it retired after that job"
+    finally:
+        pool.shutdown()
