@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -212,6 +214,19 @@ class DockerHost:
         for container in found:
             self.remove(container["Id"])
         return len(found)
+
+    def remove_owned_by_gone_invokers(self, first_gone: int, owner_of: Callable[[int], str]) -> int:
+        """Remove the containers of invokers ``first_gone`` and up whose owner is ``owner_of(id)`` (standalone
+        workers that no longer run); how many."""
+        found = self.api.containers(all=True, quiet=False, filters={"label": OWNER_LABEL})
+        gone = 0
+        for container in found:
+            owner = (container.get("Labels") or {}).get(OWNER_LABEL, "")
+            match = re.fullmatch(r"invoker(\d+)@.*", owner)
+            if match and int(match[1]) >= first_gone and owner == owner_of(int(match[1])):
+                self.remove(container["Id"])
+                gone += 1
+        return gone
 
     def _attach(self, container_id: str) -> socket.socket:
         params = {"stdout": 1, "stderr": 1, "stream": 1}

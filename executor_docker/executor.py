@@ -113,7 +113,8 @@ class DockerExecutor:
         self.environment = environment
         # Unique per invoker and deployment on this host: start() removes this owner's containers.
         data_dir = environment.data_dir.expanduser().resolve()
-        self.owner = f"invoker{environment.invoker_id}@{socket.gethostname()}:{data_dir}"
+        self._data_dir = data_dir
+        self.owner = self._owner_of(environment.invoker_id)
         self.host = DockerHost(client, self.owner, settings)
         self.images = (
             {kind: PYTHON_IMAGE for kind in PYTHON_KINDS}
@@ -145,6 +146,8 @@ class DockerExecutor:
                 "containers of some kinds cannot start: %s", unknown_runtime_error(runtime, self._known_runtimes)
             )
         removed = await self._docker(self.host.remove_owned)
+        if (first_gone := self.environment.adopts_invokers_from) is not None:
+            removed += await self._docker(self.host.remove_owned_by_gone_invokers, first_gone, self._owner_of)
         if self.oci is not None:
             missing = self.oci.available()
             if missing is not None:
@@ -154,6 +157,9 @@ class DockerExecutor:
                 removed += await self._docker(self.oci.remove_owned)
         if removed:
             logger.info("removed %d containers left by an earlier run of %s", removed, self.owner)
+
+    def _owner_of(self, invoker_id: int) -> str:
+        return f"invoker{invoker_id}@{socket.gethostname()}:{self._data_dir}"
 
     async def close(self) -> None:
         """Remove every container this executor created, then stop the HTTP client and the pool."""

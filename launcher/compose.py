@@ -45,6 +45,11 @@ def build_standalone(
     metrics = Metrics.from_settings(settings)  # one endpoint with the controller's and the invoker's series
     store, bus = instrumented_backends(settings, metrics, "standalone", store=store, bus=bus)
     manifest = manifest if manifest is not None else RuntimeManifest.load_default()
+    if executors is None:
+        # Worker 0 (or the only process) also cleans up after standalone workers that no longer run.
+        adopts = settings.workers if settings.invoker_id == 0 else None
+        environment = ExecutorEnvironment.from_settings(settings).model_copy(update={"adopts_invokers_from": adopts})
+        executors = load_executors(environment)
     invoker = build_invoker(settings, store=store, bus=bus, executors=executors, manifest=manifest, metrics=metrics)
     return create_app(
         settings,

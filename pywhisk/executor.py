@@ -158,6 +158,9 @@ class ExecutorEnvironment(BaseModel):
     invoker_id: int = 0
     # The invoker's memory budget for live instances (Docker derives CPU shares from it).
     user_memory_mb: int = Field(default=4096, ge=128)
+    # Standalone's worker 0: instances left by invokers numbered from this one up, with the same data_dir,
+    # belong to workers that no longer run (``--workers`` was lowered); remove them at start as one's own.
+    adopts_invokers_from: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutorEnvironment:

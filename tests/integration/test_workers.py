@@ -13,12 +13,15 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
+import docker.errors
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -281,8 +284,22 @@ def test_worker_0_adopts_the_journal_of_a_worker_that_no_longer_runs(tmp_path: P
             counts = record_counts(api, ["sleep"], set(accepted), timeout_s=60)
         assert counts == {activation_id: 1 for activation_id in accepted}
         assert "adopted 4 unacknowledged messages of worker 1" in server.log_path.read_text()
+        # Worker 1's Docker containers (its prewarmed stem cells) are worker 0's to remove too.
+        assert worker_containers(tmp_path, invoker_id=1) == []
     finally:
         assert stop_standalone(server) == 0
+
+
+def worker_containers(data_dir: Path, invoker_id: int) -> list[str]:
+    """Ids of the Docker containers standalone invoker ``invoker_id`` on ``data_dir`` owns ([] without Docker)."""
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except docker.errors.DockerException:
+        return []
+    owner = f"invoker{invoker_id}@{socket.gethostname()}:{data_dir.resolve()}"
+    with contextlib.closing(client):
+        return [c.id for c in client.containers.list(all=True, filters={"label": f"pywhisk.owner={owner}"})]
 
 
 def test_sigterm_to_the_supervisor_stops_every_worker_and_sigkill_leaves_no_orphan(tmp_path: Path) -> None:
