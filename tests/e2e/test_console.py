@@ -44,7 +44,10 @@ TIMEOUT_MS = 30_000
 LATENCY_COLORS = [(0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28), (0x2C, 0xA0, 0x2C)]
 
 
-@pytest.fixture(scope="session")
+# Function scope on purpose: Playwright's sync API keeps an asyncio loop running in this thread while it is
+# started, and pytest-asyncio cannot run another test's coroutine while one is (the tests of other modules run
+# between this module's standalone and distributed halves, as the `platform` fixture orders them).
+@pytest.fixture
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run deploy/local/install-browser.sh (Debian's chromium)")
