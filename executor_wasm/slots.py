@@ -225,6 +225,10 @@ class ComputeSlots:
         or ``deadline`` (``time.monotonic()``) passed before a slot was free -- its run is over.
         """
         namespace = _held.namespace
+        if self.priority is not None:
+            # An asleep guest executes nothing: off the priority's list of runs, which the epoch ticker walks every
+            # tick (one thread-CPU clock read per run), so 20,000 sleepers cost the ticker nothing.
+            self.priority.end()
         if _held.holding:
             _held.holding = False
             self._give(namespace)
@@ -240,6 +244,9 @@ class ComputeSlots:
         if not self._take(Waiter(namespace), deadline):
             return False
         _held.holding = True
+        if self.priority is not None:
+            self.priority.begin(namespace)  # its CPU quantum starts again with the slot
+            self.priority.set_deadline(deadline)
         return True
 
     def _take(self, waiter: Waiter, deadline: float | None) -> bool:

@@ -309,13 +309,46 @@ def test_the_compute_slots_report_each_runs_start_and_end_across_a_sleep() -> No
         events.append(guests.executing())
         clocks.add(1.0)
         guests.tick()
+        events.append(guests.executing())
         with run_deadline(WAIT_S):
-            host_sleep(0.0)  # gives the slot back and takes it again
+            host_sleep(0.0)  # gives the slot back (and the low priority with it), then takes a slot again
         events.append(guests.executing())
     events.append(guests.executing())
 
-    assert events == [{ME: 0}, {ME: 19}, {}]
+    # Awake again, the guest starts a fresh quantum at nice 0: its sleep used no CPU.
+    assert events == [{ME: 0}, {ME: 19}, {ME: 0}, {}]
     assert fake.calls == [(ME, 19), (ME, 0)], "back to nice 0 before the slot is given back"
+
+
+def test_an_asleep_guest_is_not_among_the_runs_the_ticker_walks() -> None:
+    # The epoch ticker reads one thread-CPU clock per listed run every tick: with 20,000 guests asleep that would
+    # be the whole server's CPU (found in the 20,000-sleepers run), so a sleeping guest is not listed.
+    guests, _, _ = priority()
+    slots = ComputeSlots(2, priority=guests)
+    release = threading.Event()
+
+    def sleeper() -> None:
+        with slots.held("mallory"), run_deadline(WAIT_S):
+            release.wait(WAIT_S)  # executing
+            host_sleep(0.5)
+
+    thread = threading.Thread(target=sleeper)
+    thread.start()
+    deadline = time.monotonic() + WAIT_S
+    while not guests.executing():
+        assert time.monotonic() < deadline, "the guest never started"
+        time.sleep(0.001)
+    executing = guests.executing()
+    release.set()
+    while slots._asleep == 0:
+        assert time.monotonic() < deadline, "the guest never slept"
+        time.sleep(0.001)
+    asleep = guests.executing()
+    thread.join(WAIT_S)
+
+    assert len(executing) == 1
+    assert asleep == {}
+    assert guests.executing() == {}
 
 
 def test_without_a_priority_the_compute_slots_renice_nothing() -> None:
