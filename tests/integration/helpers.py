@@ -36,3 +36,29 @@ def wait_for_record(api: httpx.Client, activation_id: str, timeout_s: float = 30
         assert response.status_code == 404, response.text
         time.sleep(0.05)
     raise AssertionError(f"no record for {activation_id} after {timeout_s} s")
+
+
+def record_counts(
+    api: httpx.Client, names: list[str], expected: set[str], timeout_s: float, activations: str
+) -> dict[str, int]:
+    """Activation id -> how many records list it, once every expected id has one (or the deadline passed).
+
+    ``activations`` is the list path as ``api`` reaches it (e.g. "/api/v1/namespaces/_/activations"); every page
+    of every name is read, so a duplicate record shows up as a count of 2.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts: dict[str, int] = {}
+        for name in names:
+            skip = 0
+            while True:
+                page = api.get(activations, params={"name": name, "limit": 200, "skip": skip})
+                assert page.status_code == 200, page.text
+                for record in page.json():
+                    counts[record["activationId"]] = counts.get(record["activationId"], 0) + 1
+                if len(page.json()) < 200:
+                    break
+                skip += 200
+        if expected <= set(counts) or time.monotonic() > deadline:
+            return {activation_id: n for activation_id, n in counts.items() if activation_id in expected}
+        time.sleep(0.2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from launcher.testing import Server
 from tests.conftest import start_standalone, stop_standalone
-from tests.integration.helpers import create_wasm_action
+from tests.integration.helpers import create_wasm_action, record_counts
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +44,9 @@ def test_every_activation_answered_202_has_exactly_one_record_after_a_kill_and_r
     server = start_standalone(tmp_path)
     try:
         with server.client() as api:
-            records = _wait_for_records(api, set(accepted))
+            records = record_counts(
+                api, ["hello", "sleep"], set(accepted), AUDIT_TIMEOUT_S, "/namespaces/_/activations"
+            )
         assert set(records) == set(accepted), "accepted activations without a record"
         assert all(count == 1 for count in records.values()), {k: v for k, v in records.items() if v != 1}
         # The sleeps were mid-run at the kill: the restarted server ran them again (at-least-once).
@@ -82,23 +83,3 @@ async def _invoke_until_killed(server: Server) -> dict[str, str]:
 
         await asyncio.gather(*(client() for _ in range(32)))
     return accepted
-
-
-def _wait_for_records(api: httpx.Client, expected: set[str]) -> dict[str, int]:
-    """Activation id → how many records list it, once every expected id has one (or the deadline passed)."""
-    deadline = time.monotonic() + AUDIT_TIMEOUT_S
-    while True:
-        counts: dict[str, int] = {}
-        for name in ("hello", "sleep"):
-            skip = 0
-            while True:
-                page = api.get("/namespaces/_/activations", params={"name": name, "limit": 200, "skip": skip})
-                assert page.status_code == 200, page.text
-                for record in page.json():
-                    counts[record["activationId"]] = counts.get(record["activationId"], 0) + 1
-                if len(page.json()) < 200:
-                    break
-                skip += 200
-        if expected <= set(counts) or time.monotonic() > deadline:
-            return {activation_id: count for activation_id, count in counts.items() if activation_id in expected}
-        time.sleep(0.2)

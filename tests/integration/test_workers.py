@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from launcher.testing import Deployment, Server, admin, start_deployment, start_standalone, stop_standalone
 from tests.conftest import TEST_CONTROLLER_ENV, wasm_code
+from tests.integration.helpers import record_counts
 
 pytestmark = pytest.mark.integration
 
@@ -104,26 +105,6 @@ def put_action(api: httpx.Client, name: str, module: str, **body: Any) -> None:
 
 def invoke(api: httpx.Client, name: str, params: dict[str, Any]) -> httpx.Response:
     return api.post(f"{ACTIONS}/{name}", params={"blocking": "true", "result": "true"}, json=params)
-
-
-def record_counts(api: httpx.Client, names: list[str], expected: set[str], timeout_s: float) -> dict[str, int]:
-    """Activation id → how many records list it, once every expected id has one (or the deadline passed)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        counts: dict[str, int] = {}
-        for name in names:
-            skip = 0
-            while True:
-                page = api.get("/api/v1/namespaces/_/activations", params={"name": name, "limit": 200, "skip": skip})
-                assert page.status_code == 200, page.text
-                for record in page.json():
-                    counts[record["activationId"]] = counts.get(record["activationId"], 0) + 1
-                if len(page.json()) < 200:
-                    break
-                skip += 200
-        if expected <= set(counts) or time.monotonic() > deadline:
-            return {activation_id: n for activation_id, n in counts.items() if activation_id in expected}
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -209,7 +190,7 @@ def test_a_worker_killed_under_load_is_restarted_and_every_202_has_exactly_one_r
         accepted = asyncio.run(_invoke_until_worker_killed(server, before[1]))
         wait_until(lambda: worker_pids(server.process.pid).get(1, before[1]) != before[1], "worker 1 restarted")
         with pinned_client(server, 1) as api:
-            counts = record_counts(api, ["hello", "sleep"], set(accepted), timeout_s=120)
+            counts = record_counts(api, ["hello", "sleep"], set(accepted), 120, "/api/v1/namespaces/_/activations")
         assert set(counts) == set(accepted), "accepted activations without a record"
         assert all(n == 1 for n in counts.values()), {k: v for k, v in counts.items() if v != 1}
         log = server.log_path.read_text()
@@ -281,7 +262,7 @@ def test_worker_0_adopts_the_journal_of_a_worker_that_no_longer_runs(tmp_path: P
     server = start_standalone(tmp_path, env=ENV)  # one worker now
     try:
         with _one_connection_client(server) as api:
-            counts = record_counts(api, ["sleep"], set(accepted), timeout_s=60)
+            counts = record_counts(api, ["sleep"], set(accepted), 60, "/api/v1/namespaces/_/activations")
         assert counts == {activation_id: 1 for activation_id in accepted}
         assert "adopted 4 unacknowledged messages of worker 1" in server.log_path.read_text()
         # Worker 1's Docker containers (its prewarmed stem cells) are worker 0's to remove too.
