@@ -13,7 +13,10 @@ compared side by side in one run.
 is accepted; `memory` does not (the cost of the journal is the difference).
 
 Cold: N distinct actions of the same module, each invoked once (a fresh instance each; the module's
-compiled artifact is cached after the first one, whose compile is reported separately).
+compiled artifact is cached after the first one, whose compile is reported separately). Starts that took a
+stem cell (the pool's `pywhisk_starts_total` on /metrics moved) are also summarised apart, as "prewarmed only";
+--wait-prewarmed waits before each cold invoke until a stem cell is ready, where a fixed --cold-gap may be
+too short for the refill at a high load.
 Warm: sequential blocking invokes of one action. Throughput: C concurrent clients doing blocking
 invokes for D seconds, every one with its record written.
 """
@@ -106,21 +109,30 @@ async def run(
             f"waitTime {ann(first, 'waitTime')} ms, initTime {ann(first, 'initTime')} ms"
         )
 
-        client_ms, server_ms, cold_total_ms = [], [], []
+        client_ms, server_ms, cold_total_ms, prewarmed_ms = [], [], [], []
+        executor = "wasm" if options.kind in ("wasm", "python-wasm", "nodejs-wasm") else "docker"
         for i in range(cold_n):
             name = f"{prefix}-cold-{i}"
             await create(name)
             await asyncio.sleep(options.cold_gap)  # e.g. time for the pool to refill its stem cells
+            if options.wait_prewarmed:  # at a high load a refill can take longer than any fixed gap
+                await until_prewarmed(c, apihost, executor)
+            stem_cells_used = await starts(c, apihost, executor, "prewarmed")
             elapsed, record = await invoke(name)
             assert ann(record, "initTime") is not None, "expected a cold start"
             client_ms.append(elapsed)
             server_ms.append(ann(record, "waitTime") + ann(record, "initTime"))
             # duration is end - start, which includes initTime (records.py): add only the wait.
             cold_total_ms.append(ann(record, "waitTime") + record["duration"])
+            if await starts(c, apihost, executor, "prewarmed") > stem_cells_used:
+                prewarmed_ms.append(server_ms[-1])
         print(f"action create, client (ms):          {summary(create_ms)}")
         print(f"cold, client end to end (ms):        {summary(client_ms)}")
         print(f"cold, waitTime+initTime (ms, record): {summary(server_ms)}")
         print(f"cold, waitTime+initTime+duration (ms): {summary(cold_total_ms)}")
+        if prewarmed_ms:  # a stem cell taken (the pool's metrics say so): a prewarmed start, not a fresh one
+            print(f"prewarmed only, waitTime+initTime (ms): {summary(prewarmed_ms)}")
+        print(f"cold starts on a stem cell: {len(prewarmed_ms)} of {cold_n}")
 
         warm = f"{prefix}-warm"
         await create(warm)
@@ -146,6 +158,32 @@ async def run(
         # wrk does not count the requests still in flight when it stops, so there may be a few more.
         expected = done + warm_n + 1
         print(f"records written for the warm action: {count.json()['activations']} (at least {expected})")
+
+
+async def metric(c: httpx.AsyncClient, apihost: str, name: str, labels: dict[str, str]) -> float:
+    """The sum of the samples of ``name`` with these labels on the server's ``/metrics`` (0 if none)."""
+    text = (await c.get(f"{apihost}/metrics")).text
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    total = 0.0
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head.startswith(name + "{") and all(label in head for label in wanted):
+            total += float(value)
+    return total
+
+
+async def starts(c: httpx.AsyncClient, apihost: str, executor: str, start: str) -> float:
+    """Instances the pool handed to activations so far, by how they started (cold, prewarmed, warm)."""
+    return await metric(c, apihost, "pywhisk_starts_total", {"executor": executor, "start": start})
+
+
+async def until_prewarmed(c: httpx.AsyncClient, apihost: str, executor: str, timeout_s: float = 60.0) -> None:
+    """Wait until the pool holds a started stem cell of ``executor`` (its instances gauge says so)."""
+    deadline = time.monotonic() + timeout_s
+    while await metric(c, apihost, "pywhisk_pool_instances", {"executor": executor, "state": "prewarmed"}) < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {executor} stem cell within {timeout_s:.0f} s")
+        await asyncio.sleep(0.05)
 
 
 async def throughput(c: httpx.AsyncClient, apihost: str, action: str, concurrency: int, duration: float) -> int:
@@ -216,6 +254,11 @@ def main() -> None:
     parser.add_argument("--unique-source", action="store_true", help="python/nodejs: a distinct source per action")
     parser.add_argument("--memory", type=int, default=256, help="action memory (MB); python stem cells are 256 MB")
     parser.add_argument("--cold-gap", type=float, default=0.0, help="seconds to wait before each cold invoke")
+    parser.add_argument(
+        "--wait-prewarmed",
+        action="store_true",
+        help="before each cold invoke, also wait until the pool has a stem cell ready (its /metrics say so)",
+    )
     parser.add_argument(
         "--bus",
         nargs="+",

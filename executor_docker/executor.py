@@ -52,6 +52,8 @@ READY_POLL_S = 0.002
 # How long create() waits for the proxy. A slower one (a blackbox image with a long set-up) is then
 # waited for by init(), bounded by the action's timeout, as OpenWhisk's initialize retries the connection.
 READY_WAIT_S = 10.0
+# How long the connection opened for the first /init may take; past it, the /init opens its own.
+CONNECT_TIMEOUT_S = 1.0
 # After a good /run, both sentinels are waited for this long ([OW] DockerContainer: waitForLogs 2 s).
 SENTINEL_WAIT_S = 2.0
 # After a developer error OpenWhisk does not wait for sentinels; the attach stream trails the HTTP
@@ -206,10 +208,12 @@ class DockerExecutor:
             started.attach.close()
             await self._docker(self.host.remove, started.container_id)
             raise
-        ready = asyncio.create_task(_wait_listening(started.ip, logs), name=f"docker-ready-{spec.instance_id}")
         url = f"http://{started.ip}:{PROXY_PORT}"
         sentinelled = not users_image
         http = self._proxy_client()
+        # A user's image may answer an unknown path in its own way: only pywhisk's proxies get the connect.
+        probe = _wait_listening(started.ip, logs, connect=http if sentinelled else None, url=url)
+        ready = asyncio.create_task(probe, name=f"docker-ready-{spec.instance_id}")
         container = _Container(spec, started, url, logs, attach, ready, sentinelled, self.host, http)
         self._containers[spec.instance_id] = container
         await asyncio.wait({ready}, timeout=READY_WAIT_S)
@@ -230,12 +234,13 @@ class DockerExecutor:
             await self._docker(oci.remove, started.container_id)
             raise
         uds = str(started.socket_path)
-        ready = asyncio.create_task(_wait_listening("", logs, uds), name=f"crun-ready-{spec.instance_id}")
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
         if self._tls is None:  # a transport of its own would load the CA bundle: 60-240 ms on the loop (measured)
             self._tls = ssl.create_default_context()
         transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits, verify=self._tls)
         http = httpx.AsyncClient(transport=transport, trust_env=False)
+        probe = _wait_listening("", logs, uds, connect=http, url="http://action")
+        ready = asyncio.create_task(probe, name=f"crun-ready-{spec.instance_id}")
         container = _Container(spec, started, "http://action", logs, output, ready, True, oci, http)
         self._containers[spec.instance_id] = container
         await asyncio.wait({ready}, timeout=READY_WAIT_S)
@@ -425,8 +430,13 @@ class DockerExecutor:
             self._submit(self.host.remove, started.container_id).add_done_callback(_retrieve)
 
 
-async def _wait_listening(ip: str, logs: LogCollector, uds: str | None = None) -> None:
-    """Poll until the proxy accepts connections (TCP, or on ``uds``); ``_ProxyGone`` if the container ends."""
+async def _wait_listening(
+    ip: str, logs: LogCollector, uds: str | None = None, *, connect: httpx.AsyncClient | None = None, url: str = ""
+) -> None:
+    """Poll until the proxy accepts connections (TCP, or on ``uds``); ``_ProxyGone`` if the container ends.
+
+    With ``connect``, then open that client's keep-alive connection to the proxy (``_open_connection``).
+    """
     started = time.monotonic()
     while not logs.closed:
         try:
@@ -439,8 +449,19 @@ async def _wait_listening(ip: str, logs: LogCollector, uds: str | None = None) -
             await asyncio.sleep(READY_POLL_S if time.monotonic() - started < 1.0 else 0.05)
             continue
         writer.close()
+        if connect is not None:
+            await _open_connection(connect, url)
         return
     raise _ProxyGone
+
+
+async def _open_connection(http: httpx.AsyncClient, url: str) -> None:
+    """Leave a kept-alive connection to a proxy that listens in ``http``'s pool, so that the first ``/init``
+    does not connect on the activation's path: a stem cell's ``/init`` took 2 ms less (TCP connect, and the
+    proxy's thread for the connection; docs/benchmarks.md, issue 17). A request on a path pywhisk's proxies
+    refuse (404, or 500 from Node.js's) without a word to the logs is what httpx offers to open one."""
+    with contextlib.suppress(httpx.HTTPError):  # the /init then connects itself, and finds what is wrong
+        await http.get(url + "/", timeout=CONNECT_TIMEOUT_S)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

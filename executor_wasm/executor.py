@@ -2,8 +2,11 @@
 
 An "instance" here is cheap bookkeeping: ``create`` records the spec, ``init`` decodes and loads the
 module (compiled once per machine, see cache.py) and ``run`` instantiates it afresh in its own Store
-(runner.py), so no state leaks between activations. All Wasmtime work happens on a thread pool:
-wasm execution releases the GIL, so runs proceed in parallel and the event loop never blocks. A job
+(runner.py), so no state leaks between activations. Wasmtime work happens on a thread pool: wasm
+execution releases the GIL, so runs proceed in parallel and the event loop never blocks. The one
+exception is a warm guest that cannot block and whose recent runs were short: it runs on the loop,
+interrupted by a timer at 2 ms and then run again on the pool (inline.py), which saves the thread
+hand-offs that cost more than such a run. A job
 executes on one of ``threads`` compute slots, shared fairly between namespaces (slots.py): one
 namespace's CPU-bound guests cannot keep another's hello waiting.
 """
@@ -29,6 +32,7 @@ import wasmtime
 from executor_wasm.cache import CompiledModule, InvalidModule, ModuleCache, create_engine
 from executor_wasm.compiler import CompilerPool
 from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
+from executor_wasm.inline import InlineRunner, Overran, Streak, may_run_inline
 from executor_wasm.priority import GuestPriority, RetiringThreadPool
 from executor_wasm.runner import EpochTicker, RunSpec, run_module
 from executor_wasm.settings import WasmSettings, map_count_warning
@@ -44,6 +48,8 @@ KINDS = frozenset({"wasm:wasi", "wasm:default"})
 # guest stuck in a blocking host call (e.g. a long WASI sleep), which epochs cannot interrupt.
 RUN_GUARD_S = 0.25
 MAX_MODULE_BYTES = 64 * 1_048_576  # the default of WasmSettings.max_module_bytes
+# An inline run is abandoned at 2 ms (inline.py): an action whose own limit is near that runs on the pool.
+INLINE_MIN_TIMEOUT_MS = 50
 
 _INIT_OK = '{"ok":true}'
 _REINIT = '{"error":"Cannot initialize the action more than once."}'
@@ -66,6 +72,8 @@ class _Instance:
     name: str = ""
     env: dict[str, str] = field(default_factory=dict)
     grants: Grants = NO_GRANTS
+    cache: ModuleCache | None = None  # where its compiled artifact is
+    streak: Streak | None = None  # its short runs, when its module may run inline (inline.py)
 
 
 class WasmExecutor:
@@ -110,6 +118,8 @@ class WasmExecutor:
             self._ticker.watch(self.priority.tick)
         self._slots = ComputeSlots(settings.threads, settings.threads_reserve, self.priority)
         self._instances: dict[str, _Instance] = {}
+        # Tiny warm guests run on the loop, bounded by a timer (inline.py): no thread hand-off per run.
+        self.inline = InlineRunner.create() if settings.inline else None
 
     async def start(self) -> None:
         """Start the worker threads and the epoch ticker (warning if the host cannot map ``max_runs`` runs)."""
@@ -135,6 +145,8 @@ class WasmExecutor:
             self._slots.close()  # wake every sleeping guest, refuse the jobs waiting for a slot
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         self._ticker.stop()
+        if self.inline is not None:
+            self.inline.close()
 
     def kinds(self) -> set[str]:
         """``wasm:wasi`` and its alias ``wasm:default``."""
@@ -173,7 +185,9 @@ class WasmExecutor:
         if compiled is None:  # the compile was killed: the next init starts it again
             return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
         instance.compiled, instance.name, instance.env = compiled, request.name, dict(request.env)
-        instance.grants = grants
+        instance.grants, instance.cache = grants, cache
+        if self.inline is not None and may_run_inline(compiled.module, grants):
+            instance.streak = Streak()
         return ProxyResult(status=200, body=_INIT_OK, duration_ms=_since(started))
 
     async def run(self, instance_id: str, request: RunRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
@@ -190,13 +204,36 @@ class WasmExecutor:
             log_limit_bytes=log_limit_bytes,
             grants=instance.grants,
         )
+        streak = instance.streak
+        if streak is not None and streak.ready and (inline := self._run_inline(instance, spec)) is not None:
+            streak.ran(inline.duration_ms)
+            return inline
         started = time.perf_counter()
         job = self._job(run_module, self.engine, instance.compiled, spec, namespace=request.namespace)
         result = await self._await_job(job, timeout_s=timeout_ms / 1000 + RUN_GUARD_S)
         if result is None:  # stuck in a host call; its logs are still being written
             result = ProxyResult(status=None, timed_out=True, duration_ms=_since(started) - job.queued_ms)
         result.queued_ms = job.queued_ms
+        if streak is not None:
+            streak.ran(result.duration_ms)
         return result
+
+    def _run_inline(self, instance: _Instance, spec: RunSpec) -> ProxyResult | None:
+        """The run on the loop (inline.py), or None: run it on the pool (it reached the budget, or cannot)."""
+        assert self.inline is not None and instance.streak is not None and instance.compiled is not None
+        if spec.timeout_ms < INLINE_MIN_TIMEOUT_MS or instance.cache is None:
+            return None
+        compiled = self.inline.module(instance.compiled, instance.cache.artifact_path(instance.compiled.digest))
+        if compiled is None:
+            instance.streak = None
+            return None
+        # Abandoned at the budget, not failed (None): the pool runs it from the start.
+        try:
+            return self.inline.run(compiled, spec)
+        except Overran:
+            instance.streak.overran()
+            logger.debug("a run of %s used the inline budget: on the pool instead", instance.name)
+            return None
 
     async def destroy(self, instance_id: str) -> None:
         """Forget the instance; idempotent. A run in progress finishes on its own."""

@@ -79,6 +79,9 @@ class WasmSettings(BaseSettings):
     - ``renice_quantum_ms`` (``PYWHISK_WASM_RENICE_QUANTUM_MS``, 10): the CPU time a run gets at nice 0; it
       is reniced at the first epoch tick (every 10 ms) after it.
     - ``renice_nice`` (``PYWHISK_WASM_RENICE_NICE``, 19): the nice value of long-running guests' threads.
+    - ``inline`` (``PYWHISK_WASM_INLINE``, true): a warm guest that cannot block and whose recent runs were
+      all short runs on the event loop itself, bounded by a 2 ms interrupt timer, instead of on a pool thread
+      (inline.py); one that reaches the bound is run again on the pool.
     """
 
     # populate_by_name: tests and callers pass ``python_cache_dir=`` although its variable has another name.
@@ -109,6 +112,7 @@ class WasmSettings(BaseSettings):
     renice: bool = True
     renice_quantum_ms: int = Field(default=10, ge=0)
     renice_nice: int = Field(default=19, ge=1, le=19)
+    inline: bool = True
 
 
 def module_cache_dir(data_dir: Path) -> Path:

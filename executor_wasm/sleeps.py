@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import wasmtime
 
 from executor_wasm.slots import current_slots
+from executor_wasm.stdio import host_call, refused
 
 WASI = "wasi_snapshot_preview1"
 _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")  # userdata, tag, clock id, timeout, precision, flags
@@ -77,9 +78,10 @@ def define_poll_oneoff(linker: wasmtime.Linker) -> None:
 
 
 def _poll_oneoff(caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, count: int, nevents_ptr: int) -> int:
+    host_call()  # paced past a number of calls a run, as fd_write (stdio.CALLS_FREE)
     memory = caller.get("memory")
     if not isinstance(memory, wasmtime.Memory) or not 0 < count <= MAX_SUBSCRIPTIONS:
-        return _ERRNO_INVAL
+        return refused(_ERRNO_INVAL)  # a refusal repeated in a loop pauses the guest (stdio.REFUSALS_FREE)
     # The guest's pointers are unsigned 32-bit offsets; everything read or written must lie in its memory.
     subs_ptr, events_ptr, nevents_ptr = (ptr & 0xFFFF_FFFF for ptr in (subs_ptr, events_ptr, nevents_ptr))
     size = memory.data_len(caller)
@@ -88,7 +90,7 @@ def _poll_oneoff(caller: wasmtime.Caller, subs_ptr: int, events_ptr: int, count:
         or events_ptr + count * _EVENT.size > size
         or nevents_ptr + _NEVENTS.size > size
     ):
-        return _ERRNO_FAULT
+        return refused(_ERRNO_FAULT)
     raw = memory.read(caller, subs_ptr, subs_ptr + count * _SUBSCRIPTION.size)
     subscriptions = [_SUBSCRIPTION.unpack_from(raw, i * _SUBSCRIPTION.size) for i in range(count)]
     ready = [(userdata, tag) for userdata, tag, *_ in subscriptions if tag != _CLOCK]

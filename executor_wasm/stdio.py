@@ -22,6 +22,7 @@ import json
 import os
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -43,6 +44,20 @@ SLICE_BYTES = 65_536
 # iovecs one fd_write may pass, as Linux's IOV_MAX (writev answers EINVAL beyond it): a guest passing
 # millions of empty iovecs cannot hold the GIL for seconds.
 IOV_MAX = 1024
+# Host calls are paced per run. Each one runs Python (this module's and sleeps.py's functions and the
+# wasmtime-py trampoline around them, ~20 µs) holding the GIL the server's event loop needs, so a guest
+# calling one in a loop takes the GIL from the loop: four guests repeating a refused call took ~80 % of
+# standalone's CPU, most of it in the trampolines, and the other namespaces' hellos waited (issue 12,
+# "hostcall"; docs/security.md). A refused call (a request past its bound, a pointer outside the guest's
+# memory, a descriptor it does not have) returns at once, and no working guest repeats one: after
+# REFUSALS_FREE of them in a run, each further one pauses the guest HOST_CALL_PAUSE_S without the GIL. A
+# write past the log cap (EPERM) is a careless guest's, not a refusal. Calls that are not refused are free
+# up to CALLS_FREE a run (buffered stdio writes 1-4 KiB a call: 10 MB of logs is ~10,000 calls), then every
+# CALLS_PER_PAUSE-th pauses, which holds a guest to ~16,000 calls a second.
+REFUSALS_FREE = 64
+CALLS_FREE = 100_000
+CALLS_PER_PAUSE = 16
+HOST_CALL_PAUSE_S = 0.001
 
 WASI = "wasi_snapshot_preview1"
 _IOVEC = struct.Struct("<II")  # buf, buf_len
@@ -53,6 +68,8 @@ _ERRNO_BADF, _ERRNO_FAULT, _ERRNO_INVAL, _ERRNO_PERM = 8, 21, 28, 63
 class _Outputs(threading.local):
     streams: tuple[bytearray, bytearray] | None = None  # stdout, stderr of the run on this thread
     cap: int = 0
+    refusals: int = 0  # host calls of the run on this thread refused so far (refused())
+    calls: int = 0  # host calls of the run on this thread so far (host_call())
 
 
 _outputs = _Outputs()
@@ -66,7 +83,7 @@ def captured_output(cap: int) -> Iterator[tuple[bytearray, bytearray]]:
     did: an ordinary write error for the guest's libc, not a trap.
     """
     streams = (bytearray(), bytearray())
-    _outputs.streams, _outputs.cap = streams, cap
+    _outputs.streams, _outputs.cap, _outputs.refusals, _outputs.calls = streams, cap, 0, 0
     try:
         yield streams
     finally:
@@ -83,18 +100,40 @@ def define_fd_write(linker: wasmtime.Linker) -> None:
     linker.allow_shadowing = False
 
 
+def host_call() -> None:
+    """Count a host call of the run on this thread; past CALLS_FREE, every CALLS_PER_PAUSE-th pauses the
+    guest without the GIL (see CALLS_FREE)."""
+    calls = _outputs.calls = _outputs.calls + 1
+    if calls > CALLS_FREE and calls % CALLS_PER_PAUSE == 0:
+        _pause()
+
+
+def refused(errno: int) -> int:
+    """Answer a host call with ``errno`` as a refusal: past REFUSALS_FREE in this run, after a pause without
+    the GIL (see REFUSALS_FREE)."""
+    _outputs.refusals += 1
+    if _outputs.refusals > REFUSALS_FREE:
+        _pause()
+    return errno
+
+
+def _pause() -> None:
+    time.sleep(HOST_CALL_PAUSE_S)  # releases the GIL
+
+
 def _fd_write(caller: wasmtime.Caller, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
+    host_call()
     streams = _outputs.streams
     if streams is None or fd not in (1, 2):
-        return _ERRNO_BADF
+        return refused(_ERRNO_BADF)
     memory = caller.get("memory")
     iovs_len &= 0xFFFF_FFFF
     if not isinstance(memory, wasmtime.Memory) or iovs_len > IOV_MAX:
-        return _ERRNO_INVAL
+        return refused(_ERRNO_INVAL)
     iovs_ptr, nwritten_ptr = iovs_ptr & 0xFFFF_FFFF, nwritten_ptr & 0xFFFF_FFFF
     size = memory.data_len(caller)
     if iovs_ptr + iovs_len * _IOVEC.size > size or nwritten_ptr + _SIZE.size > size:
-        return _ERRNO_FAULT
+        return refused(_ERRNO_FAULT)
     # Raw addresses, every range checked against the size first: Memory.read/write cost ~5 µs a call,
     # and the memory cannot move while the guest waits for this call.
     base = ctypes.addressof(memory.data_ptr(caller).contents)
@@ -106,7 +145,7 @@ def _fd_write(caller: wasmtime.Caller, fd: int, iovs_ptr: int, iovs_len: int, nw
         if buf + length > size:  # what came before it is written, as a short write
             if written:
                 break
-            return _ERRNO_FAULT
+            return refused(_ERRNO_FAULT)
         asked = asked or length > 0
         take = min(length, room - written)
         if take > 0:

@@ -47,6 +47,9 @@ from pywhisk.executor import ConcurrentExecutor, Executor, InstanceSpec, Pausabl
 
 log = logging.getLogger("pywhisk.invoker.pool")
 
+# A stem cell taken by an activation is replaced when that activation ends, or this long after it was taken.
+REFILL_DEFER_MAX_S = 0.5
+
 
 class ActionKey(NamedTuple):
     """Warm instances are shared only by activations of the same action revision in one namespace."""
@@ -154,6 +157,10 @@ class Pool:
         self._instances: dict[ActionKey, list[Instance]] = {}
         self._stem_cells: dict[tuple[str, int], list[Instance]] = {}
         self._stem_config: list[StemCells] = []
+        # Stem cells handed to an activation that has not ended yet, with the timer that starts their replacement
+        # at the latest (_stem_cell), and how many there are per (kind, memory): _refill leaves their places.
+        self._deferred_refills: dict[Instance, asyncio.TimerHandle] = {}
+        self._stem_cells_in_use: dict[tuple[str, int], int] = {}
         self._used_mb = 0
         # Waiting requests, one FIFO per namespace, and the memory each namespace's running activations hold.
         self._waiting: dict[str, deque[_Request]] = {}
@@ -183,9 +190,13 @@ class Pool:
         return [i for group in self._stem_cells.values() for i in group]
 
     def states(self) -> Iterator[tuple[str, str]]:
-        """(executor, state) of every instance: prewarmed (a stem cell), busy, paused or warm (the metrics)."""
+        """(executor, state) of every instance: prewarmed (a stem cell), busy, paused or warm (the metrics).
+
+        A stem cell still starting is not counted: "prewarmed" means one the next cold start of its kind takes
+        (what a benchmark of prewarmed starts, or a test expecting one, waits for)."""
         for cell in self.stem_cells():
-            yield cell.executor.name, "prewarmed"
+            if cell.created:
+                yield cell.executor.name, "prewarmed"
         for i in self.instances():
             yield i.executor.name, "busy" if i.in_flight else "paused" if i.paused else "warm"
 
@@ -198,6 +209,9 @@ class Pool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         self._stem_config.clear()
+        for refill in self._deferred_refills.values():
+            refill.cancel()
+        self._deferred_refills.clear()
         for timer in list(self._pause_timers):
             timer.cancel()
         for queue in self._waiting.values():
@@ -222,9 +236,11 @@ class Pool:
 
     def _refill(self) -> None:
         for cells in self._stem_config:
-            ready = self._stem_cells.setdefault((cells.kind, cells.memory_mb), [])
+            group = (cells.kind, cells.memory_mb)
+            ready = self._stem_cells.setdefault(group, [])
+            wanted = cells.count - self._stem_cells_in_use.get(group, 0)
             # Stem cells never take the reserve: it is for namespaces running nothing, whatever their kind.
-            while len(ready) < cells.count and self.user_memory_mb - self._used_mb - self.reserve_mb >= cells.memory_mb:
+            while len(ready) < wanted and self.user_memory_mb - self._used_mb - self.reserve_mb >= cells.memory_mb:
                 cell = Instance(None, cells.executor, cells.memory_mb, 1, kind=cells.kind)
                 ready.append(cell)
                 self._recharge(cell)
@@ -284,6 +300,8 @@ class Pool:
         instance.last_used = time.monotonic()
         if self._closed:
             return
+        if instance in self._deferred_refills:  # a stem cell's first activation ended: replace the cell now
+            self._replace_stem_cell(instance)
         if instance.key is not None:
             self._add_running(instance.key.namespace, -instance.memory_mb)
         self._recharge(instance)
@@ -357,8 +375,29 @@ class Pool:
         ready.remove(cell)
         cell.key, cell.concurrency = request.key, request.concurrency
         self._instances.setdefault(request.key, []).append(cell)
-        self._refill()  # start its replacement now, as OpenWhisk does after using a prewarm container
+        # OpenWhisk starts the replacement at once. Here it starts when this cell's first activation ends, or
+        # REFILL_DEFER_MAX_S after, whichever comes first: a container start is ~200 ms of dockerd, containerd and
+        # the docker SDK's thread (holding the GIL) on the same cores, and beside the /init and /run of a hello
+        # it doubled the prewarmed start (docs/benchmarks.md, issue 17). A short activation defers it by a few
+        # ms of a start that takes ~200; a long one by REFILL_DEFER_MAX_S at most.
+        group = (cell.kind or "", cell.memory_mb)
+        self._stem_cells_in_use[group] = self._stem_cells_in_use.get(group, 0) + 1
+        timer = asyncio.get_running_loop().call_later(REFILL_DEFER_MAX_S, self._replace_stem_cell, cell)
+        self._deferred_refills[cell] = timer
         return cell
+
+    def _replace_stem_cell(self, cell: Instance) -> None:
+        """Give back the place of a stem cell taken by an activation (_stem_cell) and refill it."""
+        timer = self._deferred_refills.pop(cell, None)
+        if timer is None:
+            return
+        timer.cancel()
+        group = (cell.kind or "", cell.memory_mb)
+        self._stem_cells_in_use[group] -= 1
+        if not self._stem_cells_in_use[group]:
+            del self._stem_cells_in_use[group]
+        if not self._closed:
+            self._refill()
 
     def _reserve(self, request: _Request) -> Instance | None:
         if not self._fits(request.memory_mb, request.key.namespace):

@@ -8,6 +8,8 @@ the outcome (record, HTTP status or transport error) is returned, because the ex
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,13 @@ JSON = "application/json"
 # since it cannot be known whether it arrived. Seen once in 900 POSTs sent ~1 s apart to a 1 s keep-alive
 # (none in 2,000 more, none at a 0.5 s client expiry): rare, but free to rule out (docs/benchmarks.md, issue 17).
 KEEPALIVE_EXPIRY_S = 2.0
+
+# httpcore asks which async library runs by importing sniffio, for each lock and event it makes (4 per request),
+# and falls back to asyncio when that fails. Without the package (httpx no longer requires it) every attempt
+# searches sys.path again: 50-280 µs each, ~10-20 % of the client's CPU per non-blocking invoke (py-spy, issue 17).
+# A None entry makes the import fail at once, with the same outcome.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

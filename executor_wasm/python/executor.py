@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 class _PythonInstance:
     spec: InstanceSpec
     initializing: bool = False
-    code: bytes | None = None
+    code: str | None = None  # the prepared code object, as the runner takes it (runner.prepare)
     main: str = "main"
     env: dict[str, str] | None = None
 
@@ -65,7 +65,7 @@ class WasmPythonExecutor(WasmExecutor):
     def __init__(self, settings: WasmSettings, module_cache_dir: Path) -> None:
         super().__init__(settings, module_cache_dir)
         self._python: dict[str, _PythonInstance] = {}
-        self._prepared: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._prepared: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._runner: asyncio.Future[python_runner.Runner] | None = None
 
     async def start(self) -> None:
@@ -208,7 +208,7 @@ class WasmPythonExecutor(WasmExecutor):
                 )
         return python_runner.create_runner(self.engine, component, pooled, ready=self.settings.python_ready)
 
-    def _remember(self, key: tuple[str, str], code: bytes) -> None:
+    def _remember(self, key: tuple[str, str], code: str) -> None:
         self._prepared[key] = code
         self._prepared.move_to_end(key)
         while len(self._prepared) > PREPARED_CAPACITY:

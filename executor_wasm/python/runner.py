@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import wasmtime
@@ -33,6 +33,7 @@ import wasmtime.component
 
 from executor_wasm.cache import describe_error
 from executor_wasm.limits import PYTHON_RUNNER, GuestBudget, is_limit_error
+from executor_wasm.python import calls
 from executor_wasm.python.pooling import is_pool_exhausted
 from executor_wasm.runner import deadline_ticks
 from executor_wasm.stdio import OUTPUT_SLACK, CappedOutput, collect_logs
@@ -51,6 +52,8 @@ MAX_UNRECLAIMED = 8
 RECLAIMER_NICE = 10
 # A ready instance's deadline while nobody calls it (a start function that loops); the call sets its own.
 INSTANTIATE_TIMEOUT_MS = 10_000
+# How many strings each export takes (guest/runner.wit): what calls.py checks before calling it directly.
+ARITY = {"prepare": 2, "run": 4}
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,17 @@ class LoadedRunner:
     engine: wasmtime.Engine
     component: wasmtime.component.Component
     linker: wasmtime.component.Linker
+    # Per export: can calls.py call it (checked at its first call, as the signature is the component's)?
+    direct: dict[str, bool] = field(default_factory=dict)
+
+    def callable_directly(self, export: str, function: wasmtime.component.Func, store: wasmtime.Store) -> bool:
+        """Has ``export`` the signature calls.py lowers without wasmtime-py's per-value conversions?"""
+        direct = self.direct.get(export)
+        if direct is None:
+            direct = self.direct[export] = calls.supports(function, store, ARITY.get(export, -1))
+            if not direct:
+                logger.warning("the Python runner's %r export is called through wasmtime-py (slower)", export)
+        return direct
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +188,7 @@ class Runner:
         if not isinstance(fresh.instance, wasmtime.component.Instance):
             fresh.release()  # the run will meet the same failure on its own path, and report it
             return
+        fresh.function("run")  # looked up here rather than on the run's path
         with self._lock:
             if shape in self._ready or self._closed:
                 evicted = [fresh]
@@ -213,21 +228,32 @@ class _Fresh:
     ``instance`` is the instantiation's failure when it failed (a limit, or a trap in a start function).
     """
 
-    __slots__ = ("instance", "shape", "stderr", "stdout", "store")
+    __slots__ = ("functions", "instance", "loaded", "shape", "stderr", "stdout", "store")
 
     def __init__(
         self,
+        loaded: LoadedRunner,
         shape: tuple[int, int],
         store: wasmtime.Store,
         instance: wasmtime.component.Instance | wasmtime.WasmtimeError | wasmtime.Trap,
         stdout: CappedOutput,
         stderr: CappedOutput,
     ) -> None:
+        self.loaded = loaded
         self.shape = shape
         self.store = store
         self.instance = instance
         self.stdout = stdout
         self.stderr = stderr
+        self.functions: dict[str, wasmtime.component.Func | None] = {}
+
+    def function(self, export: str) -> wasmtime.component.Func | None:
+        """The export (looked up once: a ready instance's is looked up by the reclaimer, off the run's path)."""
+        if export not in self.functions:
+            instance = self.instance
+            found = instance.get_func(self.store, export) if isinstance(instance, wasmtime.component.Instance) else None
+            self.functions[export] = found
+        return self.functions[export]
 
     @classmethod
     def create(cls, runner: LoadedRunner, shape: tuple[int, int], deadline_ms: int) -> _Fresh:
@@ -246,7 +272,7 @@ class _Fresh:
             instance = runner.linker.instantiate(store, runner.component)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as error:
             instance = error
-        return cls(shape, store, instance, stdout, stderr)
+        return cls(runner, shape, store, instance, stdout, stderr)
 
     def release(self) -> None:
         """Close the Store (a pooled slot is reset here: ~1 ms) and the memfds."""
@@ -274,8 +300,9 @@ def _loaded(engine: wasmtime.Engine, component: wasmtime.component.Component) ->
     return LoadedRunner(engine, component, linker)
 
 
-def prepare(runner: Runner, source: str, main: str, limits: CallLimits) -> tuple[ProxyResult, bytes | None]:
-    """Compile and import the action in a fresh instance: ``/init``'s answer and the marshalled code."""
+def prepare(runner: Runner, source: str, main: str, limits: CallLimits) -> tuple[ProxyResult, str | None]:
+    """Compile and import the action in a fresh instance: ``/init``'s answer and the code object (marshalled,
+    in base64: as the guest takes it back in ``run``)."""
     result, payload = _call(runner, "prepare", (source, main), limits)
     if result.status != OK:
         return result, None
@@ -283,13 +310,14 @@ def prepare(runner: Runner, source: str, main: str, limits: CallLimits) -> tuple
     return result, payload
 
 
-def run(runner: Runner, code: bytes, main: str, params: bytes, env: dict[str, str], limits: CallLimits) -> ProxyResult:
+def run(runner: Runner, code: str, main: str, params: bytes, env: dict[str, str], limits: CallLimits) -> ProxyResult:
     """Run the prepared action once, in a fresh instance: ``/run``'s answer."""
-    result, _ = _call(runner, "run", (code, main, params.decode(), list(env.items())), limits)
+    # The environment as one JSON string: a list of pairs cost two strings and a tuple to lower per variable.
+    result, _ = _call(runner, "run", (code, main, params.decode(), orjson.dumps(env).decode()), limits)
     return result
 
 
-def _call(runner: Runner, export: str, args: tuple[object, ...], limits: CallLimits) -> tuple[ProxyResult, bytes]:
+def _call(runner: Runner, export: str, args: tuple[str, ...], limits: CallLimits) -> tuple[ProxyResult, str]:
     started = time.perf_counter()
     fresh = runner.take(limits)
     try:
@@ -301,7 +329,7 @@ def _call(runner: Runner, export: str, args: tuple[object, ...], limits: CallLim
         runner.give_back(fresh)
     result = _answer(outcome, logs)
     result.duration_ms = (time.perf_counter() - started) * 1000
-    return result, outcome[1] if isinstance(outcome, tuple) and outcome[0] == OK else b""
+    return result, outcome[1] if isinstance(outcome, tuple) and outcome[0] == OK else ""
 
 
 _TIMED_OUT = "timed out"
@@ -309,18 +337,20 @@ _EXIT_STATUS = re.compile(r"^Exited with i32 exit status (\d+)$")
 
 
 def _invoke(
-    fresh: _Fresh, export: str, args: tuple[object, ...]
-) -> tuple[int, bytes] | str | wasmtime.WasmtimeError | wasmtime.Trap:
+    fresh: _Fresh, export: str, args: tuple[str, ...]
+) -> tuple[int, str] | str | wasmtime.WasmtimeError | wasmtime.Trap:
     store = fresh.store
     try:
         instance = fresh.instance
         if isinstance(instance, (wasmtime.WasmtimeError, wasmtime.Trap)):
             raise instance
-        function = instance.get_func(store, export)
+        function = fresh.function(export)
         if function is None:
             return wasmtime.WasmtimeError(f"the Python runner has no `{export}` export")
+        if fresh.loaded.callable_directly(export, function, store):
+            return calls.call(function, store, args)
         status, payload = function(store, *args)
-        return int(status), bytes(payload)
+        return int(status), str(payload)
     except wasmtime.Trap as trap:
         if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
             return _TIMED_OUT
@@ -330,18 +360,18 @@ def _invoke(
         if "interrupt" in str(error):
             return _TIMED_OUT
         if is_limit_error(error):  # the limit cannot hold the runner's memories and tables
-            return MEMORY_EXHAUSTED, b""
+            return MEMORY_EXHAUSTED, ""
         return error
 
 
-def _answer(outcome: tuple[int, bytes] | str | wasmtime.WasmtimeError | wasmtime.Trap, logs: list[str]) -> ProxyResult:
+def _answer(outcome: tuple[int, str] | str | wasmtime.WasmtimeError | wasmtime.Trap, logs: list[str]) -> ProxyResult:
     result = _result(outcome)
     # Strings already (collect_logs): validating 100,000 lines again holds the GIL for ~20 ms in one call.
     result.logs = logs
     return result
 
 
-def _result(outcome: tuple[int, bytes] | str | wasmtime.WasmtimeError | wasmtime.Trap) -> ProxyResult:
+def _result(outcome: tuple[int, str] | str | wasmtime.WasmtimeError | wasmtime.Trap) -> ProxyResult:
     if outcome == _TIMED_OUT:
         return ProxyResult(status=None, timed_out=True)
     if isinstance(outcome, (wasmtime.WasmtimeError, wasmtime.Trap)):
@@ -354,4 +384,4 @@ def _result(outcome: tuple[int, bytes] | str | wasmtime.WasmtimeError | wasmtime
     status, payload = outcome
     if status == MEMORY_EXHAUSTED:
         return ProxyResult(status=None, memory_exhausted=True)
-    return ProxyResult(status=status, body=payload.decode("utf-8", "replace"))
+    return ProxyResult(status=status, body=payload)

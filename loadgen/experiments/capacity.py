@@ -55,8 +55,16 @@ class CapacityParams:
     non_blocking: bool = False
 
 
-# Connections of a non-blocking capacity run: invokes answer at once, so a few carry any level.
+# Connections of a non-blocking capacity run: invokes answer at once, so a few carry any level. Not fewer: httpcore
+# polls every idle pooled connection per request (~18 % of the client's samples at 64), but at load ~5 16 of them
+# admitted 228 invokes/s against 390/s with 64 (docs/benchmarks.md, issue 17): the server's answer is the wait.
 NON_BLOCKING_CONNECTIONS = 64
+
+
+# OpenWhisk's largest action timeout (pywhisk/entities.py TIMEOUT_MS), and what a sleep leaves below it: a woken
+# guest may wait for a slot and a CPU (a 150 s sleep lasted up to 162 s with 20,000 asleep, docs/benchmarks.md).
+MAX_ACTION_TIMEOUT_MS = 300_000
+SLEEP_MARGIN_MS = 20_000
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,13 @@ def peak_simultaneous(rows: list[ActivationRow], sleep_ms: float | None) -> int:
 async def run_capacity(ctx: Context, params: CapacityParams) -> list[LevelOutcome]:
     """Run the capacity experiment and write its raw files; the outcome of each level tried."""
     plan = levels(params.start, params.step, params.max)
+    # Room for the sleep past its length, within OpenWhisk's largest action timeout (a longer one is refused).
+    timeout_ms = min(max(60_000, params.ms * 2), MAX_ACTION_TIMEOUT_MS)
+    if params.ms > timeout_ms - SLEEP_MARGIN_MS:
+        raise LoadgenError(
+            f"--ms {params.ms}: a sleep must end {SLEEP_MARGIN_MS} ms before the action's timeout, at most "
+            f"{MAX_ACTION_TIMEOUT_MS} ms (OpenWhisk's limit): --ms {MAX_ACTION_TIMEOUT_MS - SLEEP_MARGIN_MS} or less"
+        )
     source = action_source(ctx.executor, params.action, ctx.actions_dir)
     name = action_name(ctx.executor, params.action)
     body: dict[str, Any] = {"ms": params.ms}
@@ -161,7 +176,6 @@ async def run_capacity(ctx: Context, params: CapacityParams) -> list[LevelOutcom
         ctx.reporter.note("no local server process found: only containers are sampled (see --server-pid)")
     outcomes: list[LevelOutcome] = []
     current: list[int | None] = [None]
-    timeout_ms = max(60_000, params.ms * 2)
     try:
         await ctx.client.put_action(
             name,

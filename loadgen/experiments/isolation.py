@@ -16,12 +16,22 @@ Every victim hello and every attacker request is a row of ``activations.jsonl``
 ``resources.jsonl`` (RSS against ``rss_budget_mb``). A class *held* when the victim had no error in its two
 phases, its p99 in each stayed within ``ratio_bound`` x the quiet p99, every attacker outcome was a right one,
 and the server's peak RSS stayed within the budget.
+
+The client runs on the server's machine, and its own work must not count as the attacker's harm (issue 12: a few
+hundred attacker requests a second cost the client as much CPU as the server): every class's payloads are made
+before the quiet phase (:func:`loadgen.experiments.attacks.prepare_payloads`); the victim runs in a process of its
+own (:func:`victim_main`), so its answers are timed on an event loop that is not also parsing the attacker's; and
+each phase records this process's CPU time (``client_cpu_s``: the attacker's client and the resource sampler).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import os
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -32,12 +42,15 @@ from loadgen.client import Invocation, WhiskClient
 from loadgen.config import Target
 from loadgen.errors import LoadgenError
 from loadgen.experiments import Context
-from loadgen.experiments.attacks import ATTACKS, Attacker, Knobs
+from loadgen.experiments.attacks import ATTACKS, Attacker, Knobs, prepare_payloads
 from loadgen.records import RESOURCES_FILE, IsolationRow, load_jsonl, load_rows
 from loadgen.resources import ResourceSampler, find_server_pids, summarize_samples, with_descendants
 from loadgen.stats import percentile, ratio
 
 EXPERIMENT = "isolation"
+# How the victim's process gets its work (a JSON object: apihost, auth, action, rate, concurrency, timeout_s);
+# in the environment, so the key is not on a command line.
+VICTIM_ENV = "LOADGEN_ISOLATION_VICTIM"
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class Phase:
     attack: str | None
     start_s: float
     end_s: float = 0.0
+    client_cpu_s: float | None = None  # the client's (this process's) CPU time in the phase
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,9 @@ class Verdict:
     rss_ok: bool | None
     overran: bool
     held: bool
+    # CPU seconds of the attack phase: the server's (from the resource samples) and the client's own.
+    server_cpu_s: float | None = None
+    client_cpu_s: float | None = None
 
 
 async def run_isolation(ctx: Context, params: IsolationParams) -> list[Verdict]:
@@ -134,6 +151,7 @@ async def _run(
     phases: list[Phase] = []
     origin = time.monotonic()
     current: list[Phase] = []
+    cpu_at_begin = [time.process_time()]
     overran: set[str] = set()
 
     def add(row_phase: Phase, tenant: str, operation: str, outcome: Invocation, expected: bool | None) -> None:
@@ -154,9 +172,10 @@ async def _run(
 
     def begin(name: str, attack: str | None) -> Phase:
         if current:
-            phases.append(_ended(current[0], time.monotonic() - origin))
+            phases.append(_ended(current[0], time.monotonic() - origin, time.process_time() - cpu_at_begin[0]))
             writer.summary["phases"] = [asdict(p) for p in phases]
             writer.write_summary()
+        cpu_at_begin[0] = time.process_time()
         phase = Phase(len(phases), name, attack, time.monotonic() - origin)
         current[:] = [phase]
         ctx.reporter.begin(name)
@@ -165,6 +184,9 @@ async def _run(
     try:
         await ctx.client.put_action(hello_name, action_document(hello, memory_mb=params.memory_mb))
         await ctx.client.invoke(hello_name, {"name": "warm-up"})  # a cold start is not the neighbour's doing
+        made = time.process_time()
+        payloads = prepare_payloads(params.attacks, params.knobs)
+        ctx.reporter.note(f"attack payloads made in {time.process_time() - made:.2f} s of CPU, before the quiet phase")
         stop = asyncio.Event()
         with ResourceSampler(
             ctx.out / RESOURCES_FILE,
@@ -172,14 +194,21 @@ async def _run(
             level_of=lambda: current[0].index if current else None,
             interval_s=params.sample_interval_s,
         ):
-            begin("quiet", None)
+            ready = asyncio.Event()
             victim = asyncio.create_task(
                 _victim(
-                    ctx.client, hello_name, params, stop, lambda inv: add(current[0], "victim", "invoke", inv, None)
+                    ctx.client,
+                    hello_name,
+                    params,
+                    stop,
+                    lambda inv: add(current[0], "victim", "invoke", inv, None),
+                    ready,
                 ),
                 name="loadgen-victim",
             )
             try:
+                await _wait_ready(victim, ready)
+                begin("quiet", None)
                 await _sleep_unless(victim, params.quiet_s)
                 for name in params.attacks:
                     attack = ATTACKS[name]
@@ -193,6 +222,7 @@ async def _run(
                         functools.partial(add, phase, "attacker"),
                         ctx.reporter.note,
                         limits,
+                        payloads[name],
                     )
                     if not await _race(victim, attack.run(attacker_view), params.attack_s + params.grace_s):
                         overran.add(name)
@@ -202,7 +232,7 @@ async def _run(
             finally:
                 stop.set()
                 await victim
-            phases.append(_ended(current[0], time.monotonic() - origin))
+            phases.append(_ended(current[0], time.monotonic() - origin, time.process_time() - cpu_at_begin[0]))
         writer.summary["phases"] = [asdict(p) for p in phases]
         samples = load_jsonl(ctx.out / RESOURCES_FILE)
         verdicts = judge(load_rows(ctx.out, IsolationRow), phases, samples, params, overran)
@@ -237,6 +267,7 @@ def judge(
         after = [r for r in victim if r.phase == f"after:{attack}"]
         mine = [r for r in rows if r.tenant == "attacker" and r.attack == attack]
         indices = {p.index for p in phases if p.attack == attack}
+        attacking = [p for p in phases if p.name == f"attack:{attack}"]
         rss = [
             float(s["server"]["rss_bytes"]) / 2**20
             for s in samples
@@ -265,6 +296,8 @@ def judge(
                 rss_ok=rss_ok,
                 overran=attack in overran,
                 held=errors == 0 and within and unexpected == 0 and rss_ok is not False and attack not in overran,
+                server_cpu_s=_server_cpu_s(samples, {p.index for p in attacking}),
+                client_cpu_s=attacking[0].client_cpu_s if attacking else None,
             )
         )
     return verdicts
@@ -278,26 +311,108 @@ async def _namespace(client: WhiskClient) -> str:
 
 
 async def _victim(
-    client: WhiskClient, name: str, params: IsolationParams, stop: asyncio.Event, sink: Callable[[Invocation], None]
+    client: WhiskClient,
+    name: str,
+    params: IsolationParams,
+    stop: asyncio.Event,
+    sink: Callable[[Invocation], None],
+    ready: asyncio.Event,
 ) -> None:
-    """``victim_concurrency`` loops of blocking hellos, each paced to ``victim_rate / victim_concurrency`` per
-    second; a slow answer is not made up for (the next one starts at once), so a stall shows as one slow row."""
-    interval = max(params.victim_concurrency, 1) / params.victim_rate
+    """The victim's hellos, run by :func:`victim_main` in a process of its own; ``ready`` is set once it has
+    its connection, and each outcome goes to ``sink`` as it ends. Closing the process's stdin (when ``stop`` is
+    set) ends it after its hellos in flight."""
+    spec = {
+        "apihost": client.target.apihost,
+        "auth": client.target.auth,
+        "action": name,
+        "rate": params.victim_rate,
+        "concurrency": params.victim_concurrency,
+        "timeout_s": 180.0,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from loadgen.experiments.isolation import victim_main; victim_main()",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, VICTIM_ENV: json.dumps(spec)},
+        limit=1 << 24,  # a line is one record: a hello's is small, but do not fail on a big one
+    )
+    assert process.stdin is not None and process.stdout is not None, "expected pipes to the victim's process"
+    stdin = process.stdin
 
-    async def loop(index: int) -> None:
-        due = time.monotonic() + interval * index / max(params.victim_concurrency, 1)
-        while not stop.is_set():
-            delay = due - time.monotonic()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                    return
-                except TimeoutError:
-                    pass
-            due = max(due + interval, time.monotonic())
-            sink(await client.invoke(name, {"name": "victim"}))
+    async def stop_when_told() -> None:
+        await stop.wait()
+        stdin.close()
 
-    await asyncio.gather(*(loop(i) for i in range(max(params.victim_concurrency, 1))))
+    stopper = asyncio.create_task(stop_when_told(), name="loadgen-victim-stop")
+    try:
+        async for line in process.stdout:
+            row = json.loads(line)
+            if row == {"ready": True}:
+                ready.set()
+            else:
+                sink(Invocation(**row))
+    finally:
+        stopper.cancel()
+        if process.returncode is None and not stop.is_set():
+            process.kill()
+        code = await process.wait()
+    if code != 0:
+        raise LoadgenError(f"the victim's process ended with exit status {code}")
+
+
+def victim_main() -> None:
+    """The victim's process: ``concurrency`` loops of blocking hellos, each paced to ``rate / concurrency``
+    per second, every outcome a JSON line on stdout, until stdin is closed. A slow answer is not made up for
+    (the next one starts at once), so a stall shows as one slow row."""
+    spec = json.loads(os.environ[VICTIM_ENV])
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # stdin's end is the parent's word to stop (a thread: a blocking read, once).
+        threading.Thread(
+            target=lambda: (sys.stdin.buffer.read(), loop.call_soon_threadsafe(stop.set)), daemon=True
+        ).start()
+        concurrency = max(int(spec["concurrency"]), 1)
+        interval = concurrency / float(spec["rate"])
+        target = Target(spec["apihost"], spec["auth"])
+        out = sys.stdout.buffer
+
+        async with WhiskClient(target, max_connections=concurrency + 4, timeout_s=float(spec["timeout_s"])) as client:
+            await client.check()  # its connection open before the first measured hello
+            out.write(b'{"ready": true}\n')
+            out.flush()
+
+            async def one_loop(index: int) -> None:
+                due = time.monotonic() + interval * index / concurrency
+                while not stop.is_set():
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        try:
+                            await asyncio.wait_for(stop.wait(), delay)
+                            return
+                        except TimeoutError:
+                            pass
+                    due = max(due + interval, time.monotonic())
+                    outcome = await client.invoke(spec["action"], {"name": "victim"})
+                    out.write(json.dumps(asdict(outcome)).encode() + b"\n")
+                    out.flush()
+
+            await asyncio.gather(*(one_loop(i) for i in range(concurrency)))
+
+    asyncio.run(run())
+
+
+async def _wait_ready(victim: asyncio.Task[None], ready: asyncio.Event, limit_s: float = 60.0) -> None:
+    waiting = asyncio.ensure_future(ready.wait())
+    done, _ = await asyncio.wait({victim, waiting}, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+    if waiting not in done:
+        waiting.cancel()
+        if victim in done:
+            victim.result()
+        raise LoadgenError(f"the victim's process did not start within {limit_s:.0f} s")
 
 
 async def _sleep_unless(victim: asyncio.Task[None], seconds: float) -> None:
@@ -324,5 +439,21 @@ async def _race(victim: asyncio.Task[None], attack: Awaitable[None], limit_s: fl
     return True
 
 
-def _ended(phase: Phase, end_s: float) -> Phase:
-    return Phase(phase.index, phase.name, phase.attack, round(phase.start_s, 3), round(end_s, 3))
+def _ended(phase: Phase, end_s: float, client_cpu_s: float) -> Phase:
+    return Phase(
+        phase.index, phase.name, phase.attack, round(phase.start_s, 3), round(end_s, 3), round(client_cpu_s, 3)
+    )
+
+
+def _server_cpu_s(samples: list[dict[str, Any]], indices: set[int]) -> float | None:
+    """The server's CPU seconds over the samples of these phases (each sample's CPU % over the time since the
+    one before it)."""
+    total, seen, last_t = 0.0, False, None
+    for sample in samples:
+        server, t = sample.get("server"), sample.get("t")
+        if isinstance(server, dict) and isinstance(t, int | float):
+            if sample.get("level") in indices and last_t is not None and server.get("cpu_percent") is not None:
+                total += float(server["cpu_percent"]) / 100 * (t - last_t)
+                seen = True
+            last_t = float(t)
+    return round(total, 3) if seen else None

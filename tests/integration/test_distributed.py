@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from controller.invokers import probe_order
@@ -61,6 +62,18 @@ async def _consumed(bootstrap: str, prefix: str, invoker: int) -> int:
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
     finally:
         await admin.close()
+
+
+async def _unacknowledged(bootstrap: str, prefix: str, invoker: int) -> int:
+    """Messages on invoker N's topic its consumer group has not acknowledged (committed) yet."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        # One partition per topic: the KafkaBus default (pywhisk/bus/kafka.py).
+        ends = await consumer.end_offsets([TopicPartition(f"{prefix}invoker{invoker}", 0)])
+    finally:
+        await consumer.stop()
+    return sum(ends.values()) - await _consumed(bootstrap, prefix, invoker)
 
 
 def test_500_invocations_spread_over_both_invokers_with_one_record_each(deployment: Deployment) -> None:
@@ -143,7 +156,12 @@ def test_kill_9_of_an_invoker_loses_no_accepted_activation(
         before = asyncio.run(_consumed(deployment.bootstrap_servers, deployment.prefix, 0))
         with deployment.client() as api:
             assert invoke(api, homed_on_0, {"ms": 1}).status_code == 200
-            time.sleep(4)  # let the restarted invoker0 replay what it had not acknowledged
+            # The restarted invoker0 replays what it had not acknowledged; it acknowledges a message once the
+            # record is stored, so with nothing left unacknowledged every replay has left its trace.
+            deadline = time.monotonic() + 60
+            while asyncio.run(_unacknowledged(deployment.bootstrap_servers, deployment.prefix, 0)):
+                assert time.monotonic() < deadline, "invoker0 never acknowledged its replay"
+                time.sleep(0.1)
             for activation_id in ids:
                 record = api.get(f"/namespaces/_/activations/{activation_id}").json()
                 assert record["activationId"] == activation_id

@@ -299,6 +299,34 @@ async def test_a_prewarmed_container_is_initialized_later(executor: DockerExecut
     assert elapsed_ms < 1000  # no container start on this path
 
 
+def established_to_the_proxy(client: docker.DockerClient, instance_id: str) -> int:
+    """Connections to the proxy's port 8080 that are established, as the container's own /proc/net/tcp says."""
+    (container,) = containers_of(client, instance_id)
+    read = "import sys; sys.stdout.write(open('/proc/net/tcp').read())"
+    table = client.api.exec_start(client.api.exec_create(container["Id"], ["python3", "-c", read]))
+    # Columns: sl local_address rem_address st ...; 1F90 is 8080 and state 01 ESTABLISHED.
+    rows = [line.split() for line in table.decode().splitlines()[1:]]
+    return sum(1 for row in rows if row[1].endswith(":1F90") and row[3] == "01")
+
+
+async def test_a_started_container_already_has_the_connection_its_first_init_uses(
+    executor: DockerExecutor, client: docker.DockerClient
+) -> None:
+    instance_id = uuid.uuid4().hex
+    await executor.create(InstanceSpec(instance_id=instance_id, kind="python:3", memory_mb=256))
+    try:
+        before = established_to_the_proxy(client, instance_id)
+        init = await executor.init(instance_id, InitRequest(name="hello", code=HELLO), 10_000, LOG_LIMIT)
+        result = await executor.run(instance_id, run_request({"name": "stem cell"}), 10_000, LOG_LIMIT)
+        after = established_to_the_proxy(client, instance_id)
+    finally:
+        await executor.destroy(instance_id)
+    # Opened while the container started (a stem cell: long before its activation), and kept alive for
+    # the /init and the /run: a prewarmed start sets up no connection (issue 17).
+    assert (before, after) == (1, 1)
+    assert (init.status, orjson.loads(result.body)) == (200, {"greeting": "Hello, stem cell!"})
+
+
 async def test_blackbox_without_an_image_runs_on_the_native_skeleton(executor: DockerExecutor) -> None:
     script = "#!/bin/sh\necho 'a log line'\necho '{\"native\": true}'\n"
     instance_id, init = await deploy(executor, script, kind="blackbox")

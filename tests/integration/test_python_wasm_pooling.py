@@ -10,9 +10,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 import pytest
+import wasmtime
+import wasmtime.component
 
 from executor_wasm.cache import create_engine
+from executor_wasm.python import calls
 from executor_wasm.python import runner as python_runner
 from executor_wasm.python.build import load_runner
 from executor_wasm.python.executor import WasmPythonExecutor
@@ -20,7 +24,7 @@ from executor_wasm.python.pooling import PoolPlan, create_pooled_engine
 from executor_wasm.python.runner import CallLimits, Runner
 from executor_wasm.runner import EpochTicker
 from executor_wasm.settings import WasmSettings
-from pywhisk.executor import InitRequest, InstanceSpec, RunRequest
+from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from tests.python_wasm import python_runner as built_runner  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -54,14 +58,14 @@ def _pooled(ticker: EpochTicker, instances: int, *, ready: bool = True) -> Runne
     )
 
 
-def _prepare(runner: Runner, source: str) -> bytes:
+def _prepare(runner: Runner, source: str) -> str:
     result, code = python_runner.prepare(runner, source, "main", LIMITS)
     assert result.status == 200, result.body
     assert code is not None
     return code
 
 
-def _run(runner: Runner, code: bytes, limits: CallLimits = LIMITS) -> python_runner.ProxyResult:
+def _run(runner: Runner, code: str, limits: CallLimits = LIMITS) -> ProxyResult:
     return python_runner.run(runner, code, "main", b"{}", {}, limits)
 
 
@@ -125,7 +129,7 @@ def test_limits_hold_in_pooled_instances(
     runner = _pooled(ticker, instances=2, ready=False)  # every instance from the pool
     small = CallLimits(memory_bytes=128 * 1_048_576, timeout_ms=10_000, log_limit_bytes=1_048_576)
     short = CallLimits(memory_bytes=128 * 1_048_576, timeout_ms=200, log_limit_bytes=1_048_576)
-    results: dict[str, python_runner.ProxyResult] = {}
+    results: dict[str, ProxyResult] = {}
 
     def runs() -> None:
         hog = _prepare(runner, "def main(args):\n    b = []\n    while True:\n        b.append(bytearray(1 << 20))\n")
@@ -193,3 +197,106 @@ async def test_the_executor_runs_python_on_the_pool_and_closes_cleanly(
     assert runner.pooled is not None, "the default settings pool the Python runner"
     assert runner.pool_exhausted == 0
     assert not runner._ready, "close() released the ready instances"
+
+
+def test_large_code_and_results_cross_as_text_without_wasmtime_pys_conversions(
+    built_runner: Runner,  # noqa: F811
+    ticker: EpochTicker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # calls.py writes the arguments and reads the result itself: wasmtime-py's call is never used for them.
+    def through_wasmtime_py(*_: object) -> None:
+        raise AssertionError("called through wasmtime-py")
+
+    monkeypatch.setattr(wasmtime.component.Func, "__call__", through_wasmtime_py)
+    text = "".join(chr(code) for code in range(32, 0x800) if not 0xD800 <= code < 0xE000) + '🐍"\\'
+    # ~200 KB of marshalled code (every byte value in it), a ~600 KB result, params and text outside ASCII.
+    source = f"BIG = {bytes(range(256)) * 800!r}\nTEXT = {text!r}\n\ndef main(args):\n"
+    source += "    return {'size': len(BIG), 'sum': sum(BIG), 'text': TEXT, 'echo': args, 'pad': 'x' * 600_000}\n"
+    lone_surrogate = "def main(args):\n    return {'bad': chr(0xD800)}\n"
+    runner = _pooled(ticker, instances=2)
+    try:
+        code = _prepare(runner, source)
+        params = {"name": "Ada ✓", "quote": '"\\'}
+        results = [python_runner.run(runner, code, "main", orjson.dumps(params), {}, LIMITS) for _ in range(2)]
+        refused = _run(runner, _prepare(runner, lone_surrogate))  # no WIT string can hold it: as before
+    finally:
+        runner.close()
+
+    assert len(code) > 250_000  # ~200 KB of marshalled code, in base64
+    for result in results:
+        assert result.status == 200, result.body
+        answer = {"size": 204_800, "sum": 800 * 255 * 128, "text": text, "echo": params, "pad": "x" * 600_000}
+        assert orjson.loads(result.body) == answer
+    assert refused.status == 502, refused.body
+    assert orjson.loads(refused.body) == {"error": "The action did not return a dictionary or array."}
+    assert runner.pooled is not None and runner.pooled.direct == {"prepare": True, "run": True}
+
+
+def test_an_export_of_another_signature_is_called_through_wasmtime_py(
+    built_runner: Runner,  # noqa: F811
+) -> None:
+    store = wasmtime.Store(built_runner.engine)
+    store.set_epoch_deadline(1 << 30)  # nothing advances this Engine's epoch
+    store.set_wasi(wasmtime.WasiConfig())
+    instance = built_runner.linker.instantiate(store, built_runner.component)
+    run = instance.get_func(store, "run")
+    assert run is not None
+
+    prepare = instance.get_func(store, "prepare")
+    assert run is not None and prepare is not None
+
+    assert calls.supports(run, store, python_runner.ARITY["run"])
+    assert calls.supports(prepare, store, python_runner.ARITY["prepare"])
+    assert not calls.supports(run, store, 3), "run takes four strings"
+    assert not calls.supports(prepare, store, 4), "prepare takes two"
+    store.close()
+
+
+@pytest.mark.parametrize("ready", [False, True], ids=["one slot, every run in it", "ready instances"])
+def test_nothing_a_run_leaves_behind_reaches_the_next_run(
+    built_runner: Runner,  # noqa: F811
+    ticker: EpochTicker,
+    ready: bool,
+) -> None:
+    # One slot without ready instances: every run is in the slot the previous run wrote to. With ready
+    # instances, a run's slot is reset by the reclaimer after the answer (or on demand, when it lags).
+    source = (
+        "import os, sys\n"
+        "seen = []\n\n"
+        "def main(args):\n"
+        "    before = {'global': list(seen), 'env': os.environ.get('LEFT'), 'module': 'left' in sys.modules,\n"
+        "              'id': os.environ['__OW_ACTIVATION_ID'], 'init': os.environ.get('FROM_INIT')}\n"
+        "    seen.append(1)\n"
+        "    os.environ['LEFT'] = 'behind'\n"
+        "    sys.modules['left'] = sys\n"
+        "    try:\n"
+        "        open('/tmp/left', 'w').write('behind')\n"
+        "        before['file'] = 'written'\n"
+        "    except OSError as error:\n"
+        "        before['file'] = type(error).__name__\n"
+        "    return before\n"
+    )
+    runner = _pooled(ticker, instances=2 if ready else 1, ready=ready)
+    try:
+        code = _prepare(runner, source)
+        env = {"FROM_INIT": 'a=b "c"\n ✓'}
+        results = [
+            python_runner.run(runner, code, "main", b"{}", {**env, "__OW_ACTIVATION_ID": str(n)}, LIMITS)
+            for n in range(6)
+        ]
+    finally:
+        runner.close()
+
+    for n, result in enumerate(results):
+        assert result.status == 200, result.body
+        assert orjson.loads(result.body) == {
+            "global": [],
+            "env": None,
+            "module": False,
+            "id": str(n),
+            "init": env["FROM_INIT"],
+            "file": "FileNotFoundError",  # no preopened directory: there is no /tmp to write to
+        }
+    if not ready:
+        assert runner.pool_exhausted == 0, "every run was in the pool's one slot"

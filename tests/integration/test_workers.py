@@ -107,9 +107,14 @@ def invoke(api: httpx.Client, name: str, params: dict[str, Any]) -> httpx.Respon
     return api.post(f"{ACTIONS}/{name}", params={"blocking": "true", "result": "true"}, json=params)
 
 
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[Server]:
-    server = start_standalone(tmp_path, "--workers", "2", env={**ENV, "PYWHISK_ENTITY_CACHE_TTL_S": "600"})
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One two-worker server for the module's tests that only invoke through it: each uses its own action
+    names (or its own tenant), so they do not see each other's work, and a start of two workers is costly.
+    The last of them (the SIGTERM test) stops it."""
+    server = start_standalone(
+        tmp_path_factory.mktemp("two-workers"), "--workers", "2", env={**ENV, "PYWHISK_ENTITY_CACHE_TTL_S": "600"}
+    )
     try:
         yield server
     finally:
@@ -283,13 +288,15 @@ def worker_containers(data_dir: Path, invoker_id: int) -> list[str]:
         return [c.id for c in client.containers.list(all=True, filters={"label": f"pywhisk.owner={owner}"})]
 
 
-def test_sigterm_to_the_supervisor_stops_every_worker_and_sigkill_leaves_no_orphan(tmp_path: Path) -> None:
-    server = start_standalone(tmp_path / "term", "--workers", "2", env=ENV)
-    pids = worker_pids(server.process.pid)
+def test_sigterm_to_the_supervisor_stops_every_worker_and_sigkill_leaves_no_orphan(
+    two_workers: Server, tmp_path: Path
+) -> None:
+    # The module's shared server, stopped here: this test comes after every other test that uses it.
+    pids = worker_pids(two_workers.process.pid)
     assert sorted(pids) == [0, 1]
-    assert stop_standalone(server) == 0
+    assert stop_standalone(two_workers) == 0
     assert not any(alive(pid) for pid in pids.values())
-    assert server.log_path.read_text().count("pywhisk standalone stopped") == 2  # each drained and closed
+    assert two_workers.log_path.read_text().count("pywhisk standalone stopped") == 2  # each drained and closed
 
     server = start_standalone(tmp_path / "kill", "--workers", "2", env=ENV)
     pids = worker_pids(server.process.pid)

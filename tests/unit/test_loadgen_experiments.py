@@ -161,6 +161,18 @@ async def test_capacity_without_strictness_counts_queued_levels_as_passed(action
     assert outcomes[-1].max_duration is not None and outcomes[-1].max_duration >= 40
 
 
+async def test_capacity_refuses_a_sleep_that_openwhisks_largest_timeout_cannot_hold(
+    actions_dir: Path, tmp_path: Path
+) -> None:
+    # The action's timeout was 2 x --ms: past 150 s the server refused the action (limit 300 s, issue 17).
+    server = FakeWhisk()
+    params = CapacityParams(start=1, max=1, ms=290_000, pause_s=0, non_blocking=True)
+
+    with pytest.raises(LoadgenError, match="--ms 280000 or less"):
+        await run_capacity(context(server, actions_dir, tmp_path / "capacity"), params)
+    assert not server.bodies, "nothing was invoked"
+
+
 def test_capacity_levels_always_end_at_max() -> None:
     assert levels(100, 100, 300) == [100, 200, 300]
     assert levels(5, 5, 12) == [5, 10, 12]

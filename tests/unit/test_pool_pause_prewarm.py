@@ -112,6 +112,46 @@ async def test_a_stem_cell_of_the_same_kind_and_memory_serves_a_cold_start_and_i
     assert len(executor.destroyed) == 3
 
 
+async def test_a_taken_stem_cell_is_replaced_when_its_activation_ends_not_while_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("invoker.pool.REFILL_DEFER_MAX_S", 60.0)
+    executor = PausingExecutor()
+    pool = Pool(user_memory_mb=1024, idle_timeout_s=60, pause_grace_s=60)
+    pool.prewarm(StemCells(executor, "python:3.11", 256, 1))
+    await _until(lambda: all(c.created for c in pool.stem_cells()) and pool.stem_cells())
+
+    instance = await pool.acquire(KEY, executor, 256, 1, kind="python:3.11")
+    for _ in range(20):  # the loop turns over: a replacement spawned now would have called create
+        await asyncio.sleep(0)
+    creates_while_it_ran = [c for c in executor.calls if c[0] == "create"]
+    pool.release(instance, healthy=True)
+    await _until(lambda: len(pool.stem_cells()) == 1 and all(c.created for c in pool.stem_cells()))
+
+    # Its container start would compete with the activation's /init and /run for the same cores (issue 17).
+    assert creates_while_it_ran == [("create", instance.id)]
+    assert pool.stem_cells()[0] is not instance
+    await pool.close()
+
+
+async def test_a_stem_cell_taken_by_a_long_activation_is_replaced_after_a_bounded_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("invoker.pool.REFILL_DEFER_MAX_S", 0.01)
+    executor = PausingExecutor()
+    pool = Pool(user_memory_mb=1024, idle_timeout_s=60, pause_grace_s=60)
+    pool.prewarm(StemCells(executor, "python:3.11", 256, 1))
+    await _until(lambda: all(c.created for c in pool.stem_cells()) and pool.stem_cells())
+
+    instance = await pool.acquire(KEY, executor, 256, 1, kind="python:3.11")
+    await _until(lambda: len(pool.stem_cells()) == 1 and all(c.created for c in pool.stem_cells()))
+
+    assert instance.in_flight == 1, "replaced while its activation still runs"
+    pool.release(instance, healthy=True)
+    assert len(pool.stem_cells()) == 1, "the release refills no second time"
+    await pool.close()
+
+
 async def test_stem_cells_of_another_kind_or_memory_are_not_used() -> None:
     executor = PausingExecutor()
     pool = Pool(user_memory_mb=2048, idle_timeout_s=60)

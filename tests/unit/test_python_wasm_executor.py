@@ -96,9 +96,9 @@ def test_the_runner_artifact_is_keyed_by_guest_sources_and_engine(tmp_path: Path
 
 
 def test_guest_answers_become_proxy_results() -> None:
-    ok = runner._answer((200, b'{"x": 1}'), ["log"])
-    failed = runner._answer((502, b'{"error": "The action did not return a dictionary or array."}'), [])
-    memory = runner._answer((runner.MEMORY_EXHAUSTED, b""), ["before"])
+    ok = runner._answer((200, '{"x": 1}'), ["log"])
+    failed = runner._answer((502, '{"error": "The action did not return a dictionary or array."}'), [])
+    memory = runner._answer((runner.MEMORY_EXHAUSTED, ""), ["before"])
     timed_out = runner._answer("timed out", [])
     trapped = runner._answer(wasmtime.WasmtimeError("boom"), [])
 

@@ -128,17 +128,18 @@ os._exit = _os_exit
 
 
 class WitWorld(wit_world.WitWorld):
-    def prepare(self, source: str, main: str) -> tuple[int, bytes]:
+    def prepare(self, source: str, main: str) -> tuple[int, str]:
         try:
             code = compile(source, "__main__.py", "exec")
             _load(code, main)
-            return OK, marshal.dumps(code)
+            # Text, as everything that crosses: a list<u8> crosses the host's API one value per byte.
+            return OK, binascii.b2a_base64(marshal.dumps(code), newline=False).decode("ascii")
         except _NoMain as exc:
             return FAILED, _error(f"Cannot initialize the action: {exc}")
         except _Exited as exited:
             return FAILED, _exited(exited)
         except MemoryError:
-            return MEMORY_EXHAUSTED, b""
+            return MEMORY_EXHAUSTED, ""
         except BaseException as exc:  # anything the module raises fails the init
             _write_traceback(exc)
             message = f"{type(exc).__name__}: {exc}"
@@ -148,16 +149,16 @@ class WitWorld(wit_world.WitWorld):
         finally:
             _flush()
 
-    def run(self, code: bytes, main: str, params: str, env: list[tuple[str, str]]) -> tuple[int, bytes]:
+    def run(self, code: str, main: str, params: str, env: str) -> tuple[int, str]:
         try:
-            os.environ.update(env)
+            os.environ.update(json.loads(env))
             random.seed()  # the snapshot holds the build's seed: draw a fresh one from WASI
-            function = _load(marshal.loads(code), main)
+            function = _load(marshal.loads(binascii.a2b_base64(code)), main)
             return _call(function, json.loads(params))
         except _Exited as exited:
             return FAILED, _exited(exited)
         except MemoryError:
-            return MEMORY_EXHAUSTED, b""
+            return MEMORY_EXHAUSTED, ""
         except BaseException as exc:  # the module failed this time (init passed)
             _write_traceback(exc)
             return FAILED, _error(f"{type(exc).__name__}: {exc}")
@@ -180,7 +181,7 @@ def _load(code: types.CodeType, main: str) -> typing.Callable[[typing.Any], typi
     return typing.cast(typing.Callable[[typing.Any], typing.Any], function)
 
 
-def _call(function: typing.Callable[[typing.Any], typing.Any], params: typing.Any) -> tuple[int, bytes]:
+def _call(function: typing.Callable[[typing.Any], typing.Any], params: typing.Any) -> tuple[int, str]:
     try:
         result = function(params)
     except SystemExit:
@@ -193,18 +194,20 @@ def _call(function: typing.Callable[[typing.Any], typing.Any], params: typing.An
     if not isinstance(result, (dict, list)):
         return FAILED, _error(NOT_A_DICTIONARY)
     try:
-        return OK, json.dumps(result, ensure_ascii=False, allow_nan=False).encode()
+        text = json.dumps(result, ensure_ascii=False, allow_nan=False)
+        text.encode()  # a lone surrogate cannot cross as a WIT string: refused here, as before (a ValueError)
+        return OK, text
     except (TypeError, ValueError) as exc:
         sys.stderr.write(f"the result is not JSON: {exc}\n")
         return FAILED, _error(NOT_A_DICTIONARY)
 
 
-def _exited(exited: _Exited) -> bytes:
+def _exited(exited: _Exited) -> str:
     return _error(f"The action exited with status {exited.status}.")
 
 
-def _error(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+def _error(message: str) -> str:
+    return json.dumps({"error": message})
 
 
 def _write_traceback(exc: BaseException) -> None:
