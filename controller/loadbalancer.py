@@ -30,9 +30,10 @@ from pywhisk.messages import (
     ActivationMessage,
     CompletionMessage,
     PingMessage,
+    ResultMessage,
+    Serialized,
     completed_topic,
     invoker_topic,
-    parse,
 )
 from pywhisk.records import build_activation
 from pywhisk.settings import Settings
@@ -189,7 +190,14 @@ class LoadBalancer:
             log.exception("handling a bus message failed")
 
     def _on_completion(self, value: bytes) -> None:
-        ack = parse(CompletionMessage, value)
+        ack = _acknowledgement(value)
+        if isinstance(ack, ResultMessage):
+            # The record ahead of its store write (invoker_result_before_record): answer the blocking caller;
+            # the slot stays taken, and the activation supervised, until the completion after the store.
+            with logs.bound(tid=str(ack.transid[0]), activation_id=ack.response.activationId):
+                log.debug("received the result from its invoker")
+                self._resolve(ack.response.activationId, ack.response)
+            return
         with logs.bound(tid=str(ack.transid[0]), activation_id=ack.activationId):
             log.debug("received the completion from invoker%d", ack.instance.instance)
             entry = self._forget(ack.activationId)
@@ -232,6 +240,16 @@ class LoadBalancer:
             namespace = entry.message.user.namespace.name
             self.invokers.release(entry.invoker, entry.memory_mb, system_error=True, namespace=namespace)
             self._resolve(entry.message.activationId, stored)
+
+
+def _acknowledgement(value: bytes) -> CompletionMessage | ResultMessage:
+    """The completion or the result in ``value``: a result has no ``isSystemError`` ([OW] AcknowledgementMessage)."""
+    if type(value) is Serialized and isinstance(value.message, CompletionMessage | ResultMessage):
+        return value.message  # never left this process (pywhisk/messages.py)
+    data = orjson.loads(value)  # then validated from the dict: ~1 µs dearer than from JSON, measured
+    if isinstance(data, dict) and "isSystemError" not in data:
+        return ResultMessage.model_validate(data)
+    return CompletionMessage.model_validate(data)  # a malformed message fails here, as before
 
 
 def _lost_record(entry: InFlight) -> Activation:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -49,9 +50,12 @@ from typing import Any, cast
 logger = logging.getLogger(__name__)
 
 SetPriority = Callable[[int, int, int], None]
-# How long before its time limit a reniced guest's thread goes back to nice 0: two epoch ticks, so that the
-# ticker's pass before the interrupt sees it.
-WIND_DOWN_S = 0.020
+# How many epoch ticks before its time limit a reniced guest's thread goes back to nice 0: the ticker's pass
+# before the one that interrupts it. Counted in ticks, not seconds: the epoch lags the wall clock whenever the
+# ticker waits for the GIL or a core (measured 150-200 ms over a 3 s limit beside 7 loops on 2 vCPUs), and a
+# wall-clock wind-down then left every loop of a wave at nice 0 for that long (docs/benchmarks.md, issue 12).
+WIND_DOWN_TICKS = 1
+TICK_S = 0.010  # the epoch ticker's period (runner.TICK_MS; runner.py imports this module, not the reverse)
 
 
 def own_cpu_clock() -> int:
@@ -71,7 +75,7 @@ class _Run:
     clock: int  # the thread's CPU-time clock
     cpu_at_begin: float
     nice: int = 0
-    deadline: float | None = None  # when its time limit interrupts it (time.monotonic()), if known
+    deadline_tick: int | None = None  # the ticker's pass whose epoch interrupts it (its time limit), if known
     stopped: bool = False  # the guest has left wasm: the rest of the run is host work, at nice 0
 
 
@@ -89,7 +93,7 @@ _current = _Current()
 def guest_deadline(at: float) -> None:
     """The calling thread's guest will be interrupted at ``at`` (``time.monotonic()``): its time limit.
 
-    Its thread goes back to nice 0 shortly before (:data:`WIND_DOWN_S`), from the ticker: a guest interrupted
+    Its thread goes back to nice 0 shortly before (:data:`WIND_DOWN_TICKS`), from the ticker: a guest interrupted
     at its limit returns into Python (the trap, its message) holding the GIL before it can call
     :func:`guest_stopped`, and at nice 19 that would stall the process's nice-0 threads behind it.
     """
@@ -127,12 +131,15 @@ class GuestPriority:
         read_clock: Callable[[int], float] = time.clock_gettime,
         setpriority: SetPriority = os.setpriority,
         clock: Callable[[], float] = time.monotonic,
+        tick_s: float = TICK_S,
     ) -> None:
         if not 0 < nice <= 19:
             raise ValueError("the nice value of long-running guests must be 1-19")
         self.quantum_s, self.nice = quantum_s, nice
         self._cpu_clock, self._read_clock, self._setpriority = cpu_clock, read_clock, setpriority
-        self._clock = clock
+        self._clock, self._tick_s = clock, tick_s
+        # Passes of the ticker so far: the epoch clock every run's deadline counts in (only the ticker writes it).
+        self.ticks = 0
         self._lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
         self._local = _Local()
@@ -147,12 +154,25 @@ class GuestPriority:
             self._runs[tid] = run
         _current.priority = self
 
-    def set_deadline(self, at: float) -> None:
-        """The calling thread's guest is interrupted at ``at`` (:func:`guest_deadline`)."""
+    def set_deadline(self, at: float, tick: int | None = None) -> None:
+        """The calling thread's guest is interrupted at ``at`` (:func:`guest_deadline`), or at the ticker's pass
+        ``tick`` when known (:meth:`deadline_tick` of the same run before a sleep).
+
+        ``at`` becomes a tick as runner.py's ``deadline_ticks`` makes the Store's epoch deadline: the ticks
+        left, rounded up, plus one.
+        """
+        if tick is None:
+            tick = self.ticks + math.ceil(max(0.0, at - self._clock()) / self._tick_s) + 1
         with self._lock:
             run = self._runs.get(threading.get_native_id())
             if run is not None:
-                run.deadline = at
+                run.deadline_tick = tick
+
+    def deadline_tick(self) -> int | None:
+        """The calling thread's run's deadline as a ticker pass (to carry it over a sleep), if known."""
+        with self._lock:
+            run = self._runs.get(threading.get_native_id())
+            return None if run is None else run.deadline_tick
 
     def stop(self) -> None:
         """The calling thread's guest has stopped executing (:func:`guest_stopped`): back to nice 0 now."""
@@ -171,15 +191,17 @@ class GuestPriority:
                 self._restore(run)
 
     def tick(self) -> None:
-        """Renice the threads of guests that have executed longer than the quantum (from the epoch ticker)."""
+        """Renice the threads of guests that have executed longer than the quantum (from the epoch ticker, once
+        per pass, after it advanced the epoch)."""
+        self.ticks += 1
         if not self._runs:
             return
-        now = self._clock()
+        ticks = self.ticks
         with self._lock:
             for run in self._runs.values():
                 if run.stopped:
                     continue
-                if run.deadline is not None and now >= run.deadline - WIND_DOWN_S:
+                if run.deadline_tick is not None and ticks >= run.deadline_tick - WIND_DOWN_TICKS:
                     self._wind_down(run)
                     continue
                 if run.nice >= self.nice:
@@ -223,7 +245,7 @@ class GuestPriority:
             self._setpriority(os.PRIO_PROCESS, run.tid, 0)
         except OSError:  # refused (no CAP_SYS_NICE) or gone: end() retires the thread as usual
             run.stopped = False
-            run.deadline = None
+            run.deadline_tick = None
             return
         run.nice = 0
 

@@ -225,6 +225,8 @@ class ComputeSlots:
         or ``deadline`` (``time.monotonic()``) passed before a slot was free -- its run is over.
         """
         namespace = _held.namespace
+        # The run's deadline in epoch ticks, which the sleep does not change (the epoch may lag the wall clock).
+        deadline_tick = self.priority.deadline_tick() if self.priority is not None else None
         if self.priority is not None:
             # An asleep guest executes nothing: off the priority's list of runs, which the epoch ticker walks every
             # tick (one thread-CPU clock read per run), so 20,000 sleepers cost the ticker nothing.
@@ -246,7 +248,7 @@ class ComputeSlots:
         _held.holding = True
         if self.priority is not None:
             self.priority.begin(namespace)  # its CPU quantum starts again with the slot
-            self.priority.set_deadline(deadline)
+            self.priority.set_deadline(deadline, deadline_tick)
         return True
 
     def _take(self, waiter: Waiter, deadline: float | None) -> bool:

@@ -115,6 +115,21 @@ class CompletionMessage(BaseModel):
         return serialized(self, orjson.dumps(self.model_dump(exclude_none=True)))
 
 
+class ResultMessage(BaseModel):
+    """Invoker → controller: a blocking activation's record before it is stored ([OW] ResultMessage).
+
+    Sent only with ``invoker_result_before_record``; the ``CompletionMessage`` (without the record) follows once
+    the record is stored, and only it frees the load balancer's slot. Told apart from a completion by its lack
+    of ``isSystemError``, as OpenWhisk's ``AcknowledgementMessage.parse`` does.
+    """
+
+    transid: list[Any]
+    response: Activation
+
+    def serialize(self) -> bytes:
+        return serialized(self, orjson.dumps(self.model_dump(exclude_none=True)))
+
+
 class CacheKey(BaseModel):
     """What a cache entry is about: an entity's document id (``ns/name``, ``ns/pkg/name``), as OpenWhisk's."""
 

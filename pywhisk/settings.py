@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # An idle instance whose executor can pause (Docker) is paused after this ([OW] pause-grace: 10 s).
     pause_grace_s: float = Field(default=10.0, ge=0)
 
+    # A blocking activation's record goes to its controller before it is stored, as OpenWhisk's ResultMessage
+    # (the caller is answered without waiting for the store; the completion that frees the slot still follows
+    # the store, and the bus message is still acknowledged only then). Off: the answer comes after the record is
+    # stored, so a record listed right after a blocking answer is there (docs/benchmarks.md, issue 15).
+    invoker_result_before_record: bool = False
     # Activations one invoker holds in progress (running or queued in its pool) before reading more.
     invoker_max_in_progress: int = Field(default=10_000, ge=1)
     # MB of actions (their code, parameters, annotations) an invoker keeps read; one action takes at most half.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -264,3 +265,111 @@ def test_code_of_an_action_reaches_every_invoker(deployment: Deployment) -> None
             json={"exec": {"kind": "wasm:wasi", "code": wasm_code("echo")}},
         ).raise_for_status()
         assert invoke(api, "changing", {"name": "two"}, result="true").json() == {"name": "two"}
+
+
+class _HoldingProxy:
+    """A TCP proxy in front of CouchDB that holds back activation-record writes (``_bulk_docs`` on the
+    activations database) while ``hold`` is set: the store is slow, on demand, and everything else passes."""
+
+    def __init__(self, upstream: str) -> None:
+        self._upstream_host, port = upstream.removeprefix("http://").split(":")
+        self._upstream_port = int(port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._released = asyncio.Event()
+        self.held = 0  # record writes waiting at the proxy so far
+        self.port = 0
+
+    def __enter__(self) -> _HoldingProxy:
+        self._thread.start()
+        server = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop)
+        self._server = server.result(timeout=10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.release()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def hold(self) -> None:
+        self._loop.call_soon_threadsafe(self._released.clear)
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._released.set)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(self._upstream_host, self._upstream_port)
+
+        async def requests() -> None:
+            while chunk := await client_reader.read(65536):
+                # httpx writes a request's head in one piece, so its request line is at the start of a chunk.
+                line = chunk.split(b"\r\n", 1)[0]
+                if line.startswith(b"POST /") and b"activations/_bulk_docs" in line and not self._released.is_set():
+                    self.held += 1
+                    await self._released.wait()
+                upstream_writer.write(chunk)
+                await upstream_writer.drain()
+            upstream_writer.close()
+
+        async def responses() -> None:
+            while chunk := await upstream_reader.read(65536):
+                client_writer.write(chunk)
+                await client_writer.drain()
+            client_writer.close()
+
+        with contextlib.suppress(ConnectionError):
+            await asyncio.gather(requests(), responses())
+
+
+def test_result_before_record_answers_a_blocking_invoke_while_its_record_is_being_stored(
+    kafka_broker: str, couchdb_url: str, tmp_path: Path
+) -> None:
+    """With ``invoker_result_before_record`` the blocking caller gets its result while the record's write is
+    still held at the store; the bus message stays unacknowledged until the record is stored, and exactly one
+    record is stored. (Without the setting the answer waits for the store: here, past the blocking wait, 202.)"""
+    with _HoldingProxy(couchdb_url) as proxy:
+        deployment = start_deployment(
+            kafka_broker,
+            couchdb_url,
+            tmp_path,
+            invokers=1,
+            invoker_env={
+                "PYWHISK_COUCHDB_URL": f"http://127.0.0.1:{proxy.port}",
+                "PYWHISK_INVOKER_RESULT_BEFORE_RECORD": "true",
+            },
+            controller_env={"PYWHISK_MAX_BLOCKING_WAIT_MS": "10000"},
+        )
+        try:
+            with deployment.client() as api:
+                create_wasm_action(api, "early", "hello")
+                assert invoke(api, "early", {"name": "warm"}).status_code == 200  # its instance is warm now
+                prefix = deployment.prefix
+                deadline = time.monotonic() + 30
+                while asyncio.run(_unacknowledged(deployment.bootstrap_servers, prefix, 0)):
+                    assert time.monotonic() < deadline, "the invoker never acknowledged the first activation"
+                    time.sleep(0.1)
+                proxy.hold()
+                answer = invoke(api, "early", {"name": "early"})
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["response"]["result"] == {"greeting": "Hello, early!"}
+                activation_id = answer.json()["activationId"]
+                deadline = time.monotonic() + 30
+                while proxy.held == 0:  # the write comes after the result: wait until it is at the proxy
+                    assert time.monotonic() < deadline, "the record was never written"
+                    time.sleep(0.01)
+                assert api.get(f"/namespaces/_/activations/{activation_id}").status_code == 404, "not stored yet"
+                assert asyncio.run(_unacknowledged(deployment.bootstrap_servers, prefix, 0)) == 1
+                proxy.release()
+                record = wait_for_record(api, activation_id)
+                assert record["response"]["result"] == {"greeting": "Hello, early!"}
+                while asyncio.run(_unacknowledged(deployment.bootstrap_servers, prefix, 0)):
+                    assert time.monotonic() < deadline, "the invoker never acknowledged the activation"
+                    time.sleep(0.1)
+                count = api.get("/namespaces/_/activations", params={"name": "early", "count": "true"}).json()
+                assert count["activations"] == 2
+        finally:
+            proxy.release()  # or a held write would hold up the invoker's drain
+            deployment.stop()

@@ -61,6 +61,10 @@ class SwitchableStore(SqliteStore):
         self._check()
         return await super().list_activation_summaries(query)
 
+    async def list_activation_summaries_api(self, query: ActivationQuery) -> list[dict[str, Any]]:
+        self._check()
+        return await super().list_activation_summaries_api(query)
+
 
 Whisk = InProcessWhisk[SwitchableStore, ScriptedExecutor]
 

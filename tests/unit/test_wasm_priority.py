@@ -15,13 +15,15 @@ from concurrent.futures import Future
 import pytest
 
 from executor_wasm.priority import (
-    WIND_DOWN_S,
+    TICK_S,
+    WIND_DOWN_TICKS,
     GuestPriority,
     RetiringThreadPool,
     guest_deadline,
     guest_stopped,
     nice_for,
 )
+from executor_wasm.runner import TICK_MS, deadline_ticks
 from executor_wasm.settings import WasmSettings
 from executor_wasm.sleeps import host_sleep, run_deadline
 from executor_wasm.slots import ComputeSlots
@@ -162,7 +164,10 @@ def test_a_reniced_guest_goes_back_to_nice_0_just_before_its_time_limit() -> Non
     guests.tick()
     assert fake.calls == [(ME, 19)]
 
-    now[0] += 3.0 - WIND_DOWN_S / 2
+    # The Store's epoch deadline is deadline_ticks(3000) passes of the ticker away: the pass before it winds down.
+    for _ in range(deadline_ticks(3000) - WIND_DOWN_TICKS - 2):
+        guests.tick()
+    assert fake.calls == [(ME, 19)], "still long-running one tick before the wind-down"
     clocks.add(1.0)
     guests.tick()
     guests.tick()
@@ -170,6 +175,30 @@ def test_a_reniced_guest_goes_back_to_nice_0_just_before_its_time_limit() -> Non
     guest_stopped()
     guests.end()
     assert fake.calls == [(ME, 19), (ME, 0)]
+
+
+def test_the_wind_down_follows_the_epoch_not_the_wall_clock() -> None:
+    # Beside CPU-bound guests the ticker waits for the GIL and a core: its epoch lagged the wall clock by 150-200
+    # ms over a 3 s limit. Wound down by the wall clock, each loop then ran that long at nice 0 before its interrupt,
+    # and a wave of 7 of them starved the event loop (the cpu class's 300 ms hellos, docs/benchmarks.md issue 12).
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority()
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    guests.begin("mallory")
+    guest_deadline(now[0] + 3.0)
+    clocks.add(1.0)
+    guests.tick()
+    now[0] += 3.0  # the wall clock is at the limit, the epoch only a tenth of the way there
+    for _ in range(30):
+        guests.tick()
+    assert fake.calls == [(ME, 19)] and guests.executing() == {ME: 19}
+    guests.end()
+
+
+def test_the_priority_counts_ticks_as_the_epoch_ticker_does() -> None:
+    assert TICK_S == TICK_MS / 1000
 
 
 def test_a_guest_whose_wind_down_is_refused_keeps_its_nice_until_its_run_ends() -> None:
@@ -183,7 +212,8 @@ def test_a_guest_whose_wind_down_is_refused_keeps_its_nice_until_its_run_ends() 
     clocks.add(1.0)
     guests.tick()
     now[0] += 1.0
-    guests.tick()
+    for _ in range(deadline_ticks(1000)):
+        guests.tick()
     guests.end()
 
     assert fake.nice[ME] == 19 and guests.must_retire()
@@ -318,6 +348,26 @@ def test_the_compute_slots_report_each_runs_start_and_end_across_a_sleep() -> No
     # Awake again, the guest starts a fresh quantum at nice 0: its sleep used no CPU.
     assert events == [{ME: 0}, {ME: 19}, {ME: 0}, {}]
     assert fake.calls == [(ME, 19), (ME, 0)], "back to nice 0 before the slot is given back"
+
+
+def test_a_guest_keeps_its_deadline_in_ticks_across_a_sleep() -> None:
+    # Its Store's epoch deadline does not move while it sleeps; the wall clock would put it earlier when the
+    # epoch lags, and wind the guest down too soon.
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority()
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    slots = ComputeSlots(2, priority=guests)
+    with slots.held("mallory"):
+        guest_deadline(now[0] + 1.0)
+        before = guests.deadline_tick()
+        now[0] += 0.5  # half the wall-clock time passes, but no tick
+        with run_deadline(WAIT_S):
+            host_sleep(0.0)
+        after = guests.deadline_tick()
+
+    assert before == deadline_ticks(1000) and after == before
 
 
 def test_an_asleep_guest_is_not_among_the_runs_the_ticker_walks() -> None:
