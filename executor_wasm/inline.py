@@ -43,8 +43,7 @@ from wasmtime import _ffi as ffi
 
 from executor_wasm.cache import CompiledModule, create_engine
 from executor_wasm.grants import NO_GRANTS, Grants
-from executor_wasm.limits import MODULE, GuestBudget
-from executor_wasm.runner import _TIMED_OUT, RunSpec, _execute, _proxy_result
+from executor_wasm.runner import _TIMED_OUT, RunSpec, _execute, _proxy_result, new_store
 from executor_wasm.stdio import OUTPUT_SLACK, WASI, Stdin, captured_output, define_fd_write
 from pywhisk.executor import ProxyResult
 
@@ -211,15 +210,8 @@ class InlineRunner:
         """
         started = time.perf_counter()
         with captured_output(spec.log_limit_bytes + OUTPUT_SLACK) as (stdout, stderr), Stdin() as stdin:
-            store = wasmtime.Store(self.engine)
-            budget = GuestBudget.of(spec.memory_bytes, MODULE)
-            budget.apply(store)
-            store.set_epoch_deadline(1)  # the timer's tick, and nothing else, advances this Engine's epoch
-            wasi = wasmtime.WasiConfig()
-            wasi.argv = [spec.argv0]
-            wasi.env = list(spec.env.items())
-            stdin.attach(wasi, spec.stdin)
-            store.set_wasi(wasi)
+            # Epoch deadline 1: the timer's tick, and nothing else, advances this Engine's epoch.
+            store, budget = new_store(self.engine, spec, stdin, 1)
             cpu = time.thread_time()
             self.timer.arm()
             try:

@@ -59,6 +59,23 @@ def deadline_ticks(timeout_ms: int) -> int:
     return math.ceil(timeout_ms / TICK_MS) + 1
 
 
+def new_store(
+    engine: wasmtime.Engine, spec: RunSpec, stdin: Stdin, epoch_deadline: int
+) -> tuple[wasmtime.Store, GuestBudget]:
+    """A fresh Store for one run of ``spec``: its memory budget, epoch deadline, argv, env, preopens and stdin."""
+    store = wasmtime.Store(engine)
+    budget = GuestBudget.of(spec.memory_bytes, MODULE)
+    budget.apply(store)
+    store.set_epoch_deadline(epoch_deadline)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = [spec.argv0]
+    wasi.env = list(spec.env.items())
+    apply_preopens(wasi, spec.grants)
+    stdin.attach(wasi, spec.stdin)  # stdout and stderr: the linker's fd_write (stdio.py)
+    store.set_wasi(wasi)
+    return store, budget
+
+
 def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec) -> ProxyResult:
     """Instantiate ``compiled`` in a fresh Store, call ``_start`` and report like an action proxy."""
     started = time.perf_counter()
@@ -68,16 +85,7 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
         Stdin() as stdin,
         run_deadline(spec.timeout_ms / 1000),
     ):
-        store = wasmtime.Store(engine)
-        budget = GuestBudget.of(spec.memory_bytes, MODULE)
-        budget.apply(store)
-        store.set_epoch_deadline(deadline_ticks(spec.timeout_ms))
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = [spec.argv0]
-        wasi.env = list(spec.env.items())
-        apply_preopens(wasi, spec.grants)
-        stdin.attach(wasi, spec.stdin)  # stdout and stderr: the linker's fd_write (stdio.py)
-        store.set_wasi(wasi)
+        store, budget = new_store(engine, spec, stdin, deadline_ticks(spec.timeout_ms))
         guest_deadline(time.monotonic() + spec.timeout_ms / 1000)  # nice 0 again just before it (priority.py)
         try:
             outcome = _execute(store, compiled, budget.memory_bytes)
