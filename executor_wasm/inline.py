@@ -54,6 +54,8 @@ SHORT_MS = 5.0  # a run shorter than this (wall clock: a pooled run waits for th
 SHORT_RUNS = 8  # short runs in a row before the first inline run of an instance
 MAX_STREAK = 1024
 MODULES = 256  # inline copies of compiled modules kept (least recently used first out)
+# A compiled artifact bigger than this is never loaded on the loop (its first load there would hold it too long).
+MAX_ARTIFACT_BYTES = 8 * 1_048_576
 
 # WASI calls that return without waiting: a module importing anything else never runs inline.
 INLINE_IMPORTS = frozenset(
@@ -192,6 +194,9 @@ class InlineRunner:
                 self._modules.move_to_end(compiled.digest)
                 return found
         try:
+            if artifact.stat().st_size > MAX_ARTIFACT_BYTES:
+                logger.info("module %s does not run inline: its compiled artifact is too big", compiled.digest[:12])
+                return None
             module = wasmtime.Module.deserialize_file(self.engine, str(artifact))
             inline = CompiledModule(compiled.digest, module, self.linker.instantiate_pre(module))
         except (wasmtime.WasmtimeError, OSError) as error:

@@ -1,12 +1,23 @@
-"""Unit tests of when a warm WASM guest may run on the loop (executor_wasm/inline.py): streaks and imports."""
+"""Unit tests of when a warm WASM guest may run on the loop (executor_wasm/inline.py): streaks, imports, size."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import wasmtime
 
+from executor_wasm import inline
+from executor_wasm.cache import CompiledModule
 from executor_wasm.grants import NO_GRANTS
-from executor_wasm.inline import MAX_STREAK, SHORT_MS, SHORT_RUNS, Streak, may_run_inline
+from executor_wasm.inline import (
+    MAX_STREAK,
+    SHORT_MS,
+    SHORT_RUNS,
+    InlineRunner,
+    Streak,
+    may_run_inline,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +56,20 @@ def test_only_modules_importing_calls_that_never_wait_may_run_inline() -> None:
     assert not may_run_inline(module("wasi_snapshot_preview1.path_open"), NO_GRANTS)
     assert not may_run_inline(module("wasi_snapshot_preview1.sock_accept"), NO_GRANTS)
     assert not may_run_inline(module("http.get"), NO_GRANTS)
+
+
+def test_a_module_whose_compiled_artifact_is_too_big_never_loads_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = InlineRunner()
+    try:
+        module = wasmtime.Module(runner.engine, '(module (func (export "_start")))')
+        artifact = tmp_path / "module.cwasm"
+        artifact.write_bytes(module.serialize())
+        compiled = CompiledModule("d" * 64, module, runner.linker.instantiate_pre(module))
+        monkeypatch.setattr(inline, "MAX_ARTIFACT_BYTES", artifact.stat().st_size - 1)
+        assert runner.module(compiled, artifact) is None
+        monkeypatch.setattr(inline, "MAX_ARTIFACT_BYTES", artifact.stat().st_size)
+        assert runner.module(compiled, artifact) is not None  # the same artifact, within the bound
+    finally:
+        runner.close()
