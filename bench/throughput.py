@@ -6,6 +6,7 @@
     python bench/throughput.py --baseline /tmp/before # and a standalone from another source tree (A/B)
     python bench/throughput.py --distributed --workers 1 --workers 2   # each pywhisk target with 1 and 2 workers
     python bench/throughput.py --distributed --no-standalone --variant PYWHISK_KAFKA_LINGER_MS=0  # Kafka tuning A/B
+    python bench/throughput.py --distributed --no-standalone --variant INVOKERS=1  # 1 invoker instead of 2
 
 Every target gets ``wrk -t1 -cC -dDs -s bench/invoke.lua`` (blocking invokes with the guest's Basic auth, the same
 JSON body), round after round, the targets interleaved within each round so a noisy neighbour on the shared
@@ -63,6 +64,9 @@ class Target:
     rates: list[float] = field(default_factory=list)
     latencies: list[str] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU (all its processes) per answered request
+    # Answered requests per second from wrk's start until the last of their records was stored.
+    recorded_rates: list[float] = field(default_factory=list)
+    activations_db: str | None = None  # distributed: the CouchDB database its records go to
     errors: int = 0
     answered: int = 0
 
@@ -135,21 +139,28 @@ def main() -> None:
             for variant in args.variant
         ]
         for n, (suffix, variant_env) in enumerate(distributed if args.distributed else []):
+            # INVOKERS=N in a variant is the deployment's invoker count, not a setting.
+            invokers = int(variant_env.pop("INVOKERS", "2"))
             deployment = start_deployment(
                 "127.0.0.1:9092",
                 "http://127.0.0.1:5984",
                 work_dir / f"distributed-{n}",
+                invokers=invokers,
                 controller_env={**env, **variant_env},
                 invoker_env={**env, **variant_env},
             )
             deployments.append(deployment)
             pids = {f"controller{i}": p.pid for i, (p, _) in deployment.controller_procs.items()}
             pids |= {f"invoker{i}": p.pid for i, p in deployment.invoker_procs.items()}
-            targets.append(Target(f"pywhisk distributed{suffix}", prepare(deployment.apihost()), pids))
+            target = Target(f"pywhisk distributed{suffix}", prepare(deployment.apihost()), pids)
+            # The database's document count: cheap, where the API's count would build a view on every poll.
+            target.activations_db = f"http://127.0.0.1:5984/{deployment.prefix}activations"
+            targets.append(target)
         for target in targets:
             wait_answering(target.url)
             wrk(target, args.connections, 2)  # warm-up: lazy imports, first instances, JIT-free but cache-cold
             target.rates.clear()
+            target.recorded_rates.clear()
             target.latencies.clear()
             target.errors = target.answered = 0
         for _ in range(args.rounds):
@@ -176,7 +187,12 @@ def main() -> None:
         for target in targets:
             if not target.name.endswith("floor"):
                 records = count_records(target.url)
-                say(f"{target.name}: {records} records for {target.answered} answered invokes (+ warm-ups)")
+                recorded = " ".join(f"{rate:.0f}" for rate in target.recorded_rates)
+                say(
+                    f"{target.name}: {records} records for {target.answered} answered invokes (+ warm-ups); "
+                    f"recorded/s (answered until the last record stored) median "
+                    f"{statistics.median(target.recorded_rates):.0f}, rounds {recorded}"
+                )
         if args.profile:
             args.out.mkdir(parents=True, exist_ok=True)
             for target in targets:
@@ -232,7 +248,10 @@ def wait_answering(url: str, timeout_s: float = 60.0) -> None:
 
 
 def wrk(target: Target, connections: int, duration: int) -> None:
+    pywhisk = not target.name.endswith("floor")
+    recorded_before = record_count(target) if pywhisk else 0
     cpu_before = sum(tree_cpu_seconds(pid) for pid in target.pids.values())
+    started = time.monotonic()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(INVOKE_LUA), target.url],
         capture_output=True,
@@ -246,11 +265,33 @@ def wrk(target: Target, connections: int, duration: int) -> None:
     if rate is None or done is None:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     target.rates.append(float(rate.group(1)))
+    if pywhisk:
+        # A record may trail its answer (distributed: the result goes ahead of the store write). Wait until this
+        # run's records are all there, so the records still being written neither go uncounted in this target's
+        # CPU nor slow the next target, and rate the run by the time until its last record too.
+        deadline = time.monotonic() + 60
+        while record_count(target) - recorded_before < int(done.group(1)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        target.recorded_rates.append(int(done.group(1)) / (time.monotonic() - started))
     cpu = sum(tree_cpu_seconds(pid) for pid in target.pids.values()) - cpu_before
     target.cpu_us.append(cpu * 1e6 / max(1, int(done.group(1))))
     target.latencies.append(latency.group(1) if latency else "?")
     target.errors += int(errors.group(1)) if errors else 0
     target.answered += int(done.group(1))
+
+
+def record_count(target: Target) -> int:
+    if target.activations_db is not None:
+        return int(httpx.get(target.activations_db, timeout=60).json()["doc_count"])
+    apihost = target.url.split("/api/v1/")[0]
+    uuid, key = GUEST_AUTH.split(":")
+    answer = httpx.get(
+        f"{apihost}/api/v1/namespaces/_/activations",
+        params={"name": ACTION, "count": "true"},
+        auth=(uuid, key),
+        timeout=60,
+    )
+    return int(answer.json()["activations"])
 
 
 def count_records(invoke_url: str) -> int:

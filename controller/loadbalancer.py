@@ -192,7 +192,7 @@ class LoadBalancer:
     def _on_completion(self, value: bytes) -> None:
         ack = _acknowledgement(value)
         if isinstance(ack, ResultMessage):
-            # The record ahead of its store write (invoker_result_before_record): answer the blocking caller;
+            # The record ahead of its store write (result_before_record): answer the blocking caller;
             # the slot stays taken, and the activation supervised, until the completion after the store.
             with logs.bound(tid=str(ack.transid[0]), activation_id=ack.response.activationId):
                 log.debug("received the result from its invoker")

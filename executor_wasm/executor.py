@@ -34,11 +34,12 @@ from executor_wasm.compiler import CompilerPool
 from executor_wasm.grants import NO_GRANTS, GrantDenied, GrantPolicy, Grants, create_linker
 from executor_wasm.inline import InlineRunner, Overran, Streak, may_run_inline
 from executor_wasm.priority import GuestPriority, RetiringThreadPool
-from executor_wasm.runner import EpochTicker, RunSpec, run_module
+from executor_wasm.runner import RunSpec, run_module
 from executor_wasm.settings import WasmSettings, map_count_warning
 from executor_wasm.sleeps import define_poll_oneoff
 from executor_wasm.slots import ComputeSlots, SlotsClosed, Waiter
 from executor_wasm.stdio import define_fd_write, params_json
+from executor_wasm.ticker import EpochTicker
 from executor_wasm.unzip import ZipRefused, read_member
 from pywhisk.errors import ExecutorError
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest

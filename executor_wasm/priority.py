@@ -7,13 +7,18 @@ hello guest, which then waits behind them in every time slice (docs/benchmarks.m
 
 Classic Unix answered this with decay-usage scheduling: a process that has used the CPU for a while loses
 priority, so short interactive work preempts it. Here: a guest runs at nice 0 for its first ``quantum`` of CPU
-time -- a hello uses well under 1 ms and never leaves it -- and the epoch ticker (runner.py), which wakes every
+time -- a hello uses well under 1 ms and never leaves it -- and the epoch ticker (ticker.py), which wakes every
 tick anyway, renices the thread of a guest that has used more to ``nice`` (19 by default: weight 15 against
 1024 at nice 0, so a thread at nice 0 that is ready to run gets ~98 % of a core it shares with one such guest,
 and ~90 % against seven). Linux nice is per thread (``setpriority(PRIO_PROCESS, tid)``); raising it needs no
 privilege. Worked example: 7 ``loop`` guests of namespace A and the event loop on 2 vCPUs; 10-20 ms after each
 loop starts its thread is at nice 19, and from then on a request arriving on the event loop or a hello guest of
 B runs as soon as it is runnable, the loops taking what is left.
+
+Usage is also judged by namespace (decay usage per namespace, as fair-share schedulers do): once a namespace's
+guest has been reniced, the namespace is *hot* for ``HOT_S`` and its next runs are reniced at the ticker's first
+pass, without a quantum of their own. Otherwise each wave of a namespace's CPU-bound guests (they start
+together as the previous wave reaches its time limit) would run at nice 0 until each had used its quantum.
 
 Usage is the CPU time the run's thread has consumed (its ``pthread_getcpuclockid`` clock), not the time since
 it started: a hello that waits for a core on a loaded machine is not reniced for waiting, and a guest asleep
@@ -47,14 +52,24 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, cast
 
+from executor_wasm.ticker import epoch_lag
+
 logger = logging.getLogger(__name__)
 
 SetPriority = Callable[[int, int, int], None]
-# How many epoch ticks before its time limit a reniced guest's thread goes back to nice 0: the ticker's pass
-# before the one that interrupts it. Counted in ticks, not seconds: the epoch lags the wall clock whenever the
-# ticker waits for the GIL or a core (measured 150-200 ms over a 3 s limit beside 7 loops on 2 vCPUs), and a
-# wall-clock wind-down then left every loop of a wave at nice 0 for that long (docs/benchmarks.md, issue 12).
-WIND_DOWN_TICKS = 1
+# How many epoch ticks before its time limit a reniced guest's thread goes back to nice 0. The ticker (ticker.py)
+# calls :meth:`GuestPriority.tick` before it advances the epoch, so 0 is the pass that interrupts the guest, just
+# before its epoch moves: the guest traps and returns into Python (which needs the GIL) at nice 0, and a wave of
+# 7 loops reaching their limits together no longer spends a whole tick at nice 0 beside the event loop first.
+# Counted in ticks, not seconds: a wall-clock wind-down left every loop of a wave at nice 0 for as long as the
+# epoch lagged (150-200 ms over a 3 s limit beside 7 loops on 2 vCPUs, docs/benchmarks.md, issue 12).
+WIND_DOWN_TICKS = 0
+# How long a namespace stays *hot* after one of its guests was reniced: the namespace's next runs are reniced at
+# the ticker's first pass instead of after a CPU quantum of their own (decay usage by namespace, fair-share
+# scheduling's idea). Without it each wave of a namespace's CPU-bound guests (7 start together as the previous 7
+# reach their limits) ran at nice 0 until each had used 10 ms of CPU -- ~40 ms of wall time for 7 threads on
+# 2 vCPUs, with the event loop getting ~2/9 of the cores meanwhile (docs/benchmarks.md, issue 12).
+HOT_S = 1.0
 TICK_S = 0.010  # the epoch ticker's period (runner.TICK_MS; runner.py imports this module, not the reverse)
 
 
@@ -75,6 +90,7 @@ class _Run:
     clock: int  # the thread's CPU-time clock
     cpu_at_begin: float
     nice: int = 0
+    quantum_s: float = 0.0  # CPU time at nice 0 before it is reniced: 0 for a hot namespace's run
     deadline_tick: int | None = None  # the ticker's pass whose epoch interrupts it (its time limit), if known
     stopped: bool = False  # the guest has left wasm: the rest of the run is host work, at nice 0
 
@@ -142,6 +158,7 @@ class GuestPriority:
         self.ticks = 0
         self._lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
+        self._hot: dict[str, float] = {}  # namespace -> until when its runs skip the quantum (HOT_S)
         self._local = _Local()
         self.reniced = 0  # runs whose thread was reniced (counters: for tests and measurements)
         self.retired = 0  # threads left niced because the kernel refused to lower them again
@@ -149,8 +166,17 @@ class GuestPriority:
     def begin(self, namespace: str) -> None:
         """The calling thread's guest starts executing (it holds a compute slot)."""
         tid, clock = threading.get_native_id(), self._cpu_clock()
-        run = _Run(tid, namespace, clock, self._read_clock(clock))
+        run = _Run(tid, namespace, clock, self._read_clock(clock), quantum_s=self.quantum_s)
         with self._lock:
+            hot_until = self._hot.get(namespace)
+            if hot_until is not None:
+                if hot_until > self._clock():
+                    # Reniced at the ticker's next pass, from its thread: by then the guest executes wasm without
+                    # the GIL. Renicing here, on the run's own thread, would leave it holding the GIL at nice 19
+                    # through the Store's setup, beside the namespace's other CPU-bound guests.
+                    run.quantum_s = 0.0
+                else:
+                    del self._hot[namespace]
             self._runs[tid] = run
         _current.priority = self
 
@@ -162,7 +188,8 @@ class GuestPriority:
         left, rounded up, plus one.
         """
         if tick is None:
-            tick = self.ticks + math.ceil(max(0.0, at - self._clock()) / self._tick_s) + 1
+            # epoch_lag(): as runner.py's deadline_ticks counts it, from the epoch the ticker owes the wall clock.
+            tick = self.ticks + epoch_lag() + math.ceil(max(0.0, at - self._clock()) / self._tick_s) + 1
         with self._lock:
             run = self._runs.get(threading.get_native_id())
             if run is not None:
@@ -190,29 +217,42 @@ class GuestPriority:
             if run is not None and not run.stopped:
                 self._restore(run)
 
-    def tick(self) -> None:
-        """Renice the threads of guests that have executed longer than the quantum (from the epoch ticker, once
-        per pass, after it advanced the epoch)."""
-        self.ticks += 1
-        if not self._runs:
-            return
-        ticks = self.ticks
-        with self._lock:
-            for run in self._runs.values():
-                if run.stopped:
-                    continue
-                if run.deadline_tick is not None and ticks >= run.deadline_tick - WIND_DOWN_TICKS:
-                    self._wind_down(run)
-                    continue
-                if run.nice >= self.nice:
-                    continue
+    def tick(self, passes: int = 1) -> None:
+        """Renice the threads of guests that have executed longer than their quantum, and wind down those whose
+        limit this pass reaches (from the epoch ticker, once per pass, *before* it adds ``passes`` ticks to the
+        epoch: ticker.py)."""
+        ticks = self.ticks + passes
+        if self._runs:
+            with self._lock:
+                self._pass(ticks)
+        self.ticks = ticks
+
+    def _pass(self, ticks: int) -> None:
+        hot: list[str] = []  # namespaces with a reniced guest executing (or reaching its limit) now
+        for run in self._runs.values():
+            if run.stopped:
+                continue
+            if run.deadline_tick is not None and ticks >= run.deadline_tick - WIND_DOWN_TICKS:
+                if run.nice:
+                    hot.append(run.namespace)
+                self._wind_down(run)
+                continue
+            if run.nice < self.nice:
                 try:
                     executed = self._read_clock(run.clock) - run.cpu_at_begin
                 except OSError:  # the thread is gone: its run ends anyway
                     continue
-                wanted = nice_for(executed, self.quantum_s, self.nice)
+                wanted = nice_for(executed, run.quantum_s, self.nice)
                 if wanted > run.nice:
                     self._renice(run, wanted)
+            if run.nice:
+                hot.append(run.namespace)
+        if hot:
+            now = self._clock()
+            if len(self._hot) > 1024:  # namespaces that cooled down and started nothing since: forget them
+                self._hot = {namespace: until for namespace, until in self._hot.items() if until > now}
+            for namespace in hot:
+                self._hot[namespace] = now + HOT_S
 
     def must_retire(self) -> bool:
         """Whether the calling thread was left niced by its last run and must not take another."""

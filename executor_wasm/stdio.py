@@ -31,6 +31,7 @@ from typing import Literal
 import orjson
 import wasmtime
 from wasmtime import _ffi as ffi
+from wasmtime import _func as _wasmtime_func
 
 from pywhisk.activation import Messages, format_log_line
 
@@ -63,6 +64,7 @@ WASI = "wasi_snapshot_preview1"
 _IOVEC = struct.Struct("<II")  # buf, buf_len
 _SIZE = struct.Struct("<I")
 _ERRNO_BADF, _ERRNO_FAULT, _ERRNO_INVAL, _ERRNO_PERM = 8, 21, 28, 63
+_EXTERN_MEMORY = 3  # WASMTIME_EXTERN_MEMORY
 
 
 class _Outputs(threading.local):
@@ -93,11 +95,28 @@ def captured_output(cap: int) -> Iterator[tuple[bytearray, bytearray]]:
 def define_fd_write(linker: wasmtime.Linker) -> None:
     """Replace WASI's ``fd_write`` in ``linker`` (call after ``define_wasi``): descriptors 1 and 2 go to
     the buffers of :func:`captured_output`, every other one is refused with EBADF (a ``wasm:wasi``
-    action has nothing else to write to: its preopens are read-only)."""
+    action has nothing else to write to: its preopens are read-only).
+
+    It is defined through the C API's unchecked form (:func:`_raw_fd_write`): wasmtime-py's ``define_func``
+    trampoline wraps every call in a ``Caller``, a ``Val`` per argument and the result, and the memory
+    lookup in a ``Memory`` object: ~30 µs a call there, ~8 µs this way (hello makes two per run; issue 15,
+    docs/benchmarks.md). Where wasmtime-py's private bindings moved, the public road (:func:`_fd_write`)."""
     i32 = wasmtime.ValType.i32()
+    ty = wasmtime.FuncType([i32] * 4, [i32])
     linker.allow_shadowing = True
-    linker.define_func(WASI, "fd_write", wasmtime.FuncType([i32] * 4, [i32]), _fd_write, access_caller=True)
-    linker.allow_shadowing = False
+    try:
+        if _DEFINE_UNCHECKED is None:
+            linker.define_func(WASI, "fd_write", ty, _fd_write, access_caller=True)
+            return
+        linker_ptr = ctypes.cast(linker.ptr(), ctypes.c_void_p).value
+        ty_ptr = ctypes.cast(ty.ptr(), ctypes.c_void_p).value
+        error = _DEFINE_UNCHECKED(
+            linker_ptr, WASI.encode(), len(WASI), b"fd_write", 8, ty_ptr, _RAW_FD_WRITE, None, None
+        )
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+    finally:
+        linker.allow_shadowing = False
 
 
 def host_call() -> None:
@@ -122,6 +141,7 @@ def _pause() -> None:
 
 
 def _fd_write(caller: wasmtime.Caller, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
+    """``fd_write`` through wasmtime-py's ``define_func`` (the fallback of :func:`define_fd_write`)."""
     host_call()
     streams = _outputs.streams
     if streams is None or fd not in (1, 2):
@@ -130,13 +150,93 @@ def _fd_write(caller: wasmtime.Caller, fd: int, iovs_ptr: int, iovs_len: int, nw
     iovs_len &= 0xFFFF_FFFF
     if not isinstance(memory, wasmtime.Memory) or iovs_len > IOV_MAX:
         return refused(_ERRNO_INVAL)
+    base = ctypes.addressof(memory.data_ptr(caller).contents)
+    return _write(streams, fd, base, memory.data_len(caller), iovs_ptr, iovs_len, nwritten_ptr)
+
+
+# Wasmtime's unchecked host function: (env, caller, the arguments and results, their count) -> a trap or NULL.
+_UNCHECKED_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
+)
+# The C functions an ``fd_write`` call needs, bound as ``PYFUNCTYPE``: they return at once, so they keep the GIL
+# (a ``CDLL`` call releases and re-takes it around each one) and take and give plain addresses (no ctypes
+# pointer objects to build). Wasmtime's C API (wasmtime/extern.h, func.h, memory.h, linker.h).
+try:
+    _EXPORT_GET = ctypes.PYFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p)(
+        ("wasmtime_caller_export_get", ffi.dll)
+    )
+    _CALLER_CONTEXT = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(("wasmtime_caller_context", ffi.dll))
+    _MEMORY_DATA = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+        ("wasmtime_memory_data", ffi.dll)
+    )
+    _MEMORY_DATA_SIZE = ctypes.PYFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p)(
+        ("wasmtime_memory_data_size", ffi.dll)
+    )
+    _DEFINE_UNCHECKED = ctypes.PYFUNCTYPE(
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+        _UNCHECKED_CALLBACK,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    )(("wasmtime_linker_define_func_unchecked", ffi.dll))
+except AttributeError:  # a Wasmtime without them: wasmtime-py's define_func (define_fd_write)
+    _DEFINE_UNCHECKED = None  # type: ignore[assignment]
+# wasmtime_extern_t: a kind byte, then (at 8) the union holding a wasmtime_memory_t; 32 bytes in all.
+_EXTERN_BYTES, _EXTERN_OF = 32, 8
+# The four i32 arguments, each the first 4 bytes of a 16-byte wasmtime_val_raw_t; the result goes to the first.
+_ARGS = struct.Struct("<i12xi12xi12xi12x")
+
+
+def _raw_fd_write(_env: int, caller: int, values: int, _count: int) -> int:
+    """``fd_write`` as Wasmtime's unchecked host function: its four i32 at ``values``, the errno back there.
+
+    An exception (a bug of ours) becomes a trap carrying it, as wasmtime-py's trampoline does, so the runner
+    reports it the same way (runner.py ``_execute``).
+    """
+    try:
+        fd, iovs_ptr, iovs_len, nwritten_ptr = _ARGS.unpack(ctypes.string_at(values, _ARGS.size))
+        ctypes.c_int32.from_address(values).value = _raw_write(caller, fd, iovs_ptr, iovs_len, nwritten_ptr)
+        return 0
+    except BaseException as error:
+        _wasmtime_func.LAST_EXCEPTION = error  # type: ignore[assignment]  # wasmtime-py's trampoline keeps any
+        trap = wasmtime.Trap("python exception")._consume()
+        return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+
+# Kept alive here: Wasmtime holds its address for as long as a linker may call it.
+_RAW_FD_WRITE = _UNCHECKED_CALLBACK(_raw_fd_write)
+
+
+def _raw_write(caller: int, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
+    host_call()
+    streams = _outputs.streams
+    if streams is None or fd not in (1, 2):
+        return refused(_ERRNO_BADF)
+    iovs_len &= 0xFFFF_FFFF
+    item = ctypes.create_string_buffer(_EXTERN_BYTES)
+    address = ctypes.addressof(item)
+    if not _EXPORT_GET(caller, b"memory", 6, address) or item.raw[0] != _EXTERN_MEMORY or iovs_len > IOV_MAX:
+        return refused(_ERRNO_INVAL)
+    context = _CALLER_CONTEXT(caller)
+    size = _MEMORY_DATA_SIZE(context, address + _EXTERN_OF)
+    base = _MEMORY_DATA(context, address + _EXTERN_OF) or 0
+    return _write(streams, fd, base, size, iovs_ptr, iovs_len, nwritten_ptr)
+
+
+def _write(
+    streams: tuple[bytearray, bytearray], fd: int, base: int, size: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int
+) -> int:
+    """Append the iovecs at ``iovs_ptr`` of the guest memory at ``base`` (``size`` bytes) to stream ``fd``."""
     iovs_ptr, nwritten_ptr = iovs_ptr & 0xFFFF_FFFF, nwritten_ptr & 0xFFFF_FFFF
-    size = memory.data_len(caller)
     if iovs_ptr + iovs_len * _IOVEC.size > size or nwritten_ptr + _SIZE.size > size:
         return refused(_ERRNO_FAULT)
     # Raw addresses, every range checked against the size first: Memory.read/write cost ~5 µs a call,
     # and the memory cannot move while the guest waits for this call.
-    base = ctypes.addressof(memory.data_ptr(caller).contents)
     raw = ctypes.string_at(base + iovs_ptr, iovs_len * _IOVEC.size)
     stream = streams[fd - 1]
     room = _outputs.cap - len(stream)

@@ -202,14 +202,14 @@ class Invoker:
         """Store the record, then tell the controller. False if the record could not be stored
         before shutdown: the message is then left unacknowledged, to be delivered again.
 
-        With ``invoker_result_before_record`` a blocking activation's record goes to the controller first
-        ([OW] ContainerProxy's ResultMessage): in distributed mode the store write was about half of a warm
+        With ``result_before_record`` (by default over Kafka) a blocking activation's record goes to the controller
+        first ([OW] ContainerProxy's ResultMessage): in distributed mode the store write was about half of a warm
         blocking invoke's latency (docs/benchmarks.md, issue 15). The completion that frees the slot, and the
         acknowledgement of the bus message, still wait for the store, so nothing accepted goes unrecorded.
         """
         topic = completed_topic(message.rootControllerIndex.asString)
         carries_record = message.blocking and not many_logs(record.logs)
-        if carries_record and self.settings.invoker_result_before_record:
+        if carries_record and self.settings.result_before_record:
             try:
                 await self._bus.send(topic, ResultMessage(transid=message.transid, response=record).serialize())
                 carries_record = False  # the completion need not carry it again

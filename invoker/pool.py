@@ -412,11 +412,22 @@ class Pool:
         if memory_mb == 0:
             return True
         # A namespace already running something leaves the reserve to those running nothing.
-        needed = memory_mb + (self.reserve_mb if self.running_mb(namespace) else 0)
+        reserve = self.reserve_mb if self.running_mb(namespace) else 0
         free = self.user_memory_mb - self._used_mb
-        if free >= needed:
+        if free >= memory_mb + reserve:
             return True
         idle = sorted((i for i in self.instances() if i.in_flight == 0), key=lambda i: i.last_used)
+        if reserve:
+            # The reserve is for namespaces running nothing, and such a namespace's idle warm instance is that
+            # reserve already in use: evicting it for a namespace that runs something would only make its next
+            # activation start cold, from the reserve. (A flooding namespace did that to another's hello at each
+            # wave of its runs, 2-9 cold starts of 100-270 ms per cpu class; docs/benchmarks.md, issue 12.)
+            kept = self._warm_reserve(idle, namespace)
+            idle = [i for i in idle if i not in kept]
+            reserve -= sum(i.charged_mb for i in kept)
+        needed = memory_mb + reserve
+        if free >= needed:
+            return True
         if free + sum(i.charged_mb for i in idle) < needed:
             return False
         for instance in idle:  # least recently used first
@@ -425,6 +436,23 @@ class Pool:
             free += instance.charged_mb
             self._remove(instance)
         return True
+
+    def _warm_reserve(self, idle: list[Instance], namespace: str) -> set[Instance]:
+        """Of ``idle`` (least recently used first), the instances of namespaces running nothing, other than
+        ``namespace``, that the reserve keeps: the most recently used first, as many as it holds.
+
+        OpenWhisk's ContainerPool evicts the least recently used free container of any namespace; it has no
+        reserve. A third namespace running nothing may still evict these (it gets the whole budget, as today).
+        """
+        kept: set[Instance] = set()
+        left = self.reserve_mb
+        for instance in reversed(idle):
+            owner = instance.key.namespace if instance.key is not None else namespace
+            if owner == namespace or self.running_mb(owner) or instance.charged_mb > left:
+                continue
+            kept.add(instance)
+            left -= instance.charged_mb
+        return kept
 
     # the books -----------------------------------------------------------------------------------
 

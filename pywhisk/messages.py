@@ -118,9 +118,9 @@ class CompletionMessage(BaseModel):
 class ResultMessage(BaseModel):
     """Invoker → controller: a blocking activation's record before it is stored ([OW] ResultMessage).
 
-    Sent only with ``invoker_result_before_record``; the ``CompletionMessage`` (without the record) follows once
-    the record is stored, and only it frees the load balancer's slot. Told apart from a completion by its lack
-    of ``isSystemError``, as OpenWhisk's ``AcknowledgementMessage.parse`` does.
+    Sent with ``Settings.result_before_record`` (by default over Kafka); the ``CompletionMessage`` (without the
+    record) follows once the record is stored, and only it frees the load balancer's slot. Told apart from a
+    completion by its lack of ``isSystemError``, as OpenWhisk's ``AcknowledgementMessage.parse`` does.
     """
 
     transid: list[Any]

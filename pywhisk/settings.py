@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     # A blocking activation's record goes to its controller before it is stored, as OpenWhisk's ResultMessage
     # (the caller is answered without waiting for the store; the completion that frees the slot still follows
     # the store, and the bus message is still acknowledged only then). Off: the answer comes after the record is
-    # stored, so a record listed right after a blocking answer is there (docs/benchmarks.md, issue 15).
-    invoker_result_before_record: bool = False
+    # stored, so a record listed right after a blocking answer is there. Unset: on for the Kafka bus (distributed,
+    # where the CouchDB write was half a warm invoke's latency), off for standalone's local SQLite write
+    # (``result_before_record``; docs/benchmarks.md, issue 15).
+    invoker_result_before_record: bool | None = None
     # Activations one invoker holds in progress (running or queued in its pool) before reading more.
     invoker_max_in_progress: int = Field(default=10_000, ge=1)
     # MB of actions (their code, parameters, annotations) an invoker keeps read; one action takes at most half.
@@ -136,6 +138,13 @@ class Settings(BaseSettings):
     invoker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     log_level: str = "INFO"
+
+    @property
+    def result_before_record(self) -> bool:
+        """``invoker_result_before_record``, or by default whether activations cross Kafka (distributed)."""
+        if self.invoker_result_before_record is not None:
+            return self.invoker_result_before_record
+        return self.bus == "kafka"
 
     @property
     def store_path(self) -> Path:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -74,6 +76,13 @@ PART_BYTES = 256 * 1024
 # Bytes written since the last checkpoint before the next one is started (SQLite's own default is 1,000 pages).
 _CHECKPOINT_BYTES = 4 * 1024 * 1024
 _ENTITY_WRITE_BYTES = 16 * 1024  # what an entity or subject write is counted as towards the checkpoint
+# Big records just written, kept for their first read (``get_activation``): in standalone the controller reads a
+# blocking invoke's big record right after the invoker stored it (the completion does not carry one), and reading
+# ~7 MB back and parsing it again cost 65-100 ms of CPU, much of it holding the GIL, for the record it had in
+# memory. Bounded by count (each at most ``activation_max_bytes`` of JSON, ~20 MB as objects) and by age, for
+# records nobody reads (a non-blocking invoke's): the blocking caller's read comes milliseconds after the write.
+_RECENT_BIG_KEPT = 2
+_RECENT_BIG_S = 10.0
 
 _ACTION = "action"
 _PACKAGE = "package"
@@ -241,6 +250,8 @@ class SqliteStore:
             max_items=1,
         )
         self._retention = Retention(self, retention_days, retention_interval_s, log, name="sqlite-activation-retention")
+        # id -> (record, namespace, monotonic time it was stored), oldest first (``_RECENT_BIG_KEPT``).
+        self._recent_big: OrderedDict[str, tuple[Activation, str, float]] = OrderedDict()
 
     # lifecycle ------------------------------------------------------------------------------------
 
@@ -641,9 +652,31 @@ class SqliteStore:
             summary = ActivationSummary.of(a).model_dump_json()
             row = (a.activationId, a.namespace, a.name, a.start, summary, b"")
             await self._write(partial(_insert_activations, rows=[row]), len(summary))
+            self._keep_recent(a)
         return [None] * len(batch)
 
+    def _keep_recent(self, activation: Activation) -> None:
+        """Keep a big record just stored for its first read, forgetting the oldest and the expired ones."""
+        now = time.monotonic()
+        self._recent_big[activation.activationId] = (activation, activation.namespace, now)
+        while self._recent_big:
+            _, (_, _, stored_at) = next(iter(self._recent_big.items()))
+            if len(self._recent_big) <= _RECENT_BIG_KEPT and now - stored_at <= _RECENT_BIG_S:
+                break
+            self._recent_big.popitem(last=False)
+
+    def _take_recent(self, namespace: str, activation_id: str) -> Activation | None:
+        """The big record ``activation_id`` of ``namespace`` if it was just stored (and not read yet), once: a
+        later read parses the stored document, so no two readers ever share one object."""
+        kept = self._recent_big.get(activation_id)
+        if kept is None or kept[1] != namespace:
+            return None
+        del self._recent_big[activation_id]
+        return kept[0] if time.monotonic() - kept[2] <= _RECENT_BIG_S else None
+
     async def get_activation(self, namespace: str, activation_id: str) -> Activation | None:
+        if (recent := self._take_recent(namespace, activation_id)) is not None:
+            return recent
         rows = await self._read(
             "SELECT doc FROM activations WHERE id = ? AND namespace = ?", (activation_id, namespace)
         )

@@ -22,8 +22,8 @@ from executor_wasm.python.build import load_runner
 from executor_wasm.python.executor import WasmPythonExecutor
 from executor_wasm.python.pooling import PoolPlan, create_pooled_engine
 from executor_wasm.python.runner import CallLimits, Runner
-from executor_wasm.runner import EpochTicker
 from executor_wasm.settings import WasmSettings
+from executor_wasm.ticker import EpochTicker
 from pywhisk.executor import InitRequest, InstanceSpec, ProxyResult, RunRequest
 from tests.python_wasm import python_runner as built_runner  # noqa: F401
 

@@ -283,6 +283,46 @@ async def test_a_namespace_running_nothing_starts_at_once_from_the_reserve(wasm:
     await pool.close()
 
 
+async def test_the_idle_warm_instance_of_a_namespace_running_nothing_is_not_evicted_for_a_busy_one(
+    wasm: StorePerRunExecutor,
+) -> None:
+    # The cpu class (issue 12): each wave of the attacker's runs evicted the victim's one warm hello, whose next
+    # activation then started cold. That instance is the reserve in use by a namespace running nothing.
+    pool = Pool(user_memory_mb=1024, idle_timeout_s=600, reserve_mb=256)
+    hello = await _run(pool, HELLO, wasm)
+    pool.release(hello, healthy=True)
+    sleeps = [await _run(pool, SLEEP, wasm) for _ in range(2)]
+
+    third = await asyncio.wait_for(pool.acquire(SLEEP, wasm, 256, 1), 1)
+    fourth = _queue(pool, SLEEP, wasm)
+    await _settle()
+
+    assert hello in pool.instances(), "bob's warm instance kept"
+    assert third.key == SLEEP and not fourth.done(), "alice gets the budget but the reserve"
+    again = await asyncio.wait_for(pool.acquire(HELLO, wasm, 256, 1), 1)
+    assert again is hello, "bob's next hello is warm"
+    pool.release(again, healthy=True)
+    for instance in (*sleeps, third):
+        pool.release(instance, healthy=True)
+    await pool.close()
+
+
+async def test_a_namespace_running_nothing_may_still_evict_another_ones_idle_instance(
+    wasm: StorePerRunExecutor,
+) -> None:
+    pool = Pool(user_memory_mb=1024, idle_timeout_s=600, reserve_mb=256)
+    hello = await _run(pool, HELLO, wasm)
+    pool.release(hello, healthy=True)
+    for _ in range(3):
+        await _run(pool, SLEEP, wasm)
+    assert pool.used_mb == 1024
+
+    carol = await asyncio.wait_for(pool.acquire(CAROL, wasm, 256, 1), 1)
+
+    assert carol.key == CAROL and hello not in pool.instances()
+    await pool.close()
+
+
 async def test_the_reserve_is_at_most_a_quarter_of_the_budget() -> None:
     assert Pool(user_memory_mb=1024, idle_timeout_s=600, reserve_mb=4096).reserve_mb == 256
     assert Pool(user_memory_mb=4096, idle_timeout_s=600, reserve_mb=512).reserve_mb == 512

@@ -1,4 +1,4 @@
-"""The result ahead of the record (``invoker_result_before_record``, [OW] ResultMessage), seen from the balancer.
+"""The result ahead of the record (``result_before_record``, [OW] ResultMessage), seen from the balancer.
 
 A result answers the blocking caller and leaves the activation in flight (its memory taken, supervised) until the
 completion that follows the store; both come as plain bytes from Kafka and are told apart by ``isSystemError``.
@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from controller.loadbalancer import LoadBalancer
@@ -30,6 +31,8 @@ from pywhisk.messages import (
 )
 from pywhisk.settings import Settings
 from pywhisk.store.sqlite import SqliteStore
+from tests.doubles import ScriptedExecutor
+from tests.inprocess import in_process_whisk
 
 pytestmark = pytest.mark.unit
 
@@ -118,3 +121,47 @@ async def test_a_result_answers_the_caller_and_the_completion_after_the_store_fr
     assert balancer.completed(message.activationId)
     assert balancer.active_activations("guest") == 0
     assert state.free_mb == free + HELLO.limits.memory
+
+
+@pytest.mark.parametrize(
+    ("bus_kind", "explicit", "ahead"),
+    [
+        ("kafka", None, True),
+        ("sqlite", None, False),
+        ("memory", None, False),
+        ("kafka", False, False),
+        ("sqlite", True, True),
+    ],
+)
+def test_the_result_goes_ahead_by_default_over_kafka_only(bus_kind: str, explicit: bool | None, ahead: bool) -> None:
+    # Distributed, the CouchDB write was half a warm blocking invoke's latency; standalone's SQLite write is
+    # local and cheap, and there a blocking answer keeps meaning the record is listed (docs/benchmarks.md).
+    settings = Settings.model_validate({"bus": bus_kind, "invoker_result_before_record": explicit})
+    assert settings.result_before_record is ahead
+
+
+async def test_with_the_result_ahead_a_blocking_invokes_record_can_be_read_soon_after(tmp_path: Path) -> None:
+    # OpenWhisk allows the record to trail the answer by the store write; `activation get` of the answered id
+    # must still succeed once it is written, with the very record the caller got.
+    settings = Settings(data_dir=tmp_path, invoker_result_before_record=True)
+    async with in_process_whisk(settings, SqliteStore(settings.store_path), ScriptedExecutor()) as whisk:
+        results: list[str] = []  # the ids of the results sent ahead, as the invoker sends them
+        send = whisk.bus.send
+
+        async def counting_send(topic: str, value: bytes) -> None:
+            message = orjson.loads(bytes(value)) if topic == completed_topic(0) else {}
+            if "response" in message and "isSystemError" not in message:  # a ResultMessage, not a completion
+                results.append(message["response"]["activationId"])
+            await send(topic, value)
+
+        whisk.bus.send = counting_send  # type: ignore[method-assign]
+        await whisk.create("hello")
+        ids: list[str] = []
+        for n in range(5):
+            response = await whisk.invoke("hello", {"n": n})
+            assert response.status_code == 200, response.text
+            answered = response.json()
+            assert answered["response"]["result"] == {"n": n}
+            ids.append(answered["activationId"])
+            assert await whisk.record(answered["activationId"]) == answered
+        assert results == ids

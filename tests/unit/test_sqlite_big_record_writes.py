@@ -57,7 +57,8 @@ async def test_a_big_record_is_stored_in_parts_and_reads_back_whole(store: Sqlit
     [(parts, largest)] = rows(path, "SELECT count(*), max(length(data)) FROM activation_parts")
     assert isinstance(parts, int) and parts > 7 * 1024 * 1024 // PART_BYTES and largest == PART_BYTES
 
-    assert await store.get_activation("mallory", big.activationId) == big
+    assert await store.get_activation("mallory", big.activationId) == big  # the record kept for its first read
+    assert await store.get_activation("mallory", big.activationId) == big  # then from its parts
     assert await store.list_activations(ActivationQuery(namespace="mallory")) == [big]
     [summary] = await store.list_activation_summaries(ActivationQuery(namespace="mallory"))
     assert summary.activationId == big.activationId

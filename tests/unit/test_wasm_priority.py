@@ -15,6 +15,7 @@ from concurrent.futures import Future
 import pytest
 
 from executor_wasm.priority import (
+    HOT_S,
     TICK_S,
     WIND_DOWN_TICKS,
     GuestPriority,
@@ -217,6 +218,113 @@ def test_a_guest_whose_wind_down_is_refused_keeps_its_nice_until_its_run_ends() 
     guests.end()
 
     assert fake.nice[ME] == 19 and guests.must_retire()
+
+
+def test_a_reniced_guest_spends_no_tick_at_nice_0_before_the_pass_that_interrupts_it() -> None:
+    # The ticker calls tick() before it moves the epoch (ticker.py): the wind-down and the interrupt are one pass,
+    # so a wave of 7 loops reaching their limits no longer sits a whole tick at nice 0 beside the event loop.
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority()
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    guests.begin("mallory")
+    guest_deadline(now[0] + 3.0)
+    clocks.add(1.0)
+    guests.tick()
+    for _ in range(deadline_ticks(3000) - 2):  # every pass but the one whose epoch reaches the deadline
+        guests.tick()
+    assert fake.calls == [(ME, 19)], "still at nice 19 one pass before the interrupt"
+    guests.tick()
+    assert fake.calls == [(ME, 19), (ME, 0)], "at nice 0 in the interrupting pass, before its epoch moves"
+    guests.end()
+
+
+def test_a_late_pass_that_catches_up_several_ticks_winds_down_a_guest_it_passes() -> None:
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority()
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    guests.begin("mallory")
+    guest_deadline(now[0] + 0.1)
+    clocks.add(1.0)
+    guests.tick()
+    guests.tick(50)  # the ticker waited half a second for the GIL: it adds 50 ticks in one pass
+    assert fake.calls == [(ME, 19), (ME, 0)] and guests.ticks == 51
+    guests.end()
+
+
+def hot_priority() -> tuple[GuestPriority, CpuClocks, FakeSetPriority, list[float]]:
+    now = [50.0]
+    clocks, fake = CpuClocks(), FakeSetPriority()
+    guests = GuestPriority(
+        QUANTUM_S, 19, cpu_clock=clocks.own, read_clock=clocks.read, setpriority=fake, clock=lambda: now[0]
+    )
+    return guests, clocks, fake, now
+
+
+def test_a_namespace_with_a_reniced_guest_has_its_next_runs_reniced_at_the_first_tick() -> None:
+    # A wave of 7 loops starting together used to run at nice 0 until each had used its own 10 ms quantum: ~40 ms
+    # of wall time on 2 vCPUs with the event loop getting ~2/9 of the cores (docs/benchmarks.md, issue 12).
+    guests, clocks, fake, now = hot_priority()
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.tick()
+    now[0] += 0.5
+    guests.end()
+    assert fake.calls == [(ME, 19), (ME, 0)]
+
+    now[0] += 0.4  # within HOT_S of the last tick that saw it reniced
+    guests.begin("mallory")
+    clocks.add(QUANTUM_S / 10)  # far less than its quantum
+    guests.tick()
+    assert fake.calls[-1] == (ME, 19), "reniced without a quantum of its own"
+    guests.end()
+
+
+def test_another_namespaces_run_keeps_its_quantum_while_one_namespace_is_hot() -> None:
+    guests, clocks, fake, _ = hot_priority()
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.tick()
+    guests.end()
+
+    guests.begin("guest")
+    clocks.add(QUANTUM_S / 10)
+    guests.tick()
+    guests.end()
+    assert fake.calls == [(ME, 19), (ME, 0)], "the hello of another namespace stays at nice 0"
+
+
+def test_a_namespace_cools_down_hot_s_after_its_last_reniced_guest() -> None:
+    guests, clocks, fake, now = hot_priority()
+    guests.begin("mallory")
+    clocks.add(1.0)
+    guests.tick()
+    guests.end()
+
+    now[0] += HOT_S + 0.001
+    guests.begin("mallory")
+    clocks.add(QUANTUM_S / 10)
+    guests.tick()
+    guests.end()
+    assert fake.calls == [(ME, 19), (ME, 0)], "a short run after the namespace cooled down keeps nice 0"
+
+
+def test_a_namespace_stays_hot_while_its_reniced_guest_keeps_executing() -> None:
+    guests, clocks, fake, now = hot_priority()
+    guests.begin("mallory")
+    clocks.add(1.0)
+    for _ in range(300):  # a 3 s loop: reniced at the first tick, the namespace hot all along
+        guests.tick()
+        now[0] += 0.01
+    guests.end()
+    guests.begin("mallory")
+    clocks.add(QUANTUM_S / 10)
+    guests.tick()
+    assert fake.calls == [(ME, 19), (ME, 0), (ME, 19)]
+    guests.end()
 
 
 def test_cpu_time_counts_from_the_runs_start_not_the_threads() -> None:
