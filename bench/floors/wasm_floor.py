@@ -24,6 +24,7 @@ from echo_floor import Scope, authorized, read_json, respond, serve
 
 from executor_wasm.cache import ModuleCache, compile_artifact, create_engine
 from executor_wasm.runner import RunSpec, run_module
+from executor_wasm.stdio import define_fd_write
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "actions" / "wasm" / "hello.wasm"
@@ -34,6 +35,9 @@ def load(module: Path, directory: Path) -> tuple[wasmtime.Engine, Any]:
     engine = create_engine()
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    # The guest's stdout and stderr into the run's buffers, as the executor links them: without it the floor
+    # threw hello's output away and answered an empty result, less work than a real invoke (found 2026-12-07).
+    define_fd_write(linker)
     cache = ModuleCache(engine, linker, directory)
     wasm = module.read_bytes()
     digest, compiled = cache.lookup(wasm)
