@@ -203,12 +203,12 @@ async def _run(
                     stop,
                     lambda inv: add(current[0], "victim", "invoke", inv, None),
                     ready,
+                    lambda: begin("quiet", None),
                 ),
                 name="loadgen-victim",
             )
             try:
                 await _wait_ready(victim, ready)
-                begin("quiet", None)
                 await _sleep_unless(victim, params.quiet_s)
                 for name in params.attacks:
                     attack = ATTACKS[name]
@@ -317,10 +317,13 @@ async def _victim(
     stop: asyncio.Event,
     sink: Callable[[Invocation], None],
     ready: asyncio.Event,
+    on_ready: Callable[[], object],
 ) -> None:
-    """The victim's hellos, run by :func:`victim_main` in a process of its own; ``ready`` is set once it has
-    its connection, and each outcome goes to ``sink`` as it ends. Closing the process's stdin (when ``stop`` is
-    set) ends it after its hellos in flight."""
+    """The victim's hellos, run by :func:`victim_main` in a process of its own; ``on_ready`` is called and
+    ``ready`` set once it has its connection, and each outcome goes to ``sink`` as it ends. ``on_ready`` runs
+    here, before the next line is read: the first hello's line can come in the same read as the ready line, and
+    it must find its phase begun (it did not when the phase began after ``ready`` woke its waiter: IndexError).
+    Closing the process's stdin (when ``stop`` is set) ends it after its hellos in flight."""
     spec = {
         "apihost": client.target.apihost,
         "auth": client.target.auth,
@@ -350,6 +353,7 @@ async def _victim(
         async for line in process.stdout:
             row = json.loads(line)
             if row == {"ready": True}:
+                on_ready()
                 ready.set()
             else:
                 sink(Invocation(**row))

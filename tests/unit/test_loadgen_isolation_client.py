@@ -117,14 +117,18 @@ def test_the_victim_runs_in_its_own_process_until_told_to_stop(fake_api: tuple[s
         client = WhiskClient(Target(apihost, "u:k"))
         params = IsolationParams(attacker_auth="x", victim_rate=50.0)
         stop, ready = asyncio.Event(), asyncio.Event()
+        began: list[bool] = []
 
         def sink(outcome: Invocation) -> None:
             assert ready.is_set(), "no hello is measured before the victim's process is ready"
+            assert began, "the quiet phase begins before the first hello's line is handed on"
             rows.append(outcome)
             if len(rows) == 5:
                 stop.set()
 
-        await asyncio.wait_for(_victim(client, "lg-wasm-hello", params, stop, sink, ready), 60)
+        await asyncio.wait_for(
+            _victim(client, "lg-wasm-hello", params, stop, sink, ready, lambda: began.append(True)), 60
+        )
         await client.aclose()
 
     asyncio.run(run())
@@ -136,7 +140,9 @@ def test_the_victim_runs_in_its_own_process_until_told_to_stop(fake_api: tuple[s
 def test_a_victim_process_that_cannot_reach_the_api_is_an_error_not_a_quiet_run() -> None:
     async def run() -> None:
         client = WhiskClient(Target("http://127.0.0.1:9", "u:k"))
-        await _victim(client, "hello", IsolationParams(attacker_auth="x"), asyncio.Event(), print, asyncio.Event())
+        await _victim(
+            client, "hello", IsolationParams(attacker_auth="x"), asyncio.Event(), print, asyncio.Event(), lambda: None
+        )
 
     with pytest.raises(LoadgenError, match="exit status"):
         asyncio.run(run())
