@@ -94,10 +94,11 @@ def create_app(
     # The alarms feeds run here too, and every controller's scheduler fires the due alarms, each tick claimed
     # once in the store (controller/alarms/scheduler.py); it fires through app.state.triggers as the API does.
     schedules: ScheduleStore = store
-    activator.run_feeds_with(AlarmFeeds(schedules, entities, activation_records))
     alarms = AlarmScheduler(
         schedules, entities, lambda namespace: app.state.authenticator.owner_of(namespace), lambda: app.state.triggers
     )
+    # The feeds' writes wake this controller's scheduler: it polls the store only for other controllers' writes.
+    activator.run_feeds_with(AlarmFeeds(alarms.watching(schedules), entities, activation_records))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

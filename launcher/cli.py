@@ -159,6 +159,7 @@ async def run_invoker(settings: Settings) -> None:
     import signal
 
     from launcher.compose import build_invoker, instrumented_backends
+    from launcher.gctune import tune_after_start_up
     from pywhisk.metrics import Metrics, serve_metrics
 
     # This process owns the bus and store (in standalone the controller's lifespan does), so it makes them.
@@ -174,6 +175,7 @@ async def run_invoker(settings: Settings) -> None:
     scrapes = None
     try:
         await invoker.start()
+        tune_after_start_up()
         if settings.invoker_metrics_port:  # its own /metrics: an invoker has no API port (docs/deployment.md)
             scrapes = await serve_metrics(metrics, settings.host, settings.invoker_metrics_port)
         console.print(f"[bold green]pywhisk invoker{settings.invoker_id}[/] is consuming invoker{settings.invoker_id}")

@@ -122,6 +122,9 @@ def run_api(app: Any, *, worker: bool, **options: Any) -> None:
     """``uvicorn.run(app, **options)``; a worker serves the same on its own ``SO_REUSEPORT`` socket."""
     import uvicorn
 
+    from launcher.gctune import tune_after_start_up
+
+    tune_after_start_up()  # the app is built: its modules, routes and models are frozen out of the collector's walks
     if not worker:
         uvicorn.run(app, **options)
         return

@@ -408,6 +408,79 @@ async def test_the_loop_fires_a_due_tick_without_waiting_a_whole_poll_period(
     assert fired_at - (now + 200) < 1000
 
 
+class CountingSchedules:
+    """The store, counting the scheduler's polls (``due_schedules``)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.polls = 0
+
+    async def get_schedule(self, namespace: str, name: str) -> Schedule | None:
+        return await self.store.get_schedule(namespace, name)
+
+    async def put_schedule(self, schedule: Schedule, expected_rev: str | None) -> Schedule:
+        return await self.store.put_schedule(schedule, expected_rev)
+
+    async def delete_schedule(self, namespace: str, name: str) -> Schedule | None:
+        return await self.store.delete_schedule(namespace, name)
+
+    async def due_schedules(self, until_ms: int, limit: int) -> list[Schedule]:
+        self.polls += 1
+        return await self.store.due_schedules(until_ms, limit)
+
+
+async def wait_for_fires(triggers: FakeTriggers, count: int, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while len(triggers.fires) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(triggers.fires)} fires of {count}"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_schedule_written_by_this_controllers_feed_fires_on_time_without_a_poll(store: SqliteStore) -> None:
+    # Real time, a poll period far longer than the test: the feed's write wakes the loop, and each fire's claim
+    # (which moved the next tick) wakes it again, so second after second fires with one poll per tick at most.
+    counted = CountingSchedules(store)
+    triggers = FakeTriggers()
+    alarms = AlarmScheduler(counted, store, guest_owner, lambda: triggers, poll_s=60.0)
+    await alarms.start()
+    try:
+        await asyncio.sleep(0.1)  # the first pass ran and found nothing
+        feeds = AlarmFeeds(alarms.watching(counted), store, store)
+        await create(feeds, "alarm", cron="* * * * * *")  # every second
+        await wait_for_fires(triggers, 3, 5)
+    finally:
+        await alarms.close()
+    assert counted.polls <= 12, counted.polls  # a pass per tick and per fire: not one per 0.5 s idle poll
+
+
+async def test_an_idle_scheduler_polls_once_per_poll_period(store: SqliteStore) -> None:
+    # Each poll is a view query of the store every activation record goes to (CouchDB): nothing due, none but
+    # the first in the first 1.5 s (it polled every 0.5 s before).
+    counted = CountingSchedules(store)
+    alarms = AlarmScheduler(counted, store, guest_owner, lambda: FakeTriggers())
+    await alarms.start()
+    try:
+        await asyncio.sleep(1.5)
+    finally:
+        await alarms.close()
+    assert counted.polls == 1
+
+
+async def test_a_schedule_written_elsewhere_is_seen_within_one_poll_period(store: SqliteStore) -> None:
+    counted = CountingSchedules(store)
+    triggers = FakeTriggers()
+    alarms = AlarmScheduler(counted, store, guest_owner, lambda: triggers, poll_s=0.3)
+    await alarms.start()
+    try:
+        await asyncio.sleep(0.1)
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        due = schedule(kind="once", date=now, next_fire_ms=now, status=ScheduleStatus(dateChanged=now))
+        await store.put_schedule(due, None)  # not through ``watching``: another controller's write
+        await wait_for_fires(triggers, 1, 2)
+    finally:
+        await alarms.close()
+
+
 # the feed actions through the API ------------------------------------------------------------------------
 
 FEEDS = "/api/v1/namespaces/whisk.system/actions/alarms"

@@ -259,3 +259,13 @@ async def test_a_completion_the_bus_refuses_is_sent_again_without_its_record(whi
     assert answer.status_code == 200
     assert len(answer.json()["logs"]) == 2000
     assert [c.response for c in sent] == [None]
+
+
+@pytest.mark.parametrize("count", [1, LINES_PER_SLICE, LINES_PER_SLICE + 1, 3 * LINES_PER_SLICE + 7])
+def test_the_logs_json_kept_is_the_json_of_the_lines_kept_at_every_slice_boundary(count: int) -> None:
+    # The JSON is assembled from slices with one copy (invoker/results.py _array): the same bytes as orjson's.
+    logs = lines(count)
+    response = ActivationResponse.of(StatusCode.SUCCESS, {})
+    for max_bytes in (64 << 20, SMALLEST_BOUND):
+        bounded = bound_logs(logs, response, max_bytes, serialise=True)
+        assert bounded.logs_json == orjson.dumps(bounded.logs)

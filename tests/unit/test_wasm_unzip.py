@@ -109,3 +109,26 @@ def test_every_guest_memory_together_stays_under_the_limit(limit_mb: int) -> Non
         tables = budget.table_elements * shape.tables * TABLE_ELEMENT_BYTES
         assert linear + tables <= limit
         assert linear >= limit * 15 // 16 - 65_536  # an ordinary module keeps almost all of its limit
+
+
+def test_member_signatures_inside_a_members_data_are_not_counted_as_entries() -> None:
+    # Only the central directory is counted: a module whose bytes happen to hold the central entry's
+    # signature many times is one member, not thousands.
+    module = b"\0asm\x01\0\0\0" + b"PK\x01\x02" * (2 * MAX_MEMBERS)
+    for comment in (b"", b"a comment, so the end record is not last"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("action.wasm", module)
+            archive.comment = comment
+        assert read_member(buffer.getvalue(), only, BUDGET) == module
+
+
+def test_many_members_are_refused_with_a_comment_or_junk_after_the_archive() -> None:
+    many = hostile.many_members(MAX_MEMBERS + 1)
+    with_comment = bytearray(many)
+    with_comment[-2:] = (5).to_bytes(2, "little")  # the end record's comment length
+    for data in (bytes(with_comment) + b"hello", b"junk ahead" + many):
+        with pytest.raises(ZipRefused, match=f"more than {MAX_MEMBERS} entries"):
+            read_member(data, only, BUDGET)
+    with pytest.raises(ZipRefused):  # an end record zipfile cannot use: counted over the whole archive
+        read_member(many + b"PK\x05\x06", only, BUDGET)
