@@ -15,9 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -126,59 +124,6 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
     result = _proxy_result(outcome, out, err, spec.log_limit_bytes)
     result.duration_ms = (time.perf_counter() - started) * 1000
     return result
-
-
-class EpochTicker:
-    """A thread advancing the engine's epoch every ``TICK_MS``: the clock of every run's deadline."""
-
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self.engine = engine
-        self._engines = [engine]  # and any other Engine of the executor's (add)
-        self._watchers: list[Callable[[], None]] = []  # called every tick (watch)
-        self._stop = threading.Event()
-        self._interval_s = TICK_MS / 1000
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start ticking (idempotent)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._interval_s = TICK_MS / 1000
-            self._thread = threading.Thread(target=self._tick, name="wasm-epoch", daemon=True)
-            self._thread.start()
-
-    def add(self, engine: wasmtime.Engine) -> None:
-        """Advance ``engine``'s epoch too (e.g. the Python runner's pooling Engine, python/pooling.py)."""
-        if engine not in self._engines:
-            self._engines = [*self._engines, engine]  # replaced, not mutated: the thread iterates it unlocked
-
-    def watch(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` on the ticker's thread every tick (e.g. priority.py's renicing: the ticker wakes anyway).
-
-        It must be short and must not raise: it delays every run's deadline by its duration.
-        """
-        self._watchers = [*self._watchers, callback]
-
-    def hurry(self) -> None:
-        """Tick as fast as possible, so every running guest reaches its deadline (for shutdown).
-
-        Deadlines are tick counts: at ~1 µs per tick a 5-minute timeout (30,001 ticks) passes in ~30 ms.
-        """
-        self._interval_s = 0.0
-
-    def stop(self) -> None:
-        """Stop ticking and wait for the thread."""
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-
-    def _tick(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            for engine in self._engines:
-                engine.increment_epoch()
-            for callback in self._watchers:
-                callback()
 
 
 # --- outcomes ----------------------------------------------------------------------------------
