@@ -16,6 +16,11 @@ kernel send a reset, which can destroy the 413 before the client reads it.
   still arriving, the server first sends FIN after its answer and reads and discards what the client still
   sends, for at most ``LINGER_S`` seconds and ``LINGER_MAX_BYTES`` bytes, so the client's writes do not meet
   a reset before it reads the answer.
+- **small rests drained, not closed**: an answer before the body has arrived (a 401 or a 503 from the
+  authentication, which runs before the body is read) closes the connection only when the rest may be big
+  (no length, or more than ``DRAIN_MAX_BYTES``). A small rest is read and dropped and the connection kept:
+  closing it raced the client, which could send its next request on the connection after reading the answer
+  and before the FIN arrived, and that request was then dropped unanswered.
 
 ``uvicorn_options`` is what the launcher passes to ``uvicorn.run`` for every role that serves the API.
 """
@@ -34,6 +39,8 @@ from pywhisk.settings import Settings
 # How long and how much a lingering close reads and discards before it closes for good.
 LINGER_S = 5.0
 LINGER_MAX_BYTES = 8 * 1024 * 1024
+# The largest declared rest of a body that an early answer reads and drops to keep the connection.
+DRAIN_MAX_BYTES = 64 * 1024
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -96,17 +103,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        drained = self._in_request and self.cycle is not None and self.cycle.response_complete
         self._in_request = False
         self._cancel_read_timer()
         super().on_message_complete()
+        if drained and not self._lingering:
+            # The rest of an early-answered body has been dropped: idle now, as after any answer (uvicorn armed
+            # its keep-alive timeout at the answer, and the rest's bytes cancelled it).
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+            self._arm_read_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if self._in_request and self._head_done and self.cycle.response_complete:
-            # Answered before its body arrived (413): read no more of it; close, lingering.
-            self._close()
+            # Answered before its body arrived: a big or unknown rest (413) is not read, the connection is
+            # closed, lingering; a small one is read and dropped by uvicorn, within the read deadline.
+            if not self._rest_is_small():
+                self._close()
         elif not self._in_request and not self._lingering:
             self._arm_read_timer()  # the next request must arrive in time too
+
+    def _rest_is_small(self) -> bool:
+        for name, value in self.headers or ():
+            if name == b"content-length":
+                return value.strip().isdigit() and int(value) <= DRAIN_MAX_BYTES
+        return False  # chunked, or no body framing we can judge
 
     # the deadline -------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from launcher.testing import GUEST_AUTH
+from loadgen.client import KEEPALIVE_EXPIRY_S
 from pywhisk.activation import StatusCode
 
 
@@ -92,7 +93,12 @@ class Load:
 
     async def _load(self) -> None:
         uuid, key = GUEST_AUTH.split(":")
-        limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
+        # Idle connections given up before the server's keep-alive timeout closes them (loadgen/client.py).
+        limits = httpx.Limits(
+            max_connections=self.connections,
+            max_keepalive_connections=self.connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        )
         async with httpx.AsyncClient(
             base_url=f"{self.apihost}/api/v1", auth=(uuid, key), timeout=30, limits=limits
         ) as client:
