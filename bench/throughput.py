@@ -70,6 +70,18 @@ class Target:
     errors: int = 0
     answered: int = 0
 
+    def forget_warm_up(self) -> None:
+        """Drop what the warm-up run measured: its first instances and compiles are not a round.
+
+        Its CPU too: it was kept before 2026-12-07, so each CPU median until then took the warm-up as one of its
+        values (with 2 rounds, the median of 3: the warm-up and 2 rounds).
+        """
+        self.rates.clear()
+        self.cpu_us.clear()
+        self.recorded_rates.clear()
+        self.latencies.clear()
+        self.errors = self.answered = 0
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,10 +171,7 @@ def main() -> None:
         for target in targets:
             wait_answering(target.url)
             wrk(target, args.connections, 2)  # warm-up: lazy imports, first instances, JIT-free but cache-cold
-            target.rates.clear()
-            target.recorded_rates.clear()
-            target.latencies.clear()
-            target.errors = target.answered = 0
+            target.forget_warm_up()
         for _ in range(args.rounds):
             for target in targets:
                 wrk(target, args.connections, args.duration)
@@ -184,6 +193,9 @@ def main() -> None:
                 f"{target.name:<{width}}{median:>13.0f}{median / floor:>9.2f}{cpu:>12.0f}{floor_cpu / cpu:>10.2f}   "
                 f"{rounds:<19} {' '.join(target.latencies):<14} {target.errors}"
             )
+        # Per round too: an A/B pair is judged round by round (the same round saw the same neighbours).
+        for target in targets:
+            say(f"{target.name}: CPU µs/req by round {' '.join(f'{cpu:.0f}' for cpu in target.cpu_us)}")
         for target in targets:
             if not target.name.endswith("floor"):
                 records = count_records(target.url)

@@ -50,7 +50,7 @@ from pywhisk.executor import ProxyResult
 logger = logging.getLogger(__name__)
 
 BUDGET_S = 0.002  # the longest an inline run holds the loop (plus the timer thread's wake-up)
-SHORT_MS = 5.0  # a run shorter than this (wall clock: a pooled run waits for the GIL too) counts towards a streak
+SHORT_MS = 5.0  # a run shorter than this counts towards a streak (a pooled run by its thread's CPU time, executor.py)
 SHORT_RUNS = 8  # short runs in a row before the first inline run of an instance
 MAX_STREAK = 1024
 MODULES = 256  # inline copies of compiled modules kept (least recently used first out)

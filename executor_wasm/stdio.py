@@ -34,6 +34,7 @@ from wasmtime import _ffi as ffi
 from wasmtime import _func as _wasmtime_func
 
 from pywhisk.activation import Messages, format_log_line
+from pywhisk.records import between_slices
 
 # A stream may hold the log limit plus the result (OpenWhisk caps results at 1 MB) plus slack.
 OUTPUT_SLACK = 1_048_576 + 65_536
@@ -352,6 +353,8 @@ def collect_logs(stdout: bytes, stderr: bytes, limit: int) -> list[str]:
         end = len(data) if len(data) <= budget else data.rfind(b"\n", 0, budget) + 1
         start = 0
         while start < end:
+            if start:  # another namespace's request may be waiting for the GIL (pywhisk/records.py)
+                between_slices()
             stop = _slice_end(data, start, end)
             lines = _format(prefix, data[start:stop])
             start = stop

@@ -9,6 +9,7 @@ import orjson
 
 from pywhisk.activation import Activation, ActivationResponse, Messages, StatusCode, format_log_line
 from pywhisk.executor import ProxyResult
+from pywhisk.records import between_slices
 
 # [OW] application.conf: activation results are at most 1 MB.
 MAX_RESULT_BYTES = 1024 * 1024
@@ -109,6 +110,8 @@ def bound_logs(logs: list[str], response: ActivationResponse, max_bytes: int, se
     pieces: list[bytes | memoryview] = []
     kept = 0
     for at in range(0, len(logs), LINES_PER_SLICE):
+        if at:  # another namespace's request may be waiting for the GIL (pywhisk/records.py)
+            between_slices()
         data = orjson.dumps(logs[at : at + LINES_PER_SLICE])
         if left - (len(data) - 1) >= 0:
             left -= len(data) - 1
@@ -139,9 +142,12 @@ def bound_record(record: Activation, max_bytes: int) -> Activation:
 def _json_of(logs: list[str]) -> bytes:
     if len(logs) <= LINES_PER_SLICE:  # one slice: orjson's array is the logs' JSON as it is
         return orjson.dumps(logs)
-    return _array(
-        [memoryview(orjson.dumps(logs[at : at + LINES_PER_SLICE]))[1:-1] for at in range(0, len(logs), LINES_PER_SLICE)]
-    )
+    pieces: list[bytes | memoryview] = []
+    for at in range(0, len(logs), LINES_PER_SLICE):
+        if at:
+            between_slices()
+        pieces.append(memoryview(orjson.dumps(logs[at : at + LINES_PER_SLICE]))[1:-1])
+    return _array(pieces)
 
 
 def _array(pieces: list[bytes | memoryview]) -> bytes:

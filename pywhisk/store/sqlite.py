@@ -1,8 +1,10 @@
-"""SQLite store for standalone mode: one file, WAL, all I/O on dedicated threads (writer, reader, checkpoints).
+"""SQLite store for standalone mode: one file, WAL, I/O on dedicated threads (writer, reader, checkpoints) but small
+record batches (below).
 
 Activation records are written by the shared group-commit writer (``pywhisk.store.writer``): every record
 waiting when the writer thread becomes free goes into one transaction, so throughput grows with load while an
-idle system still commits each record at once (no linger timer).
+idle system still commits each record at once (no linger timer). A small batch finding the writer thread idle is
+committed on the event loop instead (``_insert_inline``): cheaper than the two thread hand-offs it saves.
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ _ENTITY_WRITE_BYTES = 16 * 1024  # what an entity or subject write is counted as
 # records nobody reads (a non-blocking invoke's): the blocking caller's read comes milliseconds after the write.
 _RECENT_BIG_KEPT = 2
 _RECENT_BIG_S = 10.0
+# A batch of activation records up to these is committed on the event loop when the writer thread has nothing to
+# do (``_insert_inline``): such a commit (WAL, ``synchronous=NORMAL``: no fsync) costs ~0.1-0.3 ms of CPU, less than
+# handing it to the writer thread and back, and in standalone a blocking invoke's answer waits for its record
+# (``Settings.result_before_record`` is off there): on a machine whose cores are busy, each of those two thread
+# wake-ups cost another namespace's hello up to tens of milliseconds (queue p99 31 ms, max 84 ms measured beside
+# 7 MB records; docs/benchmarks.md, issue 12). Bigger batches, big records' parts and entity writes stay on it.
+_INLINE_MAX_RECORDS = 8
+_INLINE_MAX_BYTES = 64 * 1024
+_BUSY_TIMEOUT_MS = 5000  # the write connection's, restored after a commit on the loop
 
 _ACTION = "action"
 _PACKAGE = "package"
@@ -208,6 +219,31 @@ def _next_rev(rev: str | None) -> str:
     return f"{generation}-{uuid.uuid4().hex}"
 
 
+class _Busy(Exception):
+    """The write lock is held by another connection (another standalone worker's process): not committed."""
+
+
+def _try_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn`` in one transaction, or ``_Busy`` at once (nothing written) if another connection holds the write
+    lock: on the event loop, where waiting out ``busy_timeout`` would stall every request."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            raise _Busy from error
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
 class SqliteStore:
     """A ``Store`` in one SQLite file. ``retention_days`` deletes older activation records every
     ``retention_interval_s`` (``pywhisk.store.retention``)."""
@@ -230,6 +266,8 @@ class SqliteStore:
         self._read_conn: sqlite3.Connection | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._written_bytes = 0  # since the last checkpoint started
+        self._writer_jobs = 0  # submitted to the writer thread and not finished: the write connection is its
+        self.inline_commits = 0  # batches of records committed on the event loop (``_insert_inline``)
         self._checkpoint: asyncio.Future[None] | None = None
         # Unbounded batches: one transaction takes every record waiting, however many.
         self._activation_writer = GroupCommitWriter[_Record](
@@ -284,7 +322,7 @@ class SqliteStore:
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL keeps it consistent
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         if create_schema:
             _drop_clear_text_subjects(conn)
             _add_summaries(conn)
@@ -314,9 +352,11 @@ class SqliteStore:
             conn.execute("COMMIT")
             return result
 
+        self._writer_jobs += 1
         try:
             return await self._on(self._writer, transaction)
         finally:
+            self._writer_jobs -= 1
             self._after_write(written)
 
     def _after_write(self, written: int) -> None:
@@ -637,8 +677,25 @@ class SqliteStore:
             (a.activationId, a.namespace, a.name, a.start, ActivationSummary.of(a).model_dump_json(), doc)
             for a, doc in batch
         ]
-        await self._write(partial(_insert_activations, rows=rows), sum(len(row[4]) + len(row[5]) for row in rows))
+        written = sum(len(row[4]) + len(row[5]) for row in rows)
+        if not self._insert_inline(rows, written):
+            await self._write(partial(_insert_activations, rows=rows), written)
         return [None] * len(batch)
+
+    def _insert_inline(self, rows: list[tuple[Any, ...]], written: int) -> bool:
+        """Commit a small batch of records on the event loop (``_INLINE_MAX_RECORDS``); False (nothing written)
+        when it must go to the writer thread: a bigger batch, the thread busy with the connection, or another
+        process holding the write lock."""
+        conn = self._write_conn
+        if conn is None or self._writer_jobs or len(rows) > _INLINE_MAX_RECORDS or written > _INLINE_MAX_BYTES:
+            return False
+        try:
+            _try_transaction(conn, partial(_insert_activations, rows=rows))
+        except _Busy:
+            return False
+        self.inline_commits += 1
+        self._after_write(written)
+        return True
 
     async def _insert_big_activations(self, batch: list[_Record]) -> list[BaseException | None]:
         for a, doc in batch:

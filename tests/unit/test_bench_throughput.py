@@ -1,0 +1,25 @@
+"""bench/throughput.py's bookkeeping: the warm-up run is not one of the measured rounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.throughput import Target
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_warm_up_run_leaves_nothing_in_the_rounds() -> None:
+    target = Target("pywhisk standalone", "http://127.0.0.1:1/")
+    # What one warm-up run leaves (bench/throughput.py wrk): its first instances make it the dearest per request.
+    target.rates.append(100.0)
+    target.cpu_us.append(9_000.0)
+    target.recorded_rates.append(99.0)
+    target.latencies.append("300ms")
+    target.errors, target.answered = 1, 200
+
+    target.forget_warm_up()
+
+    assert target.rates == [] and target.recorded_rates == [] and target.latencies == []
+    assert target.cpu_us == []  # kept before: each CPU median took the warm-up as one of its values
+    assert (target.errors, target.answered) == (0, 0)
