@@ -213,7 +213,7 @@ class WasmExecutor:
             streak.ran(inline.duration_ms)
             return inline
         started = time.perf_counter()
-        job = self._job(_run_timed, self.engine, instance.compiled, spec, namespace=request.namespace)
+        job = self._job(_run_module_timed, self.engine, instance.compiled, spec, namespace=request.namespace)
         timed = await self._await_job(job, timeout_s=timeout_ms / 1000 + RUN_GUARD_S)
         if timed is None:  # stuck in a host call; its logs are still being written
             result = ProxyResult(status=None, timed_out=True, duration_ms=_since(started) - job.queued_ms)
@@ -443,7 +443,7 @@ def _never() -> bool:
     return False
 
 
-def _run_timed(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec) -> tuple[ProxyResult, float]:
+def _run_module_timed(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec) -> tuple[ProxyResult, float]:
     """``run_module`` and the milliseconds of CPU its thread used (the streak's measure of a pooled run)."""
     cpu = time.thread_time()
     result = run_module(engine, compiled, spec)
