@@ -223,9 +223,23 @@ class _Busy(Exception):
     """The write lock is held by another connection (another standalone worker's process): not committed."""
 
 
-def _try_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn`` in one transaction, or ``_Busy`` at once (nothing written) if another connection holds the write
-    lock: on the event loop, where waiting out ``busy_timeout`` would stall every request."""
+def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, wait: bool = True) -> T:
+    """``fn`` in one transaction. ``wait=False`` (on the event loop, where waiting out ``busy_timeout`` would stall
+    every request): ``_Busy`` at once, nothing written, if another connection holds the write lock."""
+    if wait:
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        _begin_without_waiting(conn)
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _begin_without_waiting(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA busy_timeout = 0")
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -235,13 +249,6 @@ def _try_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection]
         raise
     finally:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
 
 
 class SqliteStore:
@@ -341,20 +348,9 @@ class SqliteStore:
         """``fn`` in one transaction on the writer thread; ``written``: about how many bytes it writes."""
         assert self._write_conn is not None, "store not started"
         conn = self._write_conn
-
-        def transaction() -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
         self._writer_jobs += 1
         try:
-            return await self._on(self._writer, transaction)
+            return await self._on(self._writer, partial(_transaction, conn, fn))
         finally:
             self._writer_jobs -= 1
             self._after_write(written)
@@ -690,7 +686,7 @@ class SqliteStore:
         if conn is None or self._writer_jobs or len(rows) > _INLINE_MAX_RECORDS or written > _INLINE_MAX_BYTES:
             return False
         try:
-            _try_transaction(conn, partial(_insert_activations, rows=rows))
+            _transaction(conn, partial(_insert_activations, rows=rows), wait=False)
         except _Busy:
             return False
         self.inline_commits += 1

@@ -175,25 +175,32 @@ def _read_answer(sock: socket.socket) -> bytes:
     raise AssertionError(f"no whole answer within {WAIT_S} s; got {received[:200]!r}")
 
 
+EARLY_BODY = b'{"name": "early"}'
+
+
+def _head_with_wrong_key(body: bytes) -> bytes:
+    """A small invoke's head (its body to follow) with a key the authentication refuses before reading the body."""
+    wrong = b"Authorization: Basic " + base64.b64encode(b"nobody:wrong") + b"\r\n"
+    return (
+        b"POST /api/v1/namespaces/_/actions/early HTTP/1.1\r\nHost: x\r\n"
+        + wrong
+        + b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
+
+
 def test_an_answer_before_a_small_body_arrives_keeps_the_connection_for_the_next_request(edge: Server) -> None:
     # The authentication answers before the body is read (a 401 here; a 503 while the store is down). Closing
     # the connection then raced clients that reuse it at once (tests/integration/test_chaos.py lost a request
     # to a RemoteProtocolError that way): the small rest is read and dropped instead, and the connection kept.
-    wrong = b"Authorization: Basic " + base64.b64encode(b"nobody:wrong") + b"\r\n"
-    body = b'{"name": "early"}'
     with _connect(edge) as sock:
-        sock.sendall(
-            b"POST /api/v1/namespaces/_/actions/early HTTP/1.1\r\nHost: x\r\n"
-            + wrong
-            + b"Content-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-        )
+        sock.sendall(_head_with_wrong_key(EARLY_BODY))
         status, headers, _ = _status_and_json(_read_answer(sock))  # answered with the body not yet sent
         assert status == 401
         assert b"close" not in headers.get("connection", b"")
 
-        sock.sendall(body + b"GET /api/v1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(EARLY_BODY + b"GET /api/v1 HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _, info = _status_and_json(_read_answer(sock))
         assert status == 200
         assert info["description"] == "OpenWhisk API", info
@@ -203,16 +210,8 @@ def test_an_answer_before_a_small_body_arrives_keeps_the_connection_for_the_next
 
 
 def test_an_answer_before_an_idle_small_body_arrives_still_closes_an_idle_connection(edge: Server) -> None:
-    wrong = b"Authorization: Basic " + base64.b64encode(b"nobody:wrong") + b"\r\n"
-    body = b'{"name": "early"}'
     with _connect(edge) as sock:
-        sock.sendall(
-            b"POST /api/v1/namespaces/_/actions/early HTTP/1.1\r\nHost: x\r\n"
-            + wrong
-            + b"Content-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-        )
+        sock.sendall(_head_with_wrong_key(EARLY_BODY))
         assert _status_and_json(_read_answer(sock))[0] == 401
-        sock.sendall(body)  # the rest, dropped; then nothing more
+        sock.sendall(EARLY_BODY)  # the rest, dropped; then nothing more
         assert _read_until_closed(sock) == b""
