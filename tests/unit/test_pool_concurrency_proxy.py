@@ -19,14 +19,15 @@ pytestmark = pytest.mark.unit
 
 # Each run waits until `n` runs are inside main at once (or `wait` s pass), then answers its own params.
 BARRIER_ACTION = """
-import threading, time
+import sys, threading, time
 inside = 0
 lock = threading.Lock()
 def main(args):
     global inside
     with lock:
         inside += 1
-    print(f"run {args['id']} in")
+    # One write per line: print() writes the text and the newline apart, and concurrent runs interleaved them.
+    sys.stdout.write(f"run {args['id']} in\\n")
     deadline = time.monotonic() + args.get("wait", 5)
     while inside < args["n"] and time.monotonic() < deadline:
         time.sleep(0.01)
