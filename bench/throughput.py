@@ -7,6 +7,7 @@
     python bench/throughput.py --distributed --workers 1 --workers 2   # each pywhisk target with 1 and 2 workers
     python bench/throughput.py --distributed --no-standalone --variant PYWHISK_KAFKA_LINGER_MS=0  # Kafka tuning A/B
     python bench/throughput.py --distributed --no-standalone --variant INVOKERS=1  # 1 invoker instead of 2
+    python bench/throughput.py --distributed --wait-time  # and warm waitTime at 1 and 15 in flight
 
 Every target gets ``wrk -t1 -cC -dDs -s bench/invoke.lua`` (blocking invokes with the guest's Basic auth, the same
 JSON body), round after round, the targets interleaved within each round so a noisy neighbour on the shared
@@ -22,6 +23,10 @@ With --workers N (repeatable), each pywhisk target runs with ``--workers N`` (st
 port; distributed: a controller of N workers, still 2 invokers), one target per N. A server's CPU is that of its
 whole process tree (supervisor and workers). With --variant KEY=VALUE[,KEY=VALUE...] (repeatable), one more
 distributed deployment per variant runs with those settings added (e.g. Kafka batching), beside the others.
+
+With --wait-time, after the measured rounds each pywhisk target gets one more ``wrk -c1`` and ``wrk -c15`` run (10 s
+each, after a 3 s warm-up) and the mean, p50 and p99 ``waitTime`` of the last 200 records it wrote are printed
+(issue 15's targets: a mean of at most 1 ms at 1 in flight standalone, at most 5 ms at 15 in flight distributed).
 
 With --profile, after the measured rounds each pywhisk server process is recorded by ``py-spy record
 --nonblocking`` for one more wrk run (flame graph SVGs in --out; the profiler's sampling costs a little
@@ -67,6 +72,10 @@ class Target:
     # Answered requests per second from wrk's start until the last of their records was stored.
     recorded_rates: list[float] = field(default_factory=list)
     activations_db: str | None = None  # distributed: the CouchDB database its records go to
+    # Distributed: the backing services (Kafka, pouchdb-server), measured apart from the target's own CPU; they
+    # serve every distributed target of the run, each measured during its own wrk runs.
+    service_pids: dict[str, int] = field(default_factory=dict)
+    service_cpu_us: dict[str, list[float]] = field(default_factory=dict)
     errors: int = 0
     answered: int = 0
 
@@ -78,6 +87,7 @@ class Target:
         """
         self.rates.clear()
         self.cpu_us.clear()
+        self.service_cpu_us.clear()
         self.recorded_rates.clear()
         self.latencies.clear()
         self.errors = self.answered = 0
@@ -94,6 +104,9 @@ def main() -> None:
         "--baseline", type=Path, action="append", default=[], help="also a standalone from this source tree (A/B)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs into --out")
+    parser.add_argument(
+        "--wait-time", action="store_true", help="also warm waitTime at 1 and 15 in flight (records' annotations)"
+    )
     parser.add_argument("--out", type=Path, help="directory for results.txt and the flame graphs")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the pywhisk processes")
     parser.add_argument(
@@ -167,6 +180,7 @@ def main() -> None:
             target = Target(f"pywhisk distributed{suffix}", prepare(deployment.apihost()), pids)
             # The database's document count: cheap, where the API's count would build a view on every poll.
             target.activations_db = f"http://127.0.0.1:5984/{deployment.prefix}activations"
+            target.service_pids = service_pids()
             targets.append(target)
         for target in targets:
             wait_answering(target.url)
@@ -197,6 +211,13 @@ def main() -> None:
         for target in targets:
             say(f"{target.name}: CPU µs/req by round {' '.join(f'{cpu:.0f}' for cpu in target.cpu_us)}")
         for target in targets:
+            if target.service_cpu_us:
+                # What the same requests cost the broker and the store: on a small machine they share its cores.
+                services = ", ".join(
+                    f"{name} {statistics.median(values):.0f}" for name, values in target.service_cpu_us.items()
+                )
+                say(f"{target.name}: backing services' CPU µs/req (median): {services}")
+        for target in targets:
             if not target.name.endswith("floor"):
                 records = count_records(target.url)
                 recorded = " ".join(f"{rate:.0f}" for rate in target.recorded_rates)
@@ -205,6 +226,11 @@ def main() -> None:
                     f"recorded/s (answered until the last record stored) median "
                     f"{statistics.median(target.recorded_rates):.0f}, rounds {recorded}"
                 )
+        if args.wait_time:
+            for target in targets:
+                if target.name.startswith("pywhisk"):
+                    for in_flight in WAIT_TIME_IN_FLIGHT:
+                        say(f"{target.name}: {wait_time_line(target, in_flight)}")
         if args.profile:
             args.out.mkdir(parents=True, exist_ok=True)
             for target in targets:
@@ -263,6 +289,7 @@ def wrk(target: Target, connections: int, duration: int) -> None:
     pywhisk = not target.name.endswith("floor")
     recorded_before = record_count(target) if pywhisk else 0
     cpu_before = sum(tree_cpu_seconds(pid) for pid in target.pids.values())
+    services_before = {name: tree_cpu_seconds(pid) for name, pid in target.service_pids.items()}
     started = time.monotonic()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(INVOKE_LUA), target.url],
@@ -287,9 +314,72 @@ def wrk(target: Target, connections: int, duration: int) -> None:
         target.recorded_rates.append(int(done.group(1)) / (time.monotonic() - started))
     cpu = sum(tree_cpu_seconds(pid) for pid in target.pids.values()) - cpu_before
     target.cpu_us.append(cpu * 1e6 / max(1, int(done.group(1))))
+    for name, pid in target.service_pids.items():
+        used = tree_cpu_seconds(pid) - services_before[name]
+        target.service_cpu_us.setdefault(name, []).append(used * 1e6 / max(1, int(done.group(1))))
     target.latencies.append(latency.group(1) if latency else "?")
     target.errors += int(errors.group(1)) if errors else 0
     target.answered += int(done.group(1))
+
+
+WAIT_TIME_IN_FLIGHT = (1, 15)
+WAIT_TIME_RECORDS = 200  # the last records of a wait-time run that are summarised
+
+
+def wait_time_line(target: Target, in_flight: int, duration: int = 10) -> str:
+    """One more wrk run at ``in_flight`` connections; the waitTime of the last records it wrote, as a line."""
+    wrk(target, in_flight, 3)  # warm: one instance per connection
+    wrk(target, in_flight, duration)
+    rate = target.rates[-1]
+    apihost = target.url.split("/api/v1/")[0]
+    uuid, key = GUEST_AUTH.split(":")
+    records = httpx.get(
+        f"{apihost}/api/v1/namespaces/_/activations",
+        params={"name": ACTION, "limit": str(WAIT_TIME_RECORDS), "docs": "true"},
+        auth=(uuid, key),
+        timeout=60,
+    ).json()
+    return f"{in_flight} in flight, {rate:.0f} req/s: {summarise_wait_times(records)}"
+
+
+def summarise_wait_times(records: list[dict[str, object]]) -> str:
+    """Mean, p50, p99 and max of the records' ``waitTime`` annotations (ms); records without one are counted apart."""
+    waits: list[float] = []
+    for record in records:
+        annotations = record.get("annotations")
+        found = (
+            [a["value"] for a in annotations if isinstance(a, dict) and a.get("key") == "waitTime"]
+            if isinstance(annotations, list)
+            else []
+        )
+        if found and isinstance(found[0], int | float):
+            waits.append(float(found[0]))
+    if not waits:
+        return f"no waitTime in {len(records)} records"
+    ordered = sorted(waits)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return (
+        f"waitTime over the last {len(waits)} records: mean {statistics.mean(waits):.2f} ms, "
+        f"p50 {statistics.median(waits):.1f}, p99 {p99:.1f}, max {ordered[-1]:.0f}"
+        + (f" ({len(records) - len(waits)} records without one)" if len(waits) < len(records) else "")
+    )
+
+
+def service_pids() -> dict[str, int]:
+    """The local Kafka broker's and pouchdb-server's pids, from deploy/local's pid files (those that run)."""
+    data = Path(os.environ.get("PYWHISK_DATA", Path.home() / ".cache" / "pywhisk"))
+    found = {}
+    for name, pid_file in (
+        ("kafka", data / "kafka-data" / "kafka.pid"),
+        ("couchdb", data / "couchdb-data" / "pouchdb-server.pid"),
+    ):
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            continue
+        found[name] = pid
+    return found
 
 
 def record_count(target: Target) -> int:

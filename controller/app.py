@@ -33,7 +33,7 @@ from pywhisk.lifecycle import Service
 from pywhisk.metrics import Metrics
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.settings import Settings
-from pywhisk.store import ActivationStore, ScheduleStore, Store, SubjectStore
+from pywhisk.store import ActivationStore, ScheduleStore, SequenceJournalStore, Store, SubjectStore
 from pywhisk.system import seed_system_packages
 from pywhisk.tenancy import seed_guest_subject
 
@@ -82,6 +82,7 @@ def create_app(
     # sequences it cancels can still record themselves.
     journal = SequenceJournal(
         activation_records,
+        entries=store.sequence_journal if isinstance(store, SequenceJournalStore) else None,
         period_s=settings.sequence_journal_period_s,
         timeout_addon_ms=settings.composition_timeout_addon_ms,
     )

@@ -10,7 +10,8 @@ first record of an id:
 
 - an entry is an activation record in ``JOURNAL_NAMESPACE``, a namespace no subject holds, under an id of its
   own (SQLite keys records by id alone), whose ``start`` is the sequence's deadline and whose ``record``
-  annotation is the record the sequence gets if it is lost;
+  annotation is the record the sequence gets if it is lost. Entries go to the store's ``sequence_journal``
+  where it has one (CouchDB: a database apart, ``pywhisk.store.SequenceJournalStore``), else among the records;
 - every ``PERIOD_S`` each controller lists the entries whose deadline passed since its last look
   (``since``/``upto`` on ``start``) and, for each sequence that has no record, puts the lost record. A
   sequence that ended has its record already, and a lost record put twice (by two controllers) is kept once,
@@ -57,9 +58,15 @@ class SequenceJournal:
     """Journals running sequences and records the lost ones (see the module's docstring)."""
 
     def __init__(
-        self, records: ActivationStore, *, period_s: float = PERIOD_S, timeout_addon_ms: int = TIMEOUT_ADDON_MS
+        self,
+        records: ActivationStore,
+        *,
+        entries: ActivationStore | None = None,
+        period_s: float = PERIOD_S,
+        timeout_addon_ms: int = TIMEOUT_ADDON_MS,
     ) -> None:
         self._records = records
+        self._entries = entries if entries is not None else records  # the journal's own entries
         self._period_s = period_s
         self.timeout_addon_ms = timeout_addon_ms
         """How long past a step's time limit its composition waits for it, and the margin of every deadline
@@ -94,7 +101,7 @@ class SequenceJournal:
             response=ActivationResponse.of(StatusCode.SUCCESS, None),
             annotations=[KeyValue(key="record", value=lost.model_dump(mode="json"))],
         )
-        await self._records.put_activation(entry)
+        await self._entries.put_activation(entry)
 
     async def record_lost(self) -> None:
         """Record every journalled sequence whose deadline passed since the last look and that has no record."""
@@ -103,7 +110,7 @@ class SequenceJournal:
         skip = 0
         while True:
             query = ActivationQuery(namespace=JOURNAL_NAMESPACE, since=since, upto=upto, limit=_PAGE, skip=skip)
-            entries = await self._records.list_activations(query)
+            entries = await self._entries.list_activations(query)
             for entry in entries:
                 await self._record_if_lost(entry)
             if len(entries) < _PAGE:

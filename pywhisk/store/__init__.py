@@ -47,6 +47,7 @@ __all__ = [
     "PackageSummary",
     "RuleSummary",
     "ScheduleStore",
+    "SequenceJournalStore",
     "Store",
     "SubjectStore",
     "TriggerSummary",
@@ -184,6 +185,22 @@ class ActivationStore(Protocol):
 
     async def count_activations(self, query: ActivationQuery) -> int:
         """How many records match (ignoring limit and skip)."""
+
+
+@runtime_checkable
+class SequenceJournalStore(Protocol):
+    """A backend that keeps the sequence journal (controller/sequence_journal.py) apart from the records.
+
+    Every controller scans the journal's entries by deadline every few seconds. In CouchDB that scan is a view
+    query, and a view query first indexes every document written since the last one: with the entries among the
+    activation records, the scan had pouchdb-server run the activations views' map functions over every record
+    (600-1,000 µs of its CPU per warm invoke, docs/benchmarks.md, issue 15). A backend without this (SQLite, whose
+    indexes are kept on write) journals among its records.
+    """
+
+    @property
+    def sequence_journal(self) -> ActivationStore:
+        """Where the journal's entries go: an ``ActivationStore`` of their own."""
 
 
 @runtime_checkable

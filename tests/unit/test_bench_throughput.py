@@ -23,3 +23,16 @@ def test_the_warm_up_run_leaves_nothing_in_the_rounds() -> None:
     assert target.rates == [] and target.recorded_rates == [] and target.latencies == []
     assert target.cpu_us == []  # kept before: each CPU median took the warm-up as one of its values
     assert (target.errors, target.answered) == (0, 0)
+
+
+def test_wait_times_are_summarised_from_the_records_annotations() -> None:
+    from bench.throughput import summarise_wait_times
+
+    def record(wait_ms: object) -> dict[str, object]:
+        return {"annotations": [{"key": "kind", "value": "wasm:wasi"}, {"key": "waitTime", "value": wait_ms}]}
+
+    line = summarise_wait_times([record(1), record(2), record(3), record(10), {"annotations": []}])
+
+    assert "last 4 records" in line and "mean 4.00 ms" in line and "p50 2.5" in line and "max 10" in line
+    assert "(1 records without one)" in line
+    assert summarise_wait_times([{"annotations": "nonsense"}]) == "no waitTime in 1 records"

@@ -1,9 +1,10 @@
 """CouchDB store for distributed mode, over CouchDB's HTTP API (CouchDB 3, or pouchdb-server in tests).
 
 Databases as in OpenWhisk: ``{prefix}subjects`` (subjects by name, ``{ns}/limits``), ``{prefix}whisks`` (entities,
-id ``{namespace}/{name}``) and ``{prefix}activations`` (id ``{namespace}/{activationId}``), and a fourth,
+id ``{namespace}/{name}``) and ``{prefix}activations`` (id ``{namespace}/{activationId}``), a fourth,
 ``{prefix}schedules`` (alarm schedules, id ``{namespace}/{trigger}``), as OpenWhisk's alarms provider keeps its
-own. Listing and
+own, and a fifth, ``{prefix}sequences``, the sequence journal's entries (``pywhisk.store.SequenceJournalStore``:
+its periodic scan must not index every activation record). Listing and
 counting use JavaScript map views with the built-in ``_count`` reduce rather than Mango ``_find``: views
 give newest-first order (``descending=true``), ``skip``/``limit`` and exact counts in one indexed query on
 both CouchDB 3 and pouchdb-server, while Mango has no count, needs a matching index for every sort, and
@@ -37,7 +38,7 @@ _DB_PREFIX = re.compile(r"\A[a-z][a-z0-9_$()+/-]*\Z")
 
 
 class CouchStore:
-    """A ``Store`` in four CouchDB databases, over one keep-alive HTTP client.
+    """A ``Store`` in five CouchDB databases, over one keep-alive HTTP client.
 
     ``username``/``password`` (or user info in ``url``) are sent as HTTP Basic auth: CouchDB 3 needs a
     server admin to create databases and design documents. ``retention_days`` starts a background task
@@ -76,6 +77,14 @@ class CouchStore:
         )
         # Alarm schedules have a database of their own, as openwhisk-package-alarms' provider has.
         self.schedules = CouchSchedules(self._client, f"{db_prefix}schedules")
+        # The sequence journal's entries too (pywhisk.store.SequenceJournalStore), kept as long as the records.
+        self.sequence_journal = CouchActivations(
+            self._client,
+            f"{db_prefix}sequences",
+            batch_size=activation_batch_size,
+            retention_days=retention_days,
+            retention_interval_s=retention_interval_s,
+        )
 
     @property
     def url(self) -> str:
@@ -83,9 +92,9 @@ class CouchStore:
         return self._client.url
 
     @property
-    def databases(self) -> tuple[str, str, str, str]:
-        """The names of the subjects, whisks, activations and schedules databases."""
-        return self.subjects.db, self.entities.db, self.activations.db, self.schedules.db
+    def databases(self) -> tuple[str, str, str, str, str]:
+        """The names of the subjects, whisks, activations, schedules and sequence journal databases."""
+        return self.subjects.db, self.entities.db, self.activations.db, self.schedules.db, self.sequence_journal.db
 
     @property
     def activation_batches(self) -> int:
@@ -96,12 +105,13 @@ class CouchStore:
 
     async def start(self) -> None:
         """Create the databases and design documents if missing; start retention if configured."""
-        for family in (self.subjects, self.entities, self.activations, self.schedules):
+        for family in (self.subjects, self.entities, self.activations, self.schedules, self.sequence_journal):
             await family.prepare()
 
     async def close(self) -> None:
         """Write the activation records still pending, stop retention and close the HTTP client."""
         await self.activations.close()
+        await self.sequence_journal.close()
         await self._client.close()
 
     # SubjectStore ---------------------------------------------------------------------------------
