@@ -120,8 +120,10 @@ def run_module(engine: wasmtime.Engine, compiled: CompiledModule, spec: RunSpec)
         if deadline_passed():  # stopped in a sleep (sleeps.py), whatever error the guest saw
             outcome = _TIMED_OUT
         store.close()
-        out, err = bytes(stdout), bytes(stderr)
-    result = _proxy_result(outcome, out, err, spec.log_limit_bytes)
+    # The captured buffers themselves, not a bytes() copy: copying a 10 MB output was one C call holding the GIL
+    # for 8-23 ms on a loaded machine, while other namespaces' requests waited for it (docs/benchmarks.md,
+    # issue 12, records). Nothing writes to them once the context is left.
+    result = _proxy_result(outcome, stdout, stderr, spec.log_limit_bytes)
     result.duration_ms = (time.perf_counter() - started) * 1000
     return result
 
@@ -217,7 +219,10 @@ def _near_limit(store: wasmtime.Store, instance: wasmtime.Instance, limit: int) 
     return size is not None and limit - size < max(PAGE, min(limit // 8, 4 * 1_048_576))
 
 
-def _proxy_result(outcome: str | _Failed, out: bytes, err: bytes, log_limit: int) -> ProxyResult:
+def _proxy_result(
+    outcome: str | _Failed, out: bytes | bytearray, err: bytes | bytearray, log_limit: int
+) -> ProxyResult:
+    """The proxy's answer to a run that ended with ``outcome``; a bytearray ``out`` loses its result line in place."""
     if outcome == _OK:
         # Only \n ends a line: a JSON result may hold a raw U+2028, which str.splitlines would split.
         body, out = take_result(out)

@@ -327,7 +327,7 @@ class Stdin:
             os.close(self.fd)
 
 
-def collect_logs(stdout: bytes, stderr: bytes, limit: int) -> list[str]:
+def collect_logs(stdout: bytes | bytearray, stderr: bytes | bytearray, limit: int) -> list[str]:
     """Format the log lines of both streams (stdout first), cut after ``limit`` bytes of raw output.
 
     A line costs its bytes plus its newline, as a Docker log line of OpenWhisk's does; the first line
@@ -375,7 +375,7 @@ def collect_logs(stdout: bytes, stderr: bytes, limit: int) -> list[str]:
     return logs
 
 
-def _slice_end(data: bytes, start: int, end: int) -> int:
+def _slice_end(data: bytes | bytearray, start: int, end: int) -> int:
     """Where the slice of ``data[start:end]`` starting at ``start`` ends: after a newline, or at ``end``."""
     if end - start <= SLICE_BYTES:
         return end
@@ -385,7 +385,7 @@ def _slice_end(data: bytes, start: int, end: int) -> int:
     return end if newline < 0 else newline + 1
 
 
-def _format(prefix: str, chunk: bytes) -> list[str]:
+def _format(prefix: str, chunk: bytes | bytearray) -> list[str]:
     """The formatted lines of ``chunk`` (whole lines, the last one maybe without its newline).
 
     Decoding the chunk whole is the same as decoding each line: UTF-8 never puts the byte of a newline or
@@ -397,19 +397,25 @@ def _format(prefix: str, chunk: bytes) -> list[str]:
     return (prefix + text.replace("\n", "\n" + prefix)).split("\n")
 
 
-def take_result(stdout: bytes) -> tuple[str, bytes]:
-    """Split stdout into its last non-blank line (the result) and what came before it (logs)."""
+def take_result(stdout: bytes | bytearray) -> tuple[str, bytes | bytearray]:
+    """Split stdout into its last non-blank line (the result) and what came before it (logs).
+
+    A bytearray (a run's captured output) is cut in place and returned: slicing off the logs would copy up to
+    the log limit (10 MB) in one C call holding the GIL; cutting its end is a resize."""
     end = len(stdout)
     while end > 0:
         start = stdout.rfind(b"\n", 0, end) + 1
         line = stdout[start:end]
         if line.strip():
+            if isinstance(stdout, bytearray):
+                del stdout[start:]
+                return _text(line), stdout
             return _text(line), stdout[:start]
         end = start - 1  # blank line: look at the one before it
     return "", b""
 
 
-def _text(line: bytes) -> str:
+def _text(line: bytes | bytearray) -> str:
     return (line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "replace")
 
 

@@ -7,32 +7,13 @@ order of annotations ([OW] ContainerProxy.constructWhiskActivation, reference/op
 
 from __future__ import annotations
 
-import asyncio
-import time
-
+# between_slices lives with the records' slicing in pywhisk.activation (which this module imports, so not the
+# reverse); named here too, where the executors and the invoker have always taken it.
+from pywhisk.activation import SLICE_PAUSE_S as SLICE_PAUSE_S
 from pywhisk.activation import Activation, ActivationResponse
+from pywhisk.activation import between_slices as between_slices
 from pywhisk.entities import KeyValue, Limits
 from pywhisk.messages import ActivationMessage
-
-# How long a worker thread lets go of the GIL between two slices of a big record's work (``between_slices``):
-# long enough for a thread it wakes to be scheduled and take the GIL; ~70 slices of a 10 MB log cost ~10 ms of
-# wall time this way, and no CPU.
-SLICE_PAUSE_S = 0.00005
-
-
-def between_slices() -> None:
-    """Call between two slices of a big record's work on a worker thread (formatting, bounding, serialising a
-    10 MB log): lets go of the GIL for ``SLICE_PAUSE_S``, so that a thread waiting for it takes it now.
-
-    Without this, the worker gives the GIL up only when the interpreter's switch interval (5 ms) forces it: the
-    event loop, which takes the GIL again after every wait (each hand-off of another namespace's hello to the
-    bus, the store and the executor threads and back), then waits up to 5 ms each time, and the hello up to
-    tens of milliseconds for a record it has no part in. On the event loop's own thread it does nothing (a
-    sleep there would stall every request)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        time.sleep(SLICE_PAUSE_S)
 
 
 def build_activation(

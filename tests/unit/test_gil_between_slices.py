@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from executor_wasm import stdio
-from invoker import results
+from invoker import proxy, results
+from pywhisk import activation
 from pywhisk.activation import ActivationResponse, StatusCode
 
 pytestmark = pytest.mark.unit
@@ -102,3 +104,30 @@ def test_nothing_pauses_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> No
 
     asyncio.run(on_loop())
     assert pauses == []
+
+
+def test_a_big_records_logs_are_read_with_pauses_between_slices_on_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Activation.from_json of a stored big record (pywhisk/activation.py _load_lines): ~64 KiB of JSON a slice.
+    logs = [f"2026-12-07T03:00:00.000000Z stdout: line {i}" for i in range(20_000)]  # ~900 KB: ~14 slices
+    logs_json = orjson.dumps(logs)
+    pauses = _pauses(monkeypatch)
+    assert _on_thread(lambda: activation._load_lines(logs_json)) == logs
+    assert len(logs_json) // (64 * 1024) - 1 <= len(pauses) <= len(logs_json) // (64 * 1024) + 1
+    pauses.clear()
+
+    async def on_loop() -> list[str]:
+        return activation._load_lines(logs_json)
+
+    assert asyncio.run(on_loop()) == logs and pauses == []
+
+
+def test_freeing_a_cut_records_lines_pauses_between_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    # invoker/proxy.py _free, on a thread after a big record was cut: 4,096 lines a slice.
+    lines = [f"line {i}" for i in range(10 * results.LINES_PER_SLICE)]
+    more = [f"more {i}" for i in range(results.LINES_PER_SLICE // 2)]
+    pauses = _pauses(monkeypatch)
+    _on_thread(lambda: proxy._free(lines, more))
+    assert lines == [] and more == []
+    assert len(pauses) == 10 - 1  # between the slices of a list, none after its last
