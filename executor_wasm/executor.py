@@ -112,7 +112,8 @@ class WasmExecutor:
         self.net_cache = ModuleCache(self.engine, net_linker, module_cache_dir)
         self.compiler = CompilerPool(settings.compile_processes, settings.compile_memory_mb * 1_048_576)
         self.grant_policy = GrantPolicy.from_settings(settings)
-        self._ticker = EpochTicker(self.engine)
+        # Parked while no pool job runs (ticker.py): under load most warm runs are inline, on an Engine of their own.
+        self._ticker = EpochTicker(self.engine, parks=True)
         self._pool: ThreadPoolExecutor | None = None
         # Long-running guests' threads reniced so short ones and the event loop preempt them (priority.py).
         self.priority = (
@@ -293,7 +294,12 @@ class WasmExecutor:
         return await self._await_job(job, timeout_s)
 
     def _job(self, fn: Callable[..., T], *args: object, namespace: str) -> _Job[T]:
-        return _Job(fn, args, self._slots, namespace)
+        if self._ticker.parks and getattr(fn, "__func__", fn) not in _HELD_JOBS:
+            # A subclass's runner (Python, JavaScript) may create Stores outside its jobs: the Python runner's
+            # reclaimer instantiates ready instances on a thread of its own, their start functions under an
+            # epoch deadline that only a ticking ticker enforces.
+            self._ticker.keep_ticking()
+        return _Job(fn, args, self._slots, self._ticker, namespace)
 
     async def _await_job(self, job: _Job[T], timeout_s: float) -> T | None:
         if self._pool is None:
@@ -407,10 +413,12 @@ def _the_wasm_member(members: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
 class _Job(Generic[T]):
     """A callable for the pool that runs under a compute slot of its namespace and records when it got one."""
 
-    __slots__ = ("args", "fn", "namespace", "slots", "started_at", "submitted_at", "waiter")
+    __slots__ = ("args", "fn", "namespace", "slots", "started_at", "submitted_at", "ticker", "waiter")
 
-    def __init__(self, fn: Callable[..., T], args: tuple[object, ...], slots: ComputeSlots, namespace: str) -> None:
-        self.fn, self.args, self.slots, self.namespace = fn, args, slots, namespace
+    def __init__(
+        self, fn: Callable[..., T], args: tuple[object, ...], slots: ComputeSlots, ticker: EpochTicker, namespace: str
+    ) -> None:
+        self.fn, self.args, self.slots, self.ticker, self.namespace = fn, args, slots, ticker, namespace
         self.waiter = Waiter(namespace)
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
@@ -421,7 +429,12 @@ class _Job(Generic[T]):
             if logger.isEnabledFor(logging.DEBUG):
                 name = getattr(self.fn, "__name__", self.fn)
                 logger.debug("%s on a compute slot of %r after %.1f ms queued", name, self.namespace, self.queued_ms)
-            return self.fn(*self.args)
+            # The epoch moves while a job may run a Store (its deadline is computed in it, after the hold).
+            self.ticker.hold()
+            try:
+                return self.fn(*self.args)
+            finally:
+                self.ticker.release()
 
     def withdraw(self) -> None:
         """Give up the job's place in the queue for a slot (its caller was cancelled)."""
@@ -452,3 +465,7 @@ def _run_module_timed(engine: wasmtime.Engine, compiled: CompiledModule, spec: R
 
 def _since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+# The executor's own pool jobs: each creates its Stores (if any) inside the job, under the ticker's hold.
+_HELD_JOBS: frozenset[object] = frozenset({_run_module_timed, decode_module, ModuleCache.lookup, ModuleCache.adopt})

@@ -45,6 +45,7 @@ from executor_wasm.cache import CompiledModule, create_engine
 from executor_wasm.grants import NO_GRANTS, Grants
 from executor_wasm.runner import _TIMED_OUT, RunSpec, _execute, _proxy_result, new_store
 from executor_wasm.stdio import OUTPUT_SLACK, WASI, Stdin, captured_output, define_fd_write
+from executor_wasm.ticker import OneShotTimer
 from pywhisk.executor import ProxyResult
 
 logger = logging.getLogger(__name__)
@@ -116,40 +117,20 @@ class Overran(Exception):
     """An inline run used the budget's CPU time before it was abandoned: its guest is not as short as it was."""
 
 
-class InterruptTimer:
-    """A one-shot POSIX timer (CLOCK_MONOTONIC, SIGEV_THREAD) that advances ``engine``'s epoch when it expires.
+class InterruptTimer(OneShotTimer):
+    """A one-shot POSIX timer that advances ``engine``'s epoch ``BUDGET_S`` after it is armed.
 
-    The C library runs the notification on a thread of its own, calling ``wasmtime_engine_increment_epoch``
-    with the engine's pointer as its ``sigval`` argument (a pointer-sized union, passed as a pointer is):
-    the interrupt needs neither Python nor the GIL, which the loop's guest may hold in a host call.
+    The C library's notification thread calls ``wasmtime_engine_increment_epoch`` with the engine's pointer
+    (ticker.py's ``OneShotTimer``): the interrupt needs neither Python nor the GIL, which the loop's guest may
+    hold in a host call.
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine  # kept alive as long as the timer may call into it
-        # PyDLL: arming and disarming keep the GIL (a CDLL call releases it, and another thread may take it).
-        self._libc = ctypes.PyDLL(None, use_errno=True)
-        event = _SigEvent()
-        event.value = ctypes.cast(engine.ptr(), ctypes.c_void_p).value
-        event.notify = _SIGEV_THREAD
-        event.un.thread.function = ctypes.cast(ffi.dll.wasmtime_engine_increment_epoch, ctypes.c_void_p).value
-        self._timer = ctypes.c_void_p()
-        if self._libc.timer_create(_CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(self._timer)) != 0:
-            raise OSError(ctypes.get_errno(), "timer_create failed")
-        self._arm = _ITimerSpec()
-        self._arm.value.nsec = int(BUDGET_S * 1e9)
-        self._disarm = _ITimerSpec()
-        self._closed = False
-
-    def arm(self) -> None:
-        self._libc.timer_settime(self._timer, 0, ctypes.byref(self._arm), None)
-
-    def disarm(self) -> None:
-        self._libc.timer_settime(self._timer, 0, ctypes.byref(self._disarm), None)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._libc.timer_delete(self._timer)
+        increment = ctypes.cast(ffi.dll.wasmtime_engine_increment_epoch, ctypes.c_void_p).value
+        pointer = ctypes.cast(engine.ptr(), ctypes.c_void_p).value
+        assert increment is not None and pointer is not None
+        super().__init__(increment, pointer, BUDGET_S)
 
 
 class InlineRunner:
@@ -236,28 +217,3 @@ class InlineRunner:
         result = _proxy_result(outcome, out, err, spec.log_limit_bytes)
         result.duration_ms = (time.perf_counter() - started) * 1000
         return result
-
-
-# <time.h>, <signal.h> on Linux (glibc and musl agree on these layouts).
-_CLOCK_MONOTONIC = 1
-_SIGEV_THREAD = 2
-
-
-class _TimeSpec(ctypes.Structure):
-    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
-
-
-class _ITimerSpec(ctypes.Structure):
-    _fields_ = [("interval", _TimeSpec), ("value", _TimeSpec)]
-
-
-class _SigEvThread(ctypes.Structure):
-    _fields_ = [("function", ctypes.c_void_p), ("attribute", ctypes.c_void_p)]
-
-
-class _SigEvUnion(ctypes.Union):
-    _fields_ = [("pad", ctypes.c_int * 12), ("tid", ctypes.c_int), ("thread", _SigEvThread)]
-
-
-class _SigEvent(ctypes.Structure):
-    _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int), ("un", _SigEvUnion)]
