@@ -11,7 +11,8 @@
 
 Every target gets ``wrk -t1 -cC -dDs -s bench/invoke.lua`` (blocking invokes with the guest's Basic auth, the same
 JSON body), round after round, the targets interleaved within each round so a noisy neighbour on the shared
-machine hits them all alike. It prints req/s per round, the median, and each pywhisk figure as a ratio of the WASM
+machine hits them all alike, and each round starting one target further on (a target's place in the order
+mattered too). It prints req/s per round, the median, and each pywhisk figure as a ratio of the WASM
 floor (bench/floors/wasm_floor.py: one process running hello.wasm inline, the floor of a warm invoke in Python) —
 ratios, because the absolute numbers move with the machine's load, which is printed too. pywhisk's records are
 counted afterwards: every answered invoke must have written one.
@@ -186,8 +187,8 @@ def main() -> None:
             wait_answering(target.url)
             wrk(target, args.connections, 2)  # warm-up: lazy imports, first instances, JIT-free but cache-cold
             target.forget_warm_up()
-        for _ in range(args.rounds):
-            for target in targets:
+        for round_number in range(args.rounds):
+            for target in rotated(targets, round_number):
                 wrk(target, args.connections, args.duration)
         say(f"load average after the rounds {load_average()}")
         floor = statistics.median(next(t for t in targets if t.name == "wasm floor").rates)
@@ -283,6 +284,16 @@ def wait_answering(url: str, timeout_s: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} does not answer 200")
         time.sleep(0.1)
+
+
+def rotated(targets: list[Target], round_number: int) -> list[Target]:
+    """The targets in the order of round ``round_number``: each round starts one target further on.
+
+    A fixed order favoured some places in it: two identical distributed deployments measured 13 % apart in
+    req/s by their place alone (docs/benchmarks.md, issue 15, 2026-12-07 07:14), so every place is taken in turn.
+    """
+    start = round_number % len(targets) if targets else 0
+    return targets[start:] + targets[:start]
 
 
 def wrk(target: Target, connections: int, duration: int) -> None:

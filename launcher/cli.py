@@ -164,7 +164,7 @@ async def run_invoker(settings: Settings) -> None:
 
     # This process owns the bus and store (in standalone the controller's lifespan does), so it makes them.
     metrics = Metrics.from_settings(settings)
-    store, bus = instrumented_backends(settings, metrics, f"invoker{settings.invoker_id}")
+    store, bus = instrumented_backends(settings, metrics, f"invoker{settings.invoker_id}", invoker=True)
     invoker = build_invoker(settings, store=store, bus=bus, metrics=metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

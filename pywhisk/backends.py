@@ -42,8 +42,16 @@ def create_bus(settings: Settings, client_id: str) -> Bus:
     )
 
 
-def create_store(settings: Settings, *, on_flush: Callable[[int, float], None] | None = None) -> Store:
-    """SQLite in the data directory, or CouchDB; ``on_flush`` observes each group commit of activation records."""
+def create_store(
+    settings: Settings, *, on_flush: Callable[[int, float], None] | None = None, invoker: bool = False
+) -> Store:
+    """SQLite in the data directory, or CouchDB; ``on_flush`` observes each group commit of activation records.
+
+    An ``invoker``'s CouchDB records linger ``couchdb_record_linger_ms`` for company before each ``_bulk_docs``:
+    the invokers write nearly every record, and nothing waits on them but the completion (a blocking caller has
+    its result ahead of the record over Kafka). A controller's records (sequences, lost activations) are
+    awaited by its callers, so they are written at once.
+    """
     if settings.store == "sqlite":
         from pywhisk.store.sqlite import SqliteStore
 
@@ -57,6 +65,7 @@ def create_store(settings: Settings, *, on_flush: Callable[[int, float], None] |
         db_prefix=settings.couchdb_db_prefix,
         retention_days=settings.activation_retention_days,
         on_flush=on_flush,
+        record_linger_s=settings.couchdb_record_linger_ms / 1000 if invoker else 0.0,
     )
 
 

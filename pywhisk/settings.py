@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     couchdb_username: str | None = None
     couchdb_password: str | None = None
     couchdb_db_prefix: str = "pywhisk_"
+    # How long a distributed invoker's batch of activation records waits for more before its ``_bulk_docs``
+    # request (pywhisk/backends.py create_store): a CouchDB request costs the server far more than a record in it
+    # (docs/benchmarks.md, issue 15: 30 ms bought +37 % invokes/s against pouchdb-server). 0: no wait.
+    couchdb_record_linger_ms: float = Field(default=30, ge=0, le=1000)
     # Activation records older than this are deleted by the store (None keeps them forever).
     activation_retention_days: float | None = None
     # Largest stored activation record (its JSON): logs past it are cut with OpenWhisk's notice, so a

@@ -36,3 +36,14 @@ def test_wait_times_are_summarised_from_the_records_annotations() -> None:
     assert "last 4 records" in line and "mean 4.00 ms" in line and "p50 2.5" in line and "max 10" in line
     assert "(1 records without one)" in line
     assert summarise_wait_times([{"annotations": "nonsense"}]) == "no waitTime in 1 records"
+
+
+def test_each_round_starts_one_target_further_on() -> None:
+    from bench.throughput import rotated
+
+    targets = [Target(name, "http://127.0.0.1:1/") for name in ("a", "b", "c")]
+
+    orders = [[t.name for t in rotated(targets, n)] for n in range(4)]
+
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert rotated([], 2) == []

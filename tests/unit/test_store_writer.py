@@ -103,3 +103,47 @@ async def test_close_waits_for_the_items_queued_and_a_cancelled_caller_is_still_
     assert kept.done() and kept.exception() is None
     assert cancelled.cancelled()
     assert flush.batches == [["a", "b"]]
+
+
+async def _settle() -> None:
+    """Let the writer's task run as far as it can without time passing (it then lingers or flushes)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_lingering_batch_gathers_what_arrives_and_goes_once_full() -> None:
+    flush = Recorder()
+    # A linger far longer than the test may take: only a full batch can end it.
+    writer = GroupCommitWriter(flush, name="test-writer", what="items", log=log, max_items=4, linger_s=600)
+    first = asyncio.ensure_future(writer.put("a"))
+    await _settle()
+    assert flush.batches == []  # lingering: without it "a" would be on its way alone
+    rest = []
+    for item in "bcd":
+        rest.append(asyncio.ensure_future(writer.put(item)))
+        await _settle()
+
+    await asyncio.wait_for(asyncio.gather(first, *rest), timeout=30)
+
+    assert flush.batches == [["a", "b", "c", "d"]]
+
+
+async def test_a_lingering_batch_goes_when_its_linger_ends_and_a_full_one_by_bytes_at_once() -> None:
+    flush = Recorder()
+    writer = GroupCommitWriter(flush, name="test-writer", what="items", log=log, max_bytes=4, size=len, linger_s=0.05)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(writer.put("a"), timeout=30)
+    assert flush.batches == [["a"]] and loop.time() - started >= 0.05  # alone, after the linger
+
+    bytes_writer = GroupCommitWriter(
+        flush, name="test-writer", what="items", log=log, max_bytes=4, size=len, linger_s=600
+    )
+    puts = [asyncio.ensure_future(bytes_writer.put(item)) for item in ("x", "yy", "z")]  # 4 bytes: full
+    await asyncio.wait_for(asyncio.gather(*puts), timeout=30)
+    assert flush.batches[1:] == [["x", "yy", "z"]]
+
+
+def test_a_negative_linger_is_refused() -> None:
+    with pytest.raises(ValueError, match="linger_s"):
+        GroupCommitWriter(Recorder(), name="test-writer", what="items", log=log, linger_s=-1)

@@ -42,7 +42,8 @@ class CouchStore:
 
     ``username``/``password`` (or user info in ``url``) are sent as HTTP Basic auth: CouchDB 3 needs a
     server admin to create databases and design documents. ``retention_days`` starts a background task
-    that deletes older activation records every ``retention_interval_s``. The families are reachable as
+    that deletes older activation records every ``retention_interval_s``. ``record_linger_s`` makes a batch of
+    records wait that long for more before it is written (``pywhisk.store.writer``). The families are reachable as
     ``subjects``, ``entities`` and ``activations``; the methods here delegate to them.
     """
 
@@ -59,6 +60,7 @@ class CouchStore:
         connect_timeout_s: float = 5.0,
         retention_interval_s: float = 3600.0,
         on_flush: Callable[[int, float], None] | None = None,
+        record_linger_s: float = 0.0,
     ) -> None:
         if not _DB_PREFIX.match(db_prefix):
             raise ValueError(f"db_prefix {db_prefix!r} is not a CouchDB database name (lowercase, a-z first)")
@@ -74,6 +76,7 @@ class CouchStore:
             retention_days=retention_days,
             retention_interval_s=retention_interval_s,
             on_flush=on_flush,
+            linger_s=record_linger_s,
         )
         # Alarm schedules have a database of their own, as openwhisk-package-alarms' provider has.
         self.schedules = CouchSchedules(self._client, f"{db_prefix}schedules")

@@ -80,6 +80,7 @@ class CouchActivations:
         retention_days: float | None,
         retention_interval_s: float,
         on_flush: Callable[[int, float], None] | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self._client = client
         self.db = db
@@ -94,6 +95,7 @@ class CouchActivations:
             max_bytes=MAX_BATCH_BYTES,
             size=lambda record: len(record.body),
             on_flush=on_flush,  # the store metrics (pywhisk/metrics.py)
+            linger_s=linger_s,
         )
         self._retention = Retention(
             self,
