@@ -33,8 +33,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import _func as _wasmtime_func
 
-from pywhisk.activation import Messages, format_log_line
-from pywhisk.records import between_slices
+from pywhisk.activation import Messages, between_slices, format_log_line
 
 # A stream may hold the log limit plus the result (OpenWhisk caps results at 1 MB) plus slack.
 OUTPUT_SLACK = 1_048_576 + 65_536

@@ -45,12 +45,12 @@ from invoker.results import (
     run_response,
     whisk_error,
 )
-from pywhisk.activation import Activation, ActivationResponse, StatusCode
+from pywhisk.activation import Activation, ActivationResponse, StatusCode, between_slices
 from pywhisk.entities import Action
 from pywhisk.errors import ActionStartupError, ExecutorError, StoreUnavailable
 from pywhisk.executor import ConcurrentExecutor, Executor, InitRequest, InstanceSpec, ProxyResult, RunRequest
 from pywhisk.messages import ActivationMessage
-from pywhisk.records import between_slices, build_activation
+from pywhisk.records import build_activation
 from pywhisk.runtimes import RuntimeManifest
 from pywhisk.store import EntityStore
 
@@ -276,7 +276,7 @@ def many_logs(logs: list[str]) -> bool:
 
 def _free(*lists: list[str]) -> None:
     """Empty each list a slice at a time (freeing 900,000 strings is ~15 ms in one C call), letting go of the GIL
-    between slices (pywhisk/records.py ``between_slices``)."""
+    between slices (pywhisk/activation.py ``between_slices``)."""
     for lines in lists:
         while lines:
             del lines[-LINES_PER_SLICE:]

@@ -7,9 +7,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from pywhisk.activation import Activation, ActivationResponse, Messages, StatusCode, format_log_line
+from pywhisk.activation import Activation, ActivationResponse, Messages, StatusCode, between_slices, format_log_line
 from pywhisk.executor import ProxyResult
-from pywhisk.records import between_slices
 
 # [OW] application.conf: activation results are at most 1 MB.
 MAX_RESULT_BYTES = 1024 * 1024

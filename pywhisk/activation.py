@@ -212,9 +212,9 @@ class Activation(BaseModel):
         return ActivationSummary.of(self).to_api()
 
 
-# How long a worker thread lets go of the GIL between two slices of a big record's work (``between_slices``, also
-# named in pywhisk/records.py): long enough for a thread it wakes to be scheduled and take the GIL; ~70 slices of a
-# 10 MB log cost ~10 ms of wall time this way, and no CPU.
+# How long a worker thread lets go of the GIL between two slices of a big record's work (``between_slices``): long
+# enough for a thread it wakes to be scheduled and take the GIL; ~70 slices of a 10 MB log cost ~10 ms of wall time
+# this way, and no CPU.
 SLICE_PAUSE_S = 0.00005
 
 

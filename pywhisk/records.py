@@ -7,11 +7,7 @@ order of annotations ([OW] ContainerProxy.constructWhiskActivation, reference/op
 
 from __future__ import annotations
 
-# between_slices lives with the records' slicing in pywhisk.activation (which this module imports, so not the
-# reverse); named here too, where the executors and the invoker have always taken it.
-from pywhisk.activation import SLICE_PAUSE_S as SLICE_PAUSE_S
 from pywhisk.activation import Activation, ActivationResponse
-from pywhisk.activation import between_slices as between_slices
 from pywhisk.entities import KeyValue, Limits
 from pywhisk.messages import ActivationMessage
 

@@ -1,7 +1,7 @@
 """A big record's work on a worker thread lets go of the GIL between its slices (issue 12, records class).
 
 Formatting and bounding a 10 MB log is ~70 slices of C calls on a worker thread (the WASM executor's, a
-``to_thread``); between two of them the thread sleeps for a moment (``pywhisk.records.between_slices``) so that
+``to_thread``); between two of them the thread sleeps for a moment (``pywhisk.activation.between_slices``) so that
 the event loop, waiting for the GIL with another namespace's hello, takes it at once instead of after the
 interpreter's 5 ms switch interval. On the event loop's own thread nothing sleeps.
 """
