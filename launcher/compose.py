@@ -105,7 +105,7 @@ def instrumented_backends(
 ) -> tuple[Store, Bus]:
     """The given (or configured) store and bus, reporting group commits and publishes to ``metrics``; a given
     store is left as it is (its writer was built without the hook). ``invoker``: a distributed invoker's own
-    (its records linger for company, ``create_store``)."""
+    (its records may linger for company, ``create_store``)."""
     if store is None:
         store = create_store(settings, on_flush=metrics.record_store_flush(settings.store), invoker=invoker)
     return store, MeteredBus(bus if bus is not None else create_bus(settings, client_id=client_id), metrics)

@@ -5,8 +5,8 @@ so an idle system writes each record at once while a busy one amortises a transa
 ``_bulk_docs`` round trip (CouchDB) over hundreds of records. A ``linger_s`` makes a batch wait that long after
 its first item for more (as a Kafka producer's ``linger.ms``): for a server whose cost is mostly per request
 rather than per item (pouchdb-server: ~4 ms of CPU per ``_bulk_docs`` request, ~0.4 ms per record;
-docs/benchmarks.md, issue 15), bigger batches are cheaper than prompt ones. The backend gives the flush function; the
-writer owns the queue, the one background task, batch bounds and resolving each caller's future.
+docs/benchmarks.md, issue 15), bigger batches are cheaper than prompt ones. The backend gives the flush
+function; the writer owns the queue, the one background task, batch bounds and resolving each caller's future.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class GroupCommitWriter(Generic[T]):
         if self._batch_full is not None and not self._batch_full.done() and self._full():
             self._batch_full.set_result(None)  # lingering: a full batch need not wait any longer
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+            self._task = loop.create_task(self._run(), name=self._name)
         await waiting.done
 
     async def close(self) -> None:
