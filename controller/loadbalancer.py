@@ -20,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from controller.invokers import Invokers
+from controller.recent_results import RecentResults, record_size
 from pywhisk import logs
 from pywhisk.activation import Activation, ActivationResponse, StatusCode
 from pywhisk.bus import Bus, Consumer, Delivery
@@ -77,6 +78,9 @@ class LoadBalancer:
         # Activations in flight per namespace: the books the concurrent-invocations throttle reads.
         self._active: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future[Activation | None]] = {}
+        # Records answered ahead of their store write, until their completion: the activation routes read them
+        # when the store has nothing yet (read-your-writes, controller/recent_results.py).
+        self.recent_results = RecentResults()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -196,11 +200,14 @@ class LoadBalancer:
             # the slot stays taken, and the activation supervised, until the completion after the store.
             with logs.bound(tid=str(ack.transid[0]), activation_id=ack.response.activationId):
                 log.debug("received the result from its invoker")
+                if ack.response.activationId in self.in_flight:  # else its completion came already: stored
+                    self.recent_results.keep(ack.response, record_size(ack.response, len(value)))
                 self._resolve(ack.response.activationId, ack.response)
             return
         with logs.bound(tid=str(ack.transid[0]), activation_id=ack.activationId):
             log.debug("received the completion from invoker%d", ack.instance.instance)
             entry = self._forget(ack.activationId)
+            self.recent_results.discard(ack.activationId)  # the record is in the store now
             if entry is not None:
                 namespace = entry.message.user.namespace.name
                 self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError, namespace=namespace)
@@ -235,6 +242,7 @@ class LoadBalancer:
             await self._store.put_activation(_lost_record(entry))
             # The invoker may have stored a real record first: whatever the store holds is the answer.
             stored = await self._store.get_activation(entry.message.user.namespace.name, entry.message.activationId)
+            self.recent_results.discard(entry.message.activationId)
             if self._forget(entry.message.activationId) is None:
                 continue  # its completion arrived while the record was written: already released
             namespace = entry.message.user.namespace.name

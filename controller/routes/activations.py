@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from controller.auth import authenticate, entitled_namespace
 from controller.query import flag, list_limit, list_skip, optional_ms
+from controller.recent_results import RecentResults
 from controller.responses import JSONResponse
 from pywhisk.activation import Activation
 from pywhisk.errors import BadRequest, NotFound
@@ -76,7 +77,15 @@ async def _record(request: Request, identity: Identity, namespace: str, activati
     if len(activation_id) != 32:
         raise BadRequest(f"Activation id length is {len(activation_id)} but must be 32.")
     records: ActivationStore = request.app.state.activations
+    # A blocking caller may have had this record before it was stored (``result_before_record``): the store
+    # answers when it has the record, else the one this controller answered with (the namespace's own only).
+    # Taken before the store read too: the completion that drops it may arrive while the store answers "none"
+    # to a read that began before the record was written.
+    recent: RecentResults = request.app.state.balancer.recent_results
+    answered = recent.get(ns, activation_id)
     record = await records.get_activation(ns, activation_id)
+    if record is None:
+        record = answered if answered is not None else recent.get(ns, activation_id)
     if record is None:
         raise NotFound()
     return record
