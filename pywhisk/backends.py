@@ -47,7 +47,7 @@ def create_store(
 ) -> Store:
     """SQLite in the data directory, or CouchDB; ``on_flush`` observes each group commit of activation records.
 
-    An ``invoker``'s CouchDB records linger ``couchdb_record_linger_ms`` (0 by default) for company before each
+    An ``invoker``'s CouchDB records linger ``couchdb_record_linger_ms`` (30 ms by default) for company before each
     ``_bulk_docs``: the invokers write nearly every record, and only the completion and readers of the record wait
     on it (a blocking caller has its result ahead of the record over Kafka). A controller's records (sequences,
     lost activations) are awaited by its callers, so they are written at once.

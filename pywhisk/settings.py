@@ -55,10 +55,11 @@ class Settings(BaseSettings):
     couchdb_db_prefix: str = "pywhisk_"
     # How long a distributed invoker's batch of activation records waits for more before its ``_bulk_docs``
     # request (pywhisk/backends.py create_store): a CouchDB request costs the server far more than a record in it
-    # (docs/benchmarks.md, issue 15: 30 ms bought ~+9 % invokes/s against pouchdb-server). Off by default: a
-    # blocking caller has its result ahead of the record, and a client reading the record right after (``wsk
-    # activation logs``) would find it missing for that long more.
-    couchdb_record_linger_ms: float = Field(default=0, ge=0, le=1000)
+    # (docs/benchmarks.md, issue 15: 30 ms bought +9-12 % invokes/s and -25 % of pouchdb-server's CPU per invoke).
+    # A blocking caller has its result ahead of the record; reading that record by id right after (``wsk
+    # activation logs``) is served by the controller that answered until the record is stored
+    # (controller/recent_results.py). Lists, and a GET reaching another controller, see it up to this much later.
+    couchdb_record_linger_ms: float = Field(default=30, ge=0, le=1000)
     # Activation records older than this are deleted by the store (None keeps them forever).
     activation_retention_days: float | None = None
     # Largest stored activation record (its JSON): logs past it are cut with OpenWhisk's notice, so a

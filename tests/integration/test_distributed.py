@@ -360,7 +360,12 @@ def test_result_before_record_answers_a_blocking_invoke_while_its_record_is_bein
                 while proxy.held == 0:  # the write comes after the result: wait until it is at the proxy
                     assert time.monotonic() < deadline, "the record was never written"
                     time.sleep(0.01)
-                assert api.get(f"/namespaces/_/activations/{activation_id}").status_code == 404, "not stored yet"
+                stored = httpx.get(f"{couchdb_url}/{prefix}activations/guest%2F{activation_id}", timeout=30)
+                assert stored.status_code == 404, "not stored yet"
+                # Read-your-writes (controller/recent_results.py): the controller that answered serves the record.
+                early = api.get(f"/namespaces/_/activations/{activation_id}")
+                assert early.status_code == 200, early.text
+                assert early.json()["response"]["result"] == {"greeting": "Hello, early!"}
                 assert asyncio.run(_unacknowledged(deployment.bootstrap_servers, prefix, 0)) == 1
                 proxy.release()
                 record = wait_for_record(api, activation_id)
