@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -62,3 +63,12 @@ def record_counts(
         if expected <= set(counts) or time.monotonic() > deadline:
             return {activation_id: n for activation_id, n in counts.items() if activation_id in expected}
         time.sleep(0.2)
+
+
+def stored_in_couchdb(couchdb_url: str, db_prefix: str, activation_id: str, namespace: str = "guest") -> bool:
+    """Whether CouchDB itself holds the record ``activation_id`` (read past the controller, whose read-your-writes
+    answers before the store has it: controller/recent_results.py)."""
+    doc_id = quote(f"{namespace}/{activation_id}", safe="")
+    response = httpx.get(f"{couchdb_url}/{db_prefix}activations/{doc_id}", timeout=10)
+    assert response.status_code in (200, 404), response.text
+    return response.status_code == 200

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from controller.invokers import probe_order
 from launcher.testing import Deployment, start_deployment
 from tests.conftest import GUEST_AUTH, wasm_code
-from tests.integration.helpers import annotations, create_wasm_action, invoke, wait_for_record
+from tests.integration.helpers import annotations, create_wasm_action, invoke, stored_in_couchdb, wait_for_record
 from tests.kafka_service import KafkaBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -360,8 +360,7 @@ def test_result_before_record_answers_a_blocking_invoke_while_its_record_is_bein
                 while proxy.held == 0:  # the write comes after the result: wait until it is at the proxy
                     assert time.monotonic() < deadline, "the record was never written"
                     time.sleep(0.01)
-                stored = httpx.get(f"{couchdb_url}/{prefix}activations/guest%2F{activation_id}", timeout=30)
-                assert stored.status_code == 404, "not stored yet"
+                assert not stored_in_couchdb(couchdb_url, prefix, activation_id), "not stored yet"
                 # Read-your-writes (controller/recent_results.py): the controller that answered serves the record.
                 early = api.get(f"/namespaces/_/activations/{activation_id}")
                 assert early.status_code == 200, early.text

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 
-from launcher.testing import Deployment, start_deployment
+from launcher.testing import start_deployment
 from tests.conftest import TEST_CONTROLLER_ENV
-from tests.integration.helpers import create_wasm_action, invoke
+from tests.integration.helpers import create_wasm_action, invoke, stored_in_couchdb
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -54,7 +53,7 @@ def test_a_blocking_invokes_record_result_and_logs_are_there_at_once(
             got = api.get(f"/namespaces/_/activations/{activation_id}")
             result = api.get(f"/namespaces/_/activations/{activation_id}/result")
             logs = api.get(f"/namespaces/_/activations/{activation_id}/logs")
-            stored_by_then = _stored(deployment, activation_id)
+            stored_by_then = stored_in_couchdb(deployment.couchdb_url, deployment.prefix, activation_id)
 
             assert got.status_code == 200, got.text
             assert got.json() == record
@@ -70,18 +69,10 @@ def test_a_blocking_invokes_record_result_and_logs_are_there_at_once(
 
             # Once stored, the store answers the same record (and still not to another namespace).
             deadline = time.monotonic() + STORED_TIMEOUT_S
-            while not _stored(deployment, activation_id):
+            while not stored_in_couchdb(deployment.couchdb_url, deployment.prefix, activation_id):
                 assert time.monotonic() < deadline, f"{activation_id} never stored"
                 time.sleep(0.05)
             assert api.get(f"/namespaces/_/activations/{activation_id}").json() == record
             assert mallory.get(f"/namespaces/_/activations/{activation_id}").status_code == 404
     finally:
         deployment.stop()
-
-
-def _stored(deployment: Deployment, activation_id: str) -> bool:
-    """Whether CouchDB holds the guest's record ``activation_id`` (read past the controller)."""
-    url = f"{deployment.couchdb_url}/{deployment.prefix}activations/{quote(f'guest/{activation_id}', safe='')}"
-    response = httpx.get(url, timeout=10)
-    assert response.status_code in (200, 404), response.text
-    return response.status_code == 200
