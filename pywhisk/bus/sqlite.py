@@ -15,7 +15,8 @@ and group semantics). What the journal adds is that an accepted activation survi
 
 Sends and acknowledgements share one group commit (``pywhisk.store.writer``) on one SQLite thread: every
 operation waiting when the previous transaction returns goes into the next one, so a busy server pays one
-commit for hundreds of messages and the event loop never waits on SQLite. Topics the ``journalled``
+commit for hundreds of messages and the event loop never waits on SQLite. WAL checkpoints run beside the
+commits, never inside one (``pywhisk.store.checkpoint``). Topics the ``journalled``
 predicate turns down (standalone: completions and health pings, which mean nothing to the next process)
 stay purely in memory.
 
@@ -48,6 +49,7 @@ from typing import TypeVar
 
 from pywhisk.bus import Consumer, Delivery
 from pywhisk.bus.memory import MemoryBus, MemoryConsumer, _Topic
+from pywhisk.store.checkpoint import WalCheckpointer
 from pywhisk.store.writer import GroupCommitWriter
 
 log = logging.getLogger("pywhisk.bus.sqlite")
@@ -100,6 +102,13 @@ class SqliteBus:
         self._bytes = 0  # of the messages in the journal
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-bus")
         self._conn: sqlite3.Connection | None = None
+        # Commits never checkpoint the WAL themselves: one in ~200 took 10-16 ms doing it, and a send waited for it
+        # (pywhisk/store/checkpoint.py). The checkpointer does it beside them, on its own thread and connection,
+        # every 16 MB rather than 4: each checkpoint syncs two files, and at 15 activations in flight the 4 MB ones
+        # cost the loop ~1 ms of waitTime on two busy cores (docs/benchmarks.md, issue 15).
+        self._checkpointer = WalCheckpointer(
+            self._open_for_checkpoints, name="sqlite-bus-checkpoint", log=log, every_bytes=_CHECKPOINT_BYTES
+        )
         self._writer = GroupCommitWriter[_Operation](
             self._flush, name="sqlite-bus-journal", what="bus operations", log=log
         )
@@ -112,6 +121,7 @@ class SqliteBus:
             raise JournalInUse(f"the bus journal {self._path} is in use by another process (worker {self._worker})")
         self._conn = await self._on_thread(self._open)
         conn = self._conn
+        await self._checkpointer.start()
         if self._worker == 0:
             await self._on_thread(lambda: self._adopt_orphans(conn))
         journal = await self._on_thread(lambda: _Journal.load(conn, self._worker))
@@ -134,9 +144,10 @@ class SqliteBus:
         """Write what is queued, then close the journal (unacknowledged messages stay in it)."""
         await self._memory.close()
         await self._writer.close()
+        await self._checkpointer.close()
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await self._on_thread(conn.close)
+            await self._on_thread(conn.close)  # the last connection: it checkpoints what is left
         self._thread.shutdown(wait=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # and with it the lock
@@ -194,6 +205,9 @@ class SqliteBus:
             conn.close()
             raise
 
+    def _open_for_checkpoints(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+
     def _prepare(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
         conn.execute("PRAGMA journal_mode = WAL")
@@ -201,6 +215,7 @@ class SqliteBus:
         # process cannot undo; FULL adds the fsync that a crash of the machine needs.
         conn.execute(f"PRAGMA synchronous = {'FULL' if self._fsync else 'NORMAL'}")
         conn.execute(f"PRAGMA journal_size_limit = {_WAL_KEEP_BYTES}")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
         conn.executescript(_SCHEMA)
         if "worker" not in [row[1] for row in conn.execute("PRAGMA table_info(messages)")]:
             # A journal of a version before workers: every message in it is worker 0's.
@@ -236,12 +251,14 @@ class SqliteBus:
     async def _flush(self, operations: list[_Operation]) -> list[BaseException | None]:
         assert self._conn is not None, "the bus is not started"
         conn = self._conn
+        sent_bytes = sum(len(op.value) for op in operations if op.kind == "send")
         try:
             freed, ids = await self._on_thread(lambda: _Journal.write(conn, operations, self._worker))
         except BaseException:
-            self._bytes -= sum(len(op.value) for op in operations if op.kind == "send")
+            self._bytes -= sent_bytes
             raise
         self._bytes -= freed
+        self._checkpointer.written(sent_bytes + _WAL_BYTES_PER_COMMIT)
         # In commit order, so memory and journal agree on which group took a topic's backlog.
         sent = iter(ids)
         for op in operations:
@@ -272,6 +289,10 @@ class _JournalledConsumer(MemoryConsumer):
 
 
 _WAL_KEEP_BYTES = 4 * 1024 * 1024
+# What a commit adds to the WAL besides the messages: the pages it touches (the messages' and pending rows' leaves,
+# an index leaf, the free list), ~4-5 of 4 KB for a small one. Counted towards the next checkpoint.
+_WAL_BYTES_PER_COMMIT = 20 * 1024
+_CHECKPOINT_BYTES = 16 * 1024 * 1024
 # Free pages past this are given back to the file system (acknowledged messages leave holes).
 _VACUUM_PAGES = 1024
 _VACUUM_STEP_PAGES = 4096  # at most this many per commit (16 MB), so one vacuum never holds up the journal long

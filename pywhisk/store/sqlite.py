@@ -29,6 +29,7 @@ from pywhisk.errors import ConcurrentModification, Conflict
 from pywhisk.identity import NamespaceLimits, Subject, SubjectNamespace
 from pywhisk.schedules import Schedule
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
+from pywhisk.store.checkpoint import WalCheckpointer
 from pywhisk.store.retention import Retention
 from pywhisk.store.writer import GroupCommitWriter
 
@@ -75,8 +76,6 @@ _ENTITY_CHANGES_KEPT = 10_000
 # transaction each, then its row with an empty ``doc``: the writer thread and SQLite's one write lock are never held
 # for a whole big record (~12 ms, and a checkpoint on top), so a small record written meanwhile waits ~1 ms at most.
 PART_BYTES = 256 * 1024
-# Bytes written since the last checkpoint before the next one is started (SQLite's own default is 1,000 pages).
-_CHECKPOINT_BYTES = 4 * 1024 * 1024
 _ENTITY_WRITE_BYTES = 16 * 1024  # what an entity or subject write is counted as towards the checkpoint
 # Big records just written, kept for their first read (``get_activation``): in standalone the controller reads a
 # blocking invoke's big record right after the invoker stored it (the completion does not carry one), and reading
@@ -268,14 +267,11 @@ class SqliteStore:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
         # Checkpoints copy the WAL into the database file (and sync both): on a thread and connection of their own,
         # so that no write waits for one (a checkpoint does not hold the write lock).
-        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._checkpointer = WalCheckpointer(partial(self._connect, False), name="sqlite-checkpoint", log=log)
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
-        self._checkpoint_conn: sqlite3.Connection | None = None
-        self._written_bytes = 0  # since the last checkpoint started
         self._writer_jobs = 0  # submitted to the writer thread and not finished: the write connection is its
         self.inline_commits = 0  # batches of records committed on the event loop (``_insert_inline``)
-        self._checkpoint: asyncio.Future[None] | None = None
         # Unbounded batches: one transaction takes every record waiting, however many.
         self._activation_writer = GroupCommitWriter[_Record](
             self._insert_activations,
@@ -304,8 +300,8 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._write_conn = await self._on(self._writer, self._connect, True)
         self._read_conn = await self._on(self._reader, self._connect, False)
-        self._checkpoint_conn = await self._on(self._checkpointer, self._connect, False)
-        # Writes never checkpoint: _after_write starts one on the checkpoint thread instead.
+        await self._checkpointer.start()
+        # Writes never checkpoint: each reports what it wrote to the checkpointer, which starts one on its thread.
         await self._on(self._writer, self._write_conn.execute, "PRAGMA wal_autocheckpoint=0")
         self._retention.start()
 
@@ -313,10 +309,8 @@ class SqliteStore:
         await self._retention.close()
         await self._activation_writer.close()
         await self._big_activation_writer.close()
-        if self._checkpoint is not None:
-            await self._checkpoint
+        await self._checkpointer.close()
         pools = (
-            (self._checkpointer, self._checkpoint_conn),
             (self._reader, self._read_conn),
             (self._writer, self._write_conn),  # last: closing the last connection checkpoints the WAL
         )
@@ -353,26 +347,7 @@ class SqliteStore:
             return await self._on(self._writer, partial(_transaction, conn, fn))
         finally:
             self._writer_jobs -= 1
-            self._after_write(written)
-
-    def _after_write(self, written: int) -> None:
-        """Count ``written`` bytes towards the next checkpoint, and start it once there are enough (one at a time)."""
-        self._written_bytes += written
-        if self._written_bytes < _CHECKPOINT_BYTES or (self._checkpoint is not None and not self._checkpoint.done()):
-            return
-        conn = self._checkpoint_conn
-        if conn is None:
-            return
-        self._written_bytes = 0
-
-        def checkpoint() -> None:
-            # PASSIVE: copies what no reader still needs, without waiting for readers or taking the write lock.
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:  # e.g. busy with another process's checkpoint: the next one catches up
-                log.debug("checkpoint skipped: %s", exc)
-
-        self._checkpoint = asyncio.get_running_loop().run_in_executor(self._checkpointer, checkpoint)
+            self._checkpointer.written(written)
 
     # subjects -------------------------------------------------------------------------------------
 
@@ -690,7 +665,7 @@ class SqliteStore:
         except _Busy:
             return False
         self.inline_commits += 1
-        self._after_write(written)
+        self._checkpointer.written(written)
         return True
 
     async def _insert_big_activations(self, batch: list[_Record]) -> list[BaseException | None]:

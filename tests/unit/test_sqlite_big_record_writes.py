@@ -114,7 +114,7 @@ async def test_checkpoints_run_apart_from_the_writer(store: SqliteStore, tmp_pat
     )
     assert autocheckpoint == 0  # writes never checkpoint themselves
     await store.put_activation(big_record(1))
-    checkpoint = store._checkpoint
+    checkpoint = store._checkpointer.checkpoint
     assert checkpoint is not None
     await checkpoint
     # The database file holds (part of) the record before any connection closes: the checkpoint thread copied
