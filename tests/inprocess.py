@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -105,3 +105,11 @@ async def in_process_whisk(
             transport=transport, base_url="http://whisk.test", auth=(GUEST_UUID, GUEST_KEY)
         ) as api:
             yield InProcessWhisk(api, app, store, bus, executor)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    """Wait for ``condition`` with a deadline (no sleep as synchronisation); fails with ``what`` past it."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.005)

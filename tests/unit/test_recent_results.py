@@ -1,14 +1,15 @@
 """Read-your-writes for a blocking activation answered before its record is stored (controller/recent_results.py).
 
-The cache itself with an injected clock (expiry, bounds, namespace); the balancer keeping a result until its
-completion; and the in-process platform with the result sent ahead and the store's record write held back, where
-``activation get/result/logs`` of the answered id must still answer, and only the record's own namespace.
+The cache itself with an injected clock (expiry, bounds, namespace), and the in-process platform with the result
+sent ahead and the store's record write held back, where ``activation get/result/logs`` of the answered id must
+still answer, and only the record's own namespace. The balancer keeping a result until its completion is tested
+with the rest of the result-ahead protocol, in test_result_message.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,29 +18,13 @@ import pytest
 from controller.loadbalancer import LoadBalancer
 from controller.recent_results import RecentResults, record_size
 from pywhisk.activation import Activation, ActivationResponse, StatusCode, new_activation_id
-from pywhisk.bus.memory import MemoryBus
-from pywhisk.entities import Action, Exec
-from pywhisk.identity import guest_identity
-from pywhisk.messages import (
-    HEALTH_TOPIC,
-    ActionRef,
-    ActivationMessage,
-    CompletionMessage,
-    ControllerInstance,
-    InvokerInstance,
-    PingMessage,
-    ResultMessage,
-    completed_topic,
-)
 from pywhisk.settings import Settings
 from pywhisk.store.sqlite import SqliteStore
 from pywhisk.tenancy import create_user
 from tests.doubles import ScriptedExecutor
-from tests.inprocess import ACTIVATIONS, InProcessWhisk, in_process_whisk
+from tests.inprocess import ACTIVATIONS, InProcessWhisk, in_process_whisk, until
 
 pytestmark = pytest.mark.unit
-
-HELLO = Action(namespace="guest", name="hello", exec=Exec(kind="wasm:wasi", code="AA==", binary=True))
 
 
 class Clock:
@@ -146,81 +131,6 @@ def test_the_size_estimate_counts_the_log_lines_python_holds() -> None:
 # the balancer -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def bus() -> AsyncIterator[MemoryBus]:
-    bus = MemoryBus()
-    await bus.start()
-    yield bus
-    await bus.close()
-
-
-@pytest.fixture
-async def balancer(bus: MemoryBus, tmp_path: Path) -> AsyncIterator[LoadBalancer]:
-    store = SqliteStore(tmp_path / "store.sqlite3")
-    await store.start()
-    balancer = LoadBalancer(bus, store, Settings(data_dir=tmp_path, controller_id=0))
-    await balancer.start()
-    await bus.send(HEALTH_TOPIC, PingMessage(name=InvokerInstance(instance=0, userMemory="2048 MB")).serialize())
-    assert await balancer.wait_for_invoker(5.0)
-    yield balancer
-    await balancer.close()
-    await store.close()
-
-
-def _message() -> ActivationMessage:
-    return ActivationMessage(
-        transid=["tid", 1_700_000_000_000.0],
-        action=ActionRef(path="guest", name="hello", version="0.0.1"),
-        user=guest_identity(),
-        activationId=new_activation_id(),
-        rootControllerIndex=ControllerInstance(asString="0"),
-        blocking=True,
-    )
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 5.0
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.005)
-
-
-async def test_the_balancer_keeps_a_result_until_its_completion(bus: MemoryBus, balancer: LoadBalancer) -> None:
-    message = _message()
-    await balancer.publish(message, HELLO)
-    waiting = asyncio.create_task(balancer.wait(message.activationId, timeout_s=5))
-    answered = record(message.activationId)
-    await bus.send(completed_topic(0), bytes(ResultMessage(transid=message.transid, response=answered).serialize()))
-    assert await waiting == answered
-    # Kept before the caller was answered: a GET sent on the answer finds it.
-    assert balancer.recent_results.get("guest", message.activationId) == answered
-
-    completion = CompletionMessage(
-        transid=message.transid,
-        activationId=message.activationId,
-        isSystemError=False,
-        instance=InvokerInstance(instance=0),
-    )
-    await bus.send(completed_topic(0), bytes(completion.serialize()))
-    await _until(lambda: balancer.completed(message.activationId), "no completion")
-    assert len(balancer.recent_results) == 0, "stored now: the store answers"
-
-
-async def test_a_result_after_its_completion_is_not_kept(bus: MemoryBus, balancer: LoadBalancer) -> None:
-    # Not in flight any more (completed, or given up as lost): the store has a record, and no completion would
-    # come to discard it.
-    late = record()
-    await bus.send(completed_topic(0), bytes(ResultMessage(transid=["tid", 1.0], response=late).serialize()))
-    message = _message()  # a blocking activation's result, on the same topic after it: handled after it
-    await balancer.publish(message, HELLO)
-    waiting = asyncio.create_task(balancer.wait(message.activationId, timeout_s=5))
-    result = ResultMessage(transid=message.transid, response=record(message.activationId))
-    await bus.send(completed_topic(0), bytes(result.serialize()))
-    await waiting
-    assert balancer.recent_results.get("guest", late.activationId) is None
-    assert len(balancer.recent_results) == 1
-
-
 # the API ------------------------------------------------------------------------------------------
 
 
@@ -291,7 +201,7 @@ async def _read_before_stored(whisk: InProcessWhisk[HeldRecordsStore, ScriptedEx
 
     store.release.set()  # stored, then completed: the cache lets go and the store answers
     balancer: LoadBalancer = whisk.app.state.balancer
-    await _until(lambda: balancer.completed(activation_id), "no completion after the store")
+    await until(lambda: balancer.completed(activation_id), "no completion after the store")
     assert len(balancer.recent_results) == 0
     assert await whisk.record(activation_id) == answered
 

@@ -2,6 +2,7 @@
 
 A result answers the blocking caller and leaves the activation in flight (its memory taken, supervised) until the
 completion that follows the store; both come as plain bytes from Kafka and are told apart by ``isSystemError``.
+Meanwhile the balancer keeps the record for reads by id (read-your-writes, controller/recent_results.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pywhisk.messages import (
 from pywhisk.settings import Settings
 from pywhisk.store.sqlite import SqliteStore
 from tests.doubles import ScriptedExecutor
-from tests.inprocess import in_process_whisk
+from tests.inprocess import in_process_whisk, until
 
 pytestmark = pytest.mark.unit
 
@@ -86,6 +87,17 @@ def _record(activation_id: str, result: dict[str, object]) -> Activation:
     )
 
 
+def _completion(message: ActivationMessage) -> bytes:
+    """The completion that follows the record's store, as plain bytes (as from Kafka)."""
+    completion = CompletionMessage(
+        transid=message.transid,
+        activationId=message.activationId,
+        isSystemError=False,
+        instance=InvokerInstance(instance=0),
+    )
+    return bytes(completion.serialize())
+
+
 async def test_a_result_answers_the_caller_and_the_completion_after_the_store_frees_the_slot(
     bus: MemoryBus, balancer: LoadBalancer
 ) -> None:
@@ -107,13 +119,7 @@ async def test_a_result_answers_the_caller_and_the_completion_after_the_store_fr
     assert balancer.active_activations("guest") == 1
     assert state.free_mb == free
 
-    completion = CompletionMessage(
-        transid=message.transid,
-        activationId=message.activationId,
-        isSystemError=False,
-        instance=InvokerInstance(instance=0),
-    )
-    await bus.send(completed_topic(0), bytes(completion.serialize()))
+    await bus.send(completed_topic(0), _completion(message))
     for _ in range(400):
         if balancer.completed(message.activationId):
             break
@@ -121,6 +127,39 @@ async def test_a_result_answers_the_caller_and_the_completion_after_the_store_fr
     assert balancer.completed(message.activationId)
     assert balancer.active_activations("guest") == 0
     assert state.free_mb == free + HELLO.limits.memory
+
+
+# read-your-writes (controller/recent_results.py): the record kept from its result until its completion
+
+
+async def test_the_balancer_keeps_a_result_until_its_completion(bus: MemoryBus, balancer: LoadBalancer) -> None:
+    message = _message()
+    await balancer.publish(message, HELLO)
+    waiting = asyncio.create_task(balancer.wait(message.activationId, timeout_s=5))
+    answered = _record(message.activationId, {"greeting": "Hello, Ada!"})
+    await bus.send(completed_topic(0), bytes(ResultMessage(transid=message.transid, response=answered).serialize()))
+    assert await waiting == answered
+    # Kept before the caller was answered: a GET sent on the answer finds it.
+    assert balancer.recent_results.get("guest", message.activationId) == answered
+
+    await bus.send(completed_topic(0), _completion(message))
+    await until(lambda: balancer.completed(message.activationId), "no completion")
+    assert len(balancer.recent_results) == 0, "stored now: the store answers"
+
+
+async def test_a_result_after_its_completion_is_not_kept(bus: MemoryBus, balancer: LoadBalancer) -> None:
+    # Not in flight any more (completed, or given up as lost): the store has a record, and no completion would
+    # come to discard it.
+    late = _record(new_activation_id(), {})
+    await bus.send(completed_topic(0), bytes(ResultMessage(transid=["tid", 1.0], response=late).serialize()))
+    message = _message()  # a blocking activation's result, on the same topic after it: handled after it
+    await balancer.publish(message, HELLO)
+    waiting = asyncio.create_task(balancer.wait(message.activationId, timeout_s=5))
+    result = ResultMessage(transid=message.transid, response=_record(message.activationId, {}))
+    await bus.send(completed_topic(0), bytes(result.serialize()))
+    await waiting
+    assert balancer.recent_results.get("guest", late.activationId) is None
+    assert len(balancer.recent_results) == 1
 
 
 @pytest.mark.parametrize(
