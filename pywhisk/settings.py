@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     # The HTTP edge (uvicorn, controller/server.py): an idle keep-alive connection is closed after
     # http_keep_alive_s; a request's head and body must arrive within http_request_read_s of the connection
     # being ready for it (slow clients, slowloris), else 408 and the connection is closed.
-    http_keep_alive_s: float = Field(default=5.0, gt=0)
+    # The keep-alive outlasts the idle expiry of common HTTP clients (httpx and Node's agent 5 s, aiohttp 15 s):
+    # a server that closes an idle connection first races the client's next request on it, which then meets
+    # a reset or an end of stream and is lost (uvicorn's 5 s against httpx's 5 s: 2 lost requests in 960 bursts
+    # after ~5 s idle, the CI's ReadErrors). It stays below http_request_read_s, which also ends idle connections.
+    http_keep_alive_s: float = Field(default=30.0, gt=0)
     http_request_read_s: float = Field(default=60.0, gt=0)
 
     # Namespace throttles for namespaces without limits of their own (OpenWhisk's defaults), enforced by
