@@ -1,8 +1,9 @@
 """A tiny async OpenWhisk REST client: put an action, invoke it blocking, get an activation record.
 
-Only what the experiments need, over httpx with a connection pool sized for the experiment (one connection per
-request in flight, so the client never queues requests itself). Invocations never raise for a failed request:
-the outcome (record, HTTP status or transport error) is returned, because the experiments must record failures.
+Only what the experiments need, over httpx with one connection per request in flight (loadgen/transport.py, far
+cheaper per request than httpx's own pool), so the client never queues requests itself. Invocations never raise
+for a failed request: the outcome (record, HTTP status or transport error) is returned, because the experiments
+must record failures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 
 from loadgen.config import Target
 from loadgen.errors import LoadgenError
+from loadgen.transport import LendingTransport
 
 # Statuses an activation record can carry in `response.status` (reference/openwhisk.md §3).
 SUCCESS = "success"
@@ -105,17 +107,11 @@ class WhiskClient:
         # Non-blocking invokes and polls wait here rather than in httpx's pool, whose queue costs O(waiters)
         # per request handed out: 10,000 waiting there kept the client at 100 % CPU and the server idle.
         self._in_flight = asyncio.Semaphore(max_connections)
-        limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        )
         self._http = httpx.AsyncClient(
             base_url=f"{target.apihost}/api/v1",
             auth=target.credentials,
             timeout=httpx.Timeout(timeout_s, connect=30.0, pool=None),
-            limits=limits,
-            transport=transport,
+            transport=transport or LendingTransport(max_connections, keepalive_expiry=KEEPALIVE_EXPIRY_S),
         )
 
     async def __aenter__(self) -> WhiskClient:

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from controller.invokers import probe_order
 from launcher.testing import Deployment, start_deployment
+from loadgen.transport import LendingTransport
 from tests.conftest import GUEST_AUTH, wasm_code
 from tests.integration.helpers import annotations, create_wasm_action, invoke, stored_in_couchdb, wait_for_record
 from tests.kafka_service import KafkaBroker
@@ -42,9 +43,11 @@ async def _invoke_many(
     apihost: str, calls: list[tuple[str, dict[str, object]]], concurrency: int
 ) -> list[httpx.Response]:
     uuid, key = GUEST_AUTH.split(":")
-    limits = httpx.Limits(max_connections=concurrency)
     semaphore = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=120, limits=limits) as client:
+    transport = LendingTransport(concurrency)
+    async with httpx.AsyncClient(
+        base_url=f"{apihost}/api/v1", auth=(uuid, key), timeout=120, transport=transport
+    ) as client:
 
         async def one(name: str, params: dict[str, object]) -> httpx.Response:
             async with semaphore:

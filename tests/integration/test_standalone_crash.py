@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from launcher.testing import Server
+from loadgen.transport import LendingTransport
 from tests.conftest import start_standalone, stop_standalone
 from tests.integration.helpers import create_wasm_action, record_counts
 
@@ -60,8 +61,7 @@ async def _invoke_until_killed(server: Server) -> dict[str, str]:
     ACCEPTED_BEFORE_KILL hellos were answered 202, with invokes still in flight. Returns id → action."""
     accepted: dict[str, str] = {}
     killed = asyncio.Event()
-    limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
-    async with server.async_client(timeout=30, limits=limits) as api:
+    async with server.async_client(timeout=30, transport=LendingTransport(40)) as api:
 
         async def invoke(name: str, params: dict[str, Any]) -> bool:
             try:

@@ -12,6 +12,7 @@ import zipfile
 import httpx
 import pytest
 
+from loadgen.transport import LendingTransport
 from tests.conftest import WASM_DIR, Server
 from tests.integration.helpers import annotations, create_wasm_action, invoke, wait_for_record
 
@@ -271,8 +272,7 @@ def test_logs_over_the_limit_are_truncated_with_openwhisk_message(api: httpx.Cli
 
 def test_200_concurrent_blocking_invokes_all_succeed_with_one_record_each(platform: Server, unique_name: str) -> None:
     async def scenario() -> list[httpx.Response]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        async with platform.async_client(limits=limits) as client:
+        async with platform.async_client(transport=LendingTransport(200)) as client:
             create = await client.put(
                 f"/namespaces/_/actions/{unique_name}", json={"exec": {"kind": "wasm:wasi", "code": _code("hello")}}
             )

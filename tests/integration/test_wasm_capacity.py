@@ -22,6 +22,7 @@ import wasmtime
 from executor_wasm.executor import WasmExecutor
 from executor_wasm.settings import WasmSettings, module_cache_dir
 from launcher.testing import Server, start_standalone, stop_standalone
+from loadgen.transport import LendingTransport
 from pywhisk.executor import InitRequest, InstanceSpec
 from tests.conftest import wasm_code
 from tests.executors import LOG_LIMIT, run_request
@@ -159,7 +160,7 @@ async def test_two_thousand_sleepers_at_once_all_succeed_and_are_recorded(roomy_
         base_url=f"{roomy_standalone.apihost}/api/v1",
         auth=tuple(roomy_standalone.auth.split(":", 1)),  # type: ignore[arg-type]
         timeout=60.0,
-        limits=httpx.Limits(max_connections=32),
+        transport=LendingTransport(32),
     ) as api:
         put = await api.put(
             "/namespaces/_/actions/sleeper", json={"exec": {"kind": "wasm:wasi", "code": wasm_code("sleep")}}
