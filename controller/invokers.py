@@ -211,13 +211,19 @@ class Invokers:
         self._states[index].free_mb -= memory_mb  # forced: may go below zero
         return index
 
+    def give_back(self, index: int, memory_mb: int) -> None:
+        """An activation's run on ``index`` ended: its memory is free there again."""
+        state = self._states.get(index)
+        if state is not None:
+            state.free_mb = min(state.capacity_mb, state.free_mb + memory_mb)
+
     def release(self, index: int, memory_mb: int, system_error: bool | None, *, namespace: str) -> None:
-        """An activation of ``namespace`` left ``index``: give its memory back and count its outcome
-        (None: unknown, e.g. it was never sent)."""
+        """An activation of ``namespace`` left ``index``: give back what is left of its memory and count its
+        outcome (None: unknown, e.g. it was never sent)."""
+        self.give_back(index, memory_mb)
         state = self._states.get(index)
         if state is None:
             return
-        state.free_mb = min(state.capacity_mb, state.free_mb + memory_mb)
         if system_error is not None:
             state.record(namespace, system_error, time.monotonic())
 

@@ -2,7 +2,8 @@
 
 An activation goes to its action's home invoker, or the next one with free memory (invokers.py).
 Completions arrive on this controller's ``completed{C}`` topic, give the memory back and resolve
-the futures blocking callers wait on. Nothing accepted is ever lost: when an invoker goes offline,
+the futures blocking callers wait on (a blocking activation's result, ahead of its store write, already
+answers its caller and gives its memory back; its completion then ends it). Nothing accepted is ever lost: when an invoker goes offline,
 or an activation outlives OpenWhisk's forced timeout, the controller records the activation itself
 as a whisk internal error (the store keeps the first record of an id, so a late one changes nothing).
 """
@@ -64,6 +65,16 @@ class InFlight:
     # Set once the bus has the message: until then a failed send may still refuse the activation
     # (503), and supervision must not record it as lost.
     published: bool = False
+    # Set once its memory went back to the invoker's books: at the result, when the run has ended and the
+    # invoker's pool has the memory again, ahead of the completion that waits for the record's store write.
+    memory_released: bool = False
+
+    def take_memory(self) -> int:
+        """The memory still to give back (once): ``memory_mb``, then 0."""
+        if self.memory_released:
+            return 0
+        self.memory_released = True
+        return self.memory_mb
 
 
 class LoadBalancer:
@@ -196,12 +207,16 @@ class LoadBalancer:
     def _on_completion(self, value: bytes) -> None:
         ack = _acknowledgement(value)
         if isinstance(ack, ResultMessage):
-            # The record ahead of its store write (result_before_record): answer the blocking caller;
-            # the slot stays taken, and the activation supervised, until the completion after the store.
+            # The record ahead of its store write (result_before_record): answer the blocking caller. The run
+            # has ended, so its memory is the invoker's again ([OW] the container is free at the result): held
+            # until the store write (~40 ms with the records' linger), it made a home invoker look full and
+            # spilled its actions to others. The activation stays supervised until the completion.
             with logs.bound(tid=str(ack.transid[0]), activation_id=ack.response.activationId):
                 log.debug("received the result from its invoker")
-                if ack.response.activationId in self.in_flight:  # else its completion came already: stored
+                entry = self.in_flight.get(ack.response.activationId)
+                if entry is not None:  # else its completion came already: stored
                     self.recent_results.keep(ack.response, record_size(ack.response, len(value)))
+                    self.invokers.give_back(entry.invoker, entry.take_memory())
                 self._resolve(ack.response.activationId, ack.response)
             return
         with logs.bound(tid=str(ack.transid[0]), activation_id=ack.activationId):
@@ -210,7 +225,7 @@ class LoadBalancer:
             self.recent_results.discard(ack.activationId)  # the record is in the store now
             if entry is not None:
                 namespace = entry.message.user.namespace.name
-                self.invokers.release(entry.invoker, entry.memory_mb, ack.isSystemError, namespace=namespace)
+                self.invokers.release(entry.invoker, entry.take_memory(), ack.isSystemError, namespace=namespace)
             self._resolve(ack.activationId, ack.response)
 
     def _on_ping(self, value: bytes) -> None:
@@ -246,7 +261,7 @@ class LoadBalancer:
             if self._forget(entry.message.activationId) is None:
                 continue  # its completion arrived while the record was written: already released
             namespace = entry.message.user.namespace.name
-            self.invokers.release(entry.invoker, entry.memory_mb, system_error=True, namespace=namespace)
+            self.invokers.release(entry.invoker, entry.take_memory(), system_error=True, namespace=namespace)
             self._resolve(entry.message.activationId, stored)
 
 

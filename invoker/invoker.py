@@ -204,8 +204,9 @@ class Invoker:
 
         With ``result_before_record`` (by default over Kafka) a blocking activation's record goes to the controller
         first ([OW] ContainerProxy's ResultMessage): in distributed mode the store write was about half of a warm
-        blocking invoke's latency (docs/benchmarks.md, issue 15). The completion that frees the slot, and the
-        acknowledgement of the bus message, still wait for the store, so nothing accepted goes unrecorded.
+        blocking invoke's latency (docs/benchmarks.md, issue 15). The completion that ends the activation (the
+        result gave its memory back already), and the acknowledgement of the bus message, still wait for the store,
+        so nothing accepted goes unrecorded.
         """
         topic = completed_topic(message.rootControllerIndex.asString)
         carries_record = message.blocking and not many_logs(record.logs)
