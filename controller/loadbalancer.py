@@ -3,9 +3,10 @@
 An activation goes to its action's home invoker, or the next one with free memory (invokers.py).
 Completions arrive on this controller's ``completed{C}`` topic, give the memory back and resolve
 the futures blocking callers wait on (a blocking activation's result, ahead of its store write, already
-answers its caller and gives its memory back; its completion then ends it). Nothing accepted is ever lost: when an invoker goes offline,
-or an activation outlives OpenWhisk's forced timeout, the controller records the activation itself
-as a whisk internal error (the store keeps the first record of an id, so a late one changes nothing).
+answers its caller and gives its memory back; its completion then ends it). Nothing accepted is ever
+lost: when an invoker goes offline, or an activation outlives OpenWhisk's forced timeout, the controller
+records the activation itself as a whisk internal error (the store keeps the first record of an id, so a
+late one changes nothing).
 """
 
 from __future__ import annotations

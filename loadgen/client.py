@@ -26,8 +26,8 @@ from loadgen.transport import LendingTransport
 SUCCESS = "success"
 JSON = "application/json"
 # How long an idle pooled connection is reused: below the server's keep-alive timeout (pywhisk's
-# PYWHISK_HTTP_KEEP_ALIVE_S and uvicorn's default are 5 s; OpenWhisk's nginx 10 s). With httpx's default,
-# also 5 s, the server may close an idle connection just as a request is sent on it: the request is lost with
+# PYWHISK_HTTP_KEEP_ALIVE_S is 30 s, uvicorn's default 5 s, OpenWhisk's nginx 10 s). With httpx's default,
+# also 5 s, a server at 5 s may close an idle connection just as a request is sent on it: the request is lost with
 # a ReadError (the server's kernel resets a socket closed with unread data), and a POST must not be retried,
 # since it cannot be known whether it arrived. Seen once in 900 POSTs sent ~1 s apart to a 1 s keep-alive
 # (none in 2,000 more, none at a 0.5 s client expiry): rare, but free to rule out (docs/benchmarks.md, issue 17).
