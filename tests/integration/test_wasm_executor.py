@@ -240,10 +240,11 @@ async def test_sleeping_guests_do_not_hold_compute_slots(executor: WasmExecutor)
     sleeps = [asyncio.create_task(invoke(executor, "sleep", {"ms": 500})) for _ in range(40)]
     await asyncio.sleep(0.1)
     hello = await invoke(executor, "hello", {"name": "meanwhile"})
-    hello_after = time.monotonic() - started
     results = await asyncio.gather(*sleeps)
     elapsed = time.monotonic() - started
-    assert hello.status == 200 and hello_after < 0.5
+    # Its wait for a slot, as the executor measured it (not the wall time since the start, which a loaded machine
+    # stretches: 0.6 s once in CI): ~0 when sleepers give their slots back, most of a 500 ms sleep if they held them.
+    assert hello.status == 200 and hello.queued_ms < 250, hello
     assert [r.status for r in results] == [200] * 40
     assert all(orjson.loads(r.body) == {"slept": 500} for r in results)
     assert elapsed < 2.5, f"40 sleeps of 0.5 s on 4 slots took {elapsed:.2f} s"
