@@ -49,7 +49,17 @@ class Connection(httpx.AsyncBaseTransport):
         self.closed = True
 
 
-def lending(connections: int, release: asyncio.Event, fail: bool = False) -> tuple[LendingTransport, list[Connection]]:
+# A short wait for a free connection: these tests expect either one at once or a PoolTimeout.
+QUICK = httpx.Timeout(5.0, pool=0.05)
+
+
+def lending(
+    connections: int, release: asyncio.Event | None = None, fail: bool = False
+) -> tuple[LendingTransport, list[Connection]]:
+    """A transport over ``connections`` doubles; without ``release`` they answer at once."""
+    if release is None:
+        release = asyncio.Event()
+        release.set()
     made: list[Connection] = []
 
     def factory() -> Connection:
@@ -59,11 +69,15 @@ def lending(connections: int, release: asyncio.Event, fail: bool = False) -> tup
     return LendingTransport(connections, transport_factory=factory), made
 
 
+def client(transport: LendingTransport) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=transport, base_url="http://x")
+
+
 async def test_each_connection_serves_one_request_at_a_time_and_all_are_answered() -> None:
     release = asyncio.Event()
     transport, connections = lending(3, release)
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-        calls = [asyncio.create_task(client.get("/")) for _ in range(20)]
+    async with client(transport) as api:
+        calls = [asyncio.create_task(api.get("/")) for _ in range(20)]
         await asyncio.sleep(0)  # let every call reach the transport
         release.set()
         responses = await asyncio.gather(*calls)
@@ -76,66 +90,58 @@ async def test_each_connection_serves_one_request_at_a_time_and_all_are_answered
 
 
 async def test_the_connection_last_given_back_is_lent_first() -> None:
-    release = asyncio.Event()
-    release.set()
-    transport, connections = lending(4, release)
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+    transport, connections = lending(4)
+    async with client(transport) as api:
         for _ in range(5):
-            assert (await client.get("/")).status_code == 200
+            assert (await api.get("/")).status_code == 200
 
     assert [c.served for c in connections] == [0, 0, 0, 5], "a sequential load keeps to one warm connection"
 
 
 async def test_a_streamed_response_holds_its_connection_until_closed_and_others_time_out_waiting() -> None:
-    release = asyncio.Event()
-    release.set()
-    transport, _ = lending(1, release)
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-        async with client.stream("GET", "/") as held:
+    transport, _ = lending(1)
+    async with client(transport) as api:
+        async with api.stream("GET", "/") as held:
             assert held.status_code == 200
             with pytest.raises(httpx.PoolTimeout):
-                await client.get("/", timeout=httpx.Timeout(5.0, pool=0.05))
+                await api.get("/", timeout=QUICK)
         # Closed: the connection is free again.
-        assert (await client.get("/", timeout=httpx.Timeout(5.0, pool=0.05))).status_code == 200
+        assert (await api.get("/", timeout=QUICK)).status_code == 200
 
 
 async def test_a_failed_request_gives_its_connection_back() -> None:
-    release = asyncio.Event()
-    release.set()
-    transport, connections = lending(1, release, fail=True)
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+    transport, connections = lending(1, fail=True)
+    async with client(transport) as api:
         for _ in range(3):
             with pytest.raises(httpx.ConnectError):
-                await client.get("/", timeout=httpx.Timeout(5.0, pool=0.05))
+                await api.get("/", timeout=QUICK)
         connections[0].fail = False
-        assert (await client.get("/", timeout=httpx.Timeout(5.0, pool=0.05))).status_code == 200
+        assert (await api.get("/", timeout=QUICK)).status_code == 200
 
 
 async def test_a_cancelled_wait_leaves_no_waiter_and_loses_no_connection() -> None:
     release = asyncio.Event()
     transport, connections = lending(1, release)
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-        first = asyncio.create_task(client.get("/"))
+    async with client(transport) as api:
+        first = asyncio.create_task(api.get("/"))
         await asyncio.sleep(0)
-        waiting = asyncio.create_task(client.get("/"))
+        waiting = asyncio.create_task(api.get("/"))
         await asyncio.sleep(0)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
         release.set()
         assert (await first).status_code == 200
-        assert (await client.get("/", timeout=httpx.Timeout(5.0, pool=0.05))).status_code == 200
+        assert (await api.get("/", timeout=QUICK)).status_code == 200
     assert connections[0].served == 2
 
 
 async def test_a_connection_given_back_as_its_waiter_is_cancelled_passes_to_the_next() -> None:
-    release = asyncio.Event()
-    release.set()
-    transport, _ = lending(1, release)
-    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-        async with client.stream("GET", "/") as held:
-            waiting = asyncio.create_task(client.get("/"))
-            later = asyncio.create_task(client.get("/"))
+    transport, _ = lending(1)
+    async with client(transport) as api:
+        async with api.stream("GET", "/") as held:
+            waiting = asyncio.create_task(api.get("/"))
+            later = asyncio.create_task(api.get("/"))
             await asyncio.sleep(0)
             await held.aclose()  # lends the connection to `waiting`, which is cancelled before it runs
             waiting.cancel()
