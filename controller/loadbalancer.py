@@ -209,9 +209,12 @@ class LoadBalancer:
         ack = _acknowledgement(value)
         if isinstance(ack, ResultMessage):
             # The record ahead of its store write (result_before_record): answer the blocking caller. The run
-            # has ended, so its memory is the invoker's again ([OW] the container is free at the result): held
-            # until the store write (~40 ms with the records' linger), it made a home invoker look full and
-            # spilled its actions to others. The activation stays supervised until the completion.
+            # and its logs are done, so its memory is the invoker's again. [OW] CommonLoadBalancer frees the slot
+            # at the CompletionMessage, which ContainerProxy sends once the logs are collected, never waiting for
+            # the store; ours follows the store (nothing accepted goes unrecorded), so the result is the point
+            # OpenWhisk frees it at. Held until the store write (~40 ms with the records' linger), it made a home
+            # invoker look full and spilled its actions to others. The activation stays supervised until the
+            # completion.
             with logs.bound(tid=str(ack.transid[0]), activation_id=ack.response.activationId):
                 log.debug("received the result from its invoker")
                 entry = self.in_flight.get(ack.response.activationId)

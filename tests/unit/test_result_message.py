@@ -101,8 +101,8 @@ def _completion(message: ActivationMessage) -> bytes:
 async def test_a_result_answers_the_caller_and_frees_the_memory_and_the_completion_ends_the_activation(
     bus: MemoryBus, balancer: LoadBalancer
 ) -> None:
-    # [OW] ContainerProxy: the container is free once the run has ended and its result is sent; the record's store
-    # write does not hold it. Another activation stays in flight on the same invoker throughout, so a memory given
+    # [OW] ContainerProxy.scala sends the completion that frees the slot (CommonLoadBalancer.scala) once the run's
+    # logs are collected, never after the store; here that point is the result. Another activation stays in flight on the same invoker throughout, so a memory given
     # back twice would show (the books cap free memory at the invoker's capacity).
     other, message = _message(), _message()
     await balancer.publish(other, HELLO)
