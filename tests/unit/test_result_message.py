@@ -102,8 +102,9 @@ async def test_a_result_answers_the_caller_and_frees_the_memory_and_the_completi
     bus: MemoryBus, balancer: LoadBalancer
 ) -> None:
     # [OW] ContainerProxy.scala sends the completion that frees the slot (CommonLoadBalancer.scala) once the run's
-    # logs are collected, never after the store; here that point is the result. Another activation stays in flight on the same invoker throughout, so a memory given
-    # back twice would show (the books cap free memory at the invoker's capacity).
+    # logs are collected, never after the store; here that point is the result. Another activation stays in flight
+    # on the same invoker throughout, so a memory given back twice would show (the books cap free memory at the
+    # invoker's capacity).
     other, message = _message(), _message()
     await balancer.publish(other, HELLO)
     state = balancer.invokers._states[0]
