@@ -51,6 +51,12 @@ KINDS = frozenset({"wasm:wasi", "wasm:default"})
 # A run normally ends by its epoch deadline (at most 2 ticks late); this guard only answers for a
 # guest stuck in a blocking host call (e.g. a long WASI sleep), which epochs cannot interrupt.
 RUN_GUARD_S = 0.25
+# How often a job still queued for a thread and a compute slot is looked at again (``_await_job``): when it
+# began is what its timeout counts from. Polling at its own timeout, a job with none left (a ``_load`` whose
+# decode waited out the init's budget in the queue) polled with a timeout of 0: 11 such loads of a namespace
+# whose slots were all busy spun the event loop for seconds, 10,000 times each, and every namespace's
+# requests waited behind them (issue 12, the cpu class).
+QUEUED_POLL_S = 0.05
 MAX_MODULE_BYTES = 64 * 1_048_576  # the default of WasmSettings.max_module_bytes
 # An inline run is abandoned at 2 ms (inline.py): an action whose own limit is near that runs on the pool.
 INLINE_MIN_TIMEOUT_MS = 50
@@ -311,8 +317,13 @@ class WasmExecutor:
         try:
             while True:
                 begun = job.started_at
-                deadline = (begun if begun is not None else time.monotonic()) + timeout_s
-                done, _ = await asyncio.wait({future}, timeout=max(0.0, deadline - time.monotonic()))
+                if begun is None:
+                    # Queued: its time has not started. Look again a while later, never at once: a job given no
+                    # time (a load whose budget its queue used up) would spin the loop until it got a slot.
+                    wait_s = max(timeout_s, QUEUED_POLL_S)
+                else:
+                    wait_s = max(0.0, begun + timeout_s - time.monotonic())
+                done, _ = await asyncio.wait({future}, timeout=wait_s)
                 if done:
                     break
                 if begun is not None:

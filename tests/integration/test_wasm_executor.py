@@ -19,6 +19,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -248,6 +249,34 @@ async def test_sleeping_guests_do_not_hold_compute_slots(executor: WasmExecutor)
     assert [r.status for r in results] == [200] * 40
     assert all(orjson.loads(r.body) == {"slept": 500} for r in results)
     assert elapsed < 2.5, f"40 sleeps of 0.5 s on 4 slots took {elapsed:.2f} s"
+
+
+async def test_a_job_queued_with_no_time_left_waits_for_its_slot_without_spinning_the_loop(
+    executor: WasmExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A load whose decode waited out the init's budget in the queue submits its next job with a timeout of 0.
+    # While that job waits for one of its namespace's slots, held here by loops, the executor must look at it a
+    # few times, not in a loop that never sleeps: 11 such loads once spun the event loop 10,000 times each.
+    waits = 0
+    real_wait = asyncio.wait
+
+    async def counted_wait(*args: Any, **kwargs: Any) -> Any:
+        nonlocal waits
+        waits += 1
+        return await real_wait(*args, **kwargs)
+
+    loops = [asyncio.create_task(invoke(executor, "loop", None, timeout_ms=1000)) for _ in range(3)]
+    deadline = time.monotonic() + 10
+    while executor._slots.holding("guest") < 3:  # every slot of the namespace but the reserve
+        assert time.monotonic() < deadline, "the loops never took their slots"
+        await asyncio.sleep(0.01)
+    monkeypatch.setattr(asyncio, "wait", counted_wait)
+    ran = await executor._in_pool(lambda: "ran", timeout_s=0.0, namespace="guest")
+    monkeypatch.setattr(asyncio, "wait", real_wait)
+    await asyncio.gather(*loops)
+
+    assert ran == "ran"  # queued for ~1 s, then given its slot; a job done at once is not timed out
+    assert waits < 100, f"{waits} waits for one queued job"
 
 
 async def test_a_memory_bomb_exhausts_its_memory(executor: WasmExecutor) -> None:
