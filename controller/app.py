@@ -27,6 +27,7 @@ from controller.sequence_journal import SequenceJournal
 from controller.sequences import SequenceRunner
 from controller.throttles import Throttles
 from controller.triggers import TriggerFirer
+from controller.warmup import warm_up
 from pywhisk.bus import Bus
 from pywhisk.errors import BadRequest, MethodNotAllowed, NotFound, ServiceUnavailable, StoreUnavailable, WhiskError
 from pywhisk.lifecycle import Service
@@ -113,6 +114,7 @@ def create_app(
                 await seed_guest_subject(subjects)
             # Every start brings whisk.system up to this release's (idempotent; safe with two controllers).
             await seed_system_packages(entities)
+            warm_up(app)  # before the first connection: no request builds the routes on the loop
             yield
         finally:
             for service in reversed(started):
