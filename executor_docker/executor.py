@@ -139,13 +139,13 @@ class DockerExecutor:
             return  # started already: the owner's containers now are this run's own
         self._pool = ThreadPoolExecutor(max_workers=DOCKER_THREADS, thread_name_prefix="docker")
         if self._tls is None:
-            # Loading the CA bundle takes 30-240 ms: here, off the loop, not at the first container's creation
-            # in the middle of traffic (a 77 ms stall of every request, measured during loadgen isolation).
+            # Off the loop, not at the first container in the middle of traffic (a 77 ms stall of every request,
+            # measured during loadgen isolation).
             self._tls = await asyncio.to_thread(ssl.create_default_context)
         if self._http is None:
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
             # trust_env=False: an HTTP_PROXY of the host must not route the bridge through a proxy.
-            self._http = httpx.AsyncClient(limits=limits, trust_env=False, verify=self._tls)
+            self._http = httpx.AsyncClient(limits=limits, trust_env=False, verify=self._shared_tls())
         self._known_runtimes = await self._docker(self.host.known_runtimes)
         for runtime in sorted({self.settings.runtime, *self.container_runtimes.values()} - self._known_runtimes):
             logger.warning(
@@ -239,9 +239,7 @@ class DockerExecutor:
             raise
         uds = str(started.socket_path)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
-        if self._tls is None:  # a transport of its own would load the CA bundle: 60-240 ms on the loop (measured)
-            self._tls = ssl.create_default_context()
-        transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits, verify=self._tls)
+        transport = httpx.AsyncHTTPTransport(uds=uds, limits=limits, verify=self._shared_tls())
         http = httpx.AsyncClient(transport=transport, trust_env=False)
         probe = _wait_listening("", logs, uds, connect=http, url="http://action")
         ready = asyncio.create_task(probe, name=f"crun-ready-{spec.instance_id}")
@@ -376,10 +374,15 @@ class DockerExecutor:
         connections, with a poll() of each idle socket, on every request and every release, so one pool for all
         containers costs O(all connections) per run: at limits.concurrency 50, ~1,000 connections took the event
         loop (30 s sleeps lasted up to 88 s, docs/benchmarks.md). Per container it is at most its concurrency."""
-        if self._tls is None:  # httpx builds a context per client (~30 ms, CA bundle); plain HTTP never uses it
-            self._tls = ssl.create_default_context()
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=KEEPALIVE_S)
-        return httpx.AsyncClient(limits=limits, trust_env=False, verify=self._tls)
+        return httpx.AsyncClient(limits=limits, trust_env=False, verify=self._shared_tls())
+
+    def _shared_tls(self) -> ssl.SSLContext:
+        """The TLS context every client and transport of this executor shares (plain HTTP never uses it): httpx
+        would build one for each, loading the CA bundle, 30-240 ms on the loop. ``start`` builds it off the loop."""
+        if self._tls is None:  # not started: a container driven directly
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     async def _post(self, container: _Container, path: str, body: bytes, timeout_s: float) -> httpx.Response:
         if self._http is None:
