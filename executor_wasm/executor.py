@@ -267,24 +267,29 @@ class WasmExecutor:
 
         Decoding (bounded by ``max_module_bytes``) and mapping an artifact are short and run on the
         pool; a compile runs in a compiler process (compiler.py) and holds no thread or compute slot.
+        ``timeout_s`` counts the work, not the waits for a compute slot, as a run's does (``_in_pool``): with
+        every slot of its namespace busy, an init spent its whole limit queued for the decode and then timed out
+        in a compile given no time.
         """
-        deadline = time.monotonic() + timeout_s
-        wasm = await self._in_pool(
-            decode_module, code, self.settings.max_module_bytes, timeout_s=timeout_s, namespace=namespace
-        )
+        left = timeout_s
+        decode = self._job(decode_module, code, self.settings.max_module_bytes, namespace=namespace)
+        wasm = await self._await_job(decode, left)
         if wasm is None:
             return None
-        left = max(0.0, deadline - time.monotonic())
-        found = await self._in_pool(cache.lookup, wasm, timeout_s=left, namespace=namespace)
+        left -= decode.held_s
+        lookup = self._job(cache.lookup, wasm, namespace=namespace)
+        found = await self._await_job(lookup, max(0.0, left))
         if found is None:
             return None
+        left -= lookup.held_s
         digest, compiled = found
         if compiled is not None:
             return compiled
-        if not await self.compiler.compile(wasm, cache.artifact_path(digest), deadline - time.monotonic()):
+        compile_started = time.monotonic()
+        if not await self.compiler.compile(wasm, cache.artifact_path(digest), left):
             return None
-        left = max(0.0, deadline - time.monotonic())
-        return await self._in_pool(cache.adopt, digest, timeout_s=left, namespace=namespace)
+        left -= time.monotonic() - compile_started
+        return await self._in_pool(cache.adopt, digest, timeout_s=max(0.0, left), namespace=namespace)
 
     async def _in_pool(self, fn: Callable[..., T], *args: object, timeout_s: float, namespace: str) -> T | None:
         """``fn(*args)`` on the pool, on a compute slot of ``namespace``; None when it has not finished
@@ -424,7 +429,7 @@ def _the_wasm_member(members: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
 class _Job(Generic[T]):
     """A callable for the pool that runs under a compute slot of its namespace and records when it got one."""
 
-    __slots__ = ("args", "fn", "namespace", "slots", "started_at", "submitted_at", "ticker", "waiter")
+    __slots__ = ("args", "ended_at", "fn", "namespace", "slots", "started_at", "submitted_at", "ticker", "waiter")
 
     def __init__(
         self, fn: Callable[..., T], args: tuple[object, ...], slots: ComputeSlots, ticker: EpochTicker, namespace: str
@@ -433,6 +438,7 @@ class _Job(Generic[T]):
         self.waiter = Waiter(namespace)
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
+        self.ended_at: float | None = None
 
     def __call__(self) -> T:
         with self.slots.held(self.namespace, self.waiter):
@@ -446,10 +452,18 @@ class _Job(Generic[T]):
                 return self.fn(*self.args)
             finally:
                 self.ticker.release()
+                self.ended_at = time.monotonic()
 
     def withdraw(self) -> None:
         """Give up the job's place in the queue for a slot (its caller was cancelled)."""
         self.slots.withdraw(self.waiter)
+
+    @property
+    def held_s(self) -> float:
+        """How long the job has held its compute slot, to its end if it has ended (0 until it gets one)."""
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or time.monotonic()) - self.started_at
 
     @property
     def queued_ms(self) -> float:

@@ -433,6 +433,30 @@ async def test_a_compile_longer_than_the_init_timeout_times_out(tmp_path: Path) 
         await wasm.close()
 
 
+async def test_an_init_queued_behind_its_namespaces_busy_slots_is_not_timed_out_by_the_wait(
+    executor: WasmExecutor,
+) -> None:
+    # Its limit counts the decode, the compile and the lookups, not the wait for a slot (as a run's): 3 loops of
+    # 1 s hold every slot of the namespace, and a new module's init with a 500 ms limit waits ~1 s for its first.
+    loops = [asyncio.create_task(invoke(executor, "loop", None, timeout_ms=1000)) for _ in range(3)]
+    deadline = time.monotonic() + 10
+    while executor._slots.holding("guest") < 3:
+        assert time.monotonic() < deadline, "the loops never took their slots"
+        await asyncio.sleep(0.01)
+    fresh = wat(f'(module (func (export "_start")) (func (export "n{uuid.uuid4().hex}")))')  # never compiled
+    instance_id = uuid.uuid4().hex
+    await executor.create(InstanceSpec(instance_id=instance_id, kind="wasm:wasi", memory_mb=128))
+    init = InitRequest(name="fresh", code=fresh, binary=True, env={"__OW_NAMESPACE": "guest"})
+    started = time.monotonic()
+    ready = await executor.init(instance_id, init, 500, LOG_LIMIT)
+    waited = time.monotonic() - started
+    await asyncio.gather(*loops)
+    await executor.destroy(instance_id)
+
+    assert waited > 0.5, f"the init did not wait for a slot ({waited:.2f} s): the test proves nothing"
+    assert ready.status == 200 and not ready.timed_out, ready
+
+
 # --- the instance lifecycle ----------------------------------------------------------------------
 
 
