@@ -52,9 +52,9 @@ KINDS = frozenset({"wasm:wasi", "wasm:default"})
 # guest stuck in a blocking host call (e.g. a long WASI sleep), which epochs cannot interrupt.
 RUN_GUARD_S = 0.25
 # How often a job still queued for a thread and a compute slot is looked at again (``_await_job``): when it
-# began is what its timeout counts from. Polling at its own timeout, a job with none left (a ``_load`` whose
-# decode waited out the init's budget in the queue) polled with a timeout of 0: 11 such loads of a namespace
-# whose slots were all busy spun the event loop for seconds, 10,000 times each, and every namespace's
+# began is what its timeout counts from. Polling at its own timeout, a job given none (a ``_load`` whose earlier
+# jobs had used the init's budget; before 2026-12-07 its queue did) polled with a timeout of 0: 11 such loads of a
+# namespace whose slots were all busy spun the event loop for seconds, 10,000 times each, and every namespace's
 # requests waited behind them (issue 12, the cpu class).
 QUEUED_POLL_S = 0.05
 MAX_MODULE_BYTES = 64 * 1_048_576  # the default of WasmSettings.max_module_bytes
