@@ -251,12 +251,22 @@ async def test_sleeping_guests_do_not_hold_compute_slots(executor: WasmExecutor)
     assert elapsed < 2.5, f"40 sleeps of 0.5 s on 4 slots took {elapsed:.2f} s"
 
 
+async def loops_holding_every_slot(executor: WasmExecutor) -> list[asyncio.Task[ProxyResult]]:
+    """3 loops of 1 s of namespace ``guest``, once they hold every slot of it (all but the reserve, of 4)."""
+    loops = [asyncio.create_task(invoke(executor, "loop", None, timeout_ms=1000)) for _ in range(3)]
+    deadline = time.monotonic() + 10
+    while executor._slots.holding("guest") < 3:
+        assert time.monotonic() < deadline, "the loops never took their slots"
+        await asyncio.sleep(0.01)
+    return loops
+
+
 async def test_a_job_queued_with_no_time_left_waits_for_its_slot_without_spinning_the_loop(
     executor: WasmExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A load whose decode waited out the init's budget in the queue submits its next job with a timeout of 0.
-    # While that job waits for one of its namespace's slots, held here by loops, the executor must look at it a
-    # few times, not in a loop that never sleeps: 11 such loads once spun the event loop 10,000 times each.
+    # A load whose earlier jobs used the init's budget submits its next job with a timeout of 0. While that job
+    # waits for one of its namespace's slots, held here by loops, the executor must look at it a few times, not in
+    # a loop that never sleeps: 11 such loads once spun the event loop 10,000 times each.
     waits = 0
     real_wait = asyncio.wait
 
@@ -265,11 +275,7 @@ async def test_a_job_queued_with_no_time_left_waits_for_its_slot_without_spinnin
         waits += 1
         return await real_wait(*args, **kwargs)
 
-    loops = [asyncio.create_task(invoke(executor, "loop", None, timeout_ms=1000)) for _ in range(3)]
-    deadline = time.monotonic() + 10
-    while executor._slots.holding("guest") < 3:  # every slot of the namespace but the reserve
-        assert time.monotonic() < deadline, "the loops never took their slots"
-        await asyncio.sleep(0.01)
+    loops = await loops_holding_every_slot(executor)
     monkeypatch.setattr(asyncio, "wait", counted_wait)
     ran = await executor._in_pool(lambda: "ran", timeout_s=0.0, namespace="guest")
     monkeypatch.setattr(asyncio, "wait", real_wait)
@@ -438,11 +444,7 @@ async def test_an_init_queued_behind_its_namespaces_busy_slots_is_not_timed_out_
 ) -> None:
     # Its limit counts the decode, the compile and the lookups, not the wait for a slot (as a run's): 3 loops of
     # 1 s hold every slot of the namespace, and a new module's init with a 500 ms limit waits ~1 s for its first.
-    loops = [asyncio.create_task(invoke(executor, "loop", None, timeout_ms=1000)) for _ in range(3)]
-    deadline = time.monotonic() + 10
-    while executor._slots.holding("guest") < 3:
-        assert time.monotonic() < deadline, "the loops never took their slots"
-        await asyncio.sleep(0.01)
+    loops = await loops_holding_every_slot(executor)
     fresh = wat(f'(module (func (export "_start")) (func (export "n{uuid.uuid4().hex}")))')  # never compiled
     instance_id = uuid.uuid4().hex
     await executor.create(InstanceSpec(instance_id=instance_id, kind="wasm:wasi", memory_mb=128))
