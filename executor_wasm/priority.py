@@ -301,41 +301,66 @@ class GuestPriority:
 
 
 class RetiringThreadPool(ThreadPoolExecutor):
-    """A ``ThreadPoolExecutor`` whose worker threads can retire after a job (``retire()`` true on that thread).
+    """A ``ThreadPoolExecutor`` whose worker threads can retire after a job (``retire()`` true on that thread),
+    and whose threads are started by a spawner thread of its own, never by the submitting thread.
 
-    A retired thread leaves the pool; the next ``submit`` starts a new one from the submitting thread (the
-    event loop's, at nice 0), as the pool grows anyway. This reuses the standard pool's internals of
-    CPython 3.11 (its work queue, idle semaphore and thread set), replacing only the worker's loop. A thread
-    does not retire while work is queued and no other thread would take it (the pool at ``max_workers``):
-    it takes the next job niced rather than leave the job stranded.
+    A retired thread leaves the pool; a later ``submit`` asks the spawner for a new one, as the pool grows anyway.
+    The spawner runs at nice 0 and is never reniced, so every thread it starts begins at nice 0 (Linux: a new
+    thread inherits its creator's nice value). Why not start them in ``submit``, as the standard pool does:
+    ``Thread.start`` waits until the new thread has run its first Python, which needs the GIL; under load that is
+    5-50 ms in which the event loop (the submitter) answered nothing. A burst of 30 sleeping activations stalled
+    the loop ~120 ms that way (issue 12, the flood class). A job submitted while no thread is idle waits in the
+    queue for the thread being started, as it would have waited in ``submit``; the loop goes on meanwhile.
+
+    This reuses the standard pool's internals of CPython 3.11 (its work queue, idle semaphore and thread set),
+    replacing only the worker's loop and the thread start. A thread does not retire while work is queued and no
+    other thread would take it (the pool at ``max_workers``): it takes the next job niced rather than leave the
+    job stranded.
     """
 
     def __init__(self, max_workers: int, thread_name_prefix: str, retire: Callable[[], bool]) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self._retire = retire
         self._names = itertools.count()
+        self._starting = 0  # threads asked of the spawner and not yet in self._threads; under _shutdown_lock
+        self._spawns: SimpleQueue[bool] = SimpleQueue()
+        # A daemon: it holds no work, and at exit only the workers need the interpreter's wake-up (atexit).
+        self._spawner = threading.Thread(target=self._spawn_threads, name=f"{thread_name_prefix}_spawner", daemon=True)
+        self._spawner.start()
 
     def _adjust_thread_count(self) -> None:
-        # The idle count is approximate (the standard pool's): past max_workers a thread counts itself idle and
-        # then takes a queued job. With no thread left, such a stale count must not strand the job.
-        if self._idle_semaphore.acquire(timeout=0) and self._threads:
+        # Called by submit() under _shutdown_lock. The idle count is approximate (the standard pool's): past
+        # max_workers a thread counts itself idle and then takes a queued job. With no thread left, such a stale
+        # count must not strand the job.
+        if self._idle_semaphore.acquire(timeout=0) and (self._threads or self._starting):
             return
+        if len(self._threads) + self._starting < self._max_workers:
+            self._starting += 1
+            self._spawns.put(True)
+
+    def _spawn_threads(self) -> None:
+        """The spawner's loop: start a worker per request until shutdown."""
 
         def wake(_: object, q: SimpleQueue[Any] = self._work_queue) -> None:
             q.put(None)
 
-        threads = cast(set[threading.Thread], self._threads)
-        if len(threads) < self._max_workers:
-            name = f"{self._thread_name_prefix}_{next(self._names)}"
+        while self._spawns.get():
             worker = threading.Thread(
-                name=name, target=_worker, args=(weakref.ref(self, wake), self._work_queue, self._retire)
+                name=f"{self._thread_name_prefix}_{next(self._names)}",
+                target=_worker,
+                args=(weakref.ref(self, wake), self._work_queue, self._retire),
             )
+            # In the set before it starts: a thread that retires after its first job must find itself there.
+            with self._shutdown_lock:
+                self._starting -= 1
+                cast(set[threading.Thread], self._threads).add(worker)
+                cast(dict[threading.Thread, Any], futures_thread._threads_queues)[worker] = self._work_queue
             worker.start()
-            threads.add(worker)
-            cast(dict[threading.Thread, Any], futures_thread._threads_queues)[worker] = self._work_queue
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         super().shutdown(wait=False, cancel_futures=cancel_futures)
+        self._spawns.put(False)
+        self._spawner.join()  # no thread is started after this: the set below is complete
         if wait:
             for worker in list(self._threads):  # a copy: threads retire meanwhile
                 worker.join()
@@ -344,7 +369,7 @@ class RetiringThreadPool(ThreadPoolExecutor):
         """Take ``worker`` out of the pool, unless queued work would then wait for a thread."""
         with self._shutdown_lock:
             threads = cast(set[threading.Thread], self._threads)
-            if not self._work_queue.empty() and len(threads) >= self._max_workers:
+            if not self._work_queue.empty() and len(threads) + self._starting >= self._max_workers:
                 return False
             threads.discard(worker)
             self._idle_semaphore.acquire(timeout=0)  # a stale idle count of its own, if any, leaves with it

@@ -580,3 +580,30 @@ def test_a_marked_thread_stays_while_queued_work_has_no_other_thread() -> None:
         assert later != first.result(), "and it retired after that job"
     finally:
         pool.shutdown()
+
+
+def test_a_submit_never_starts_a_thread_itself_and_every_job_gets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The submitter is the event loop: Thread.start waits for the new thread to get the GIL (5-50 ms under load,
+    # issue 12's flood class), so the pool's threads are started by its spawner, never in submit().
+    starters: list[int] = []
+    start = threading.Thread.start
+
+    def recording_start(thread: threading.Thread) -> None:
+        starters.append(threading.get_ident())
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    pool = RetiringThreadPool(8, "test", lambda: False)
+    gate = threading.Event()
+    try:
+        jobs = [pool.submit(lambda: gate.wait(WAIT_S) and threading.get_ident()) for _ in range(5)]
+        submitter = threading.get_ident()
+        deadline = time.monotonic() + WAIT_S
+        while len(pool._threads) < 5:  # five jobs held at the gate at once: five threads
+            assert time.monotonic() < deadline, f"{len(pool._threads)} threads for 5 held jobs"
+            threading.Event().wait(0.001)
+        gate.set()
+        assert len({job.result(WAIT_S) for job in jobs}) == 5
+        assert starters.count(submitter) == 1, "only the pool's spawner was started by the submitter"
+    finally:
+        pool.shutdown()
