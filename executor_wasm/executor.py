@@ -185,21 +185,24 @@ class WasmExecutor:
         cache = self.net_cache if grants.net_access else self.cache
         started = time.perf_counter()
         instance.initializing = True
+        queue = _Queue()
         try:
             namespace = init_namespace(request)
-            compiled = await self._load(request.code, cache, timeout_s=timeout_ms / 1000, namespace=namespace)
+            compiled = await self._load(
+                request.code, cache, timeout_s=timeout_ms / 1000, namespace=namespace, queue=queue
+            )
         except InvalidModule as error:
             body = orjson.dumps({"error": f"Invalid WebAssembly module: {error}"}).decode()
-            return ProxyResult(status=502, body=body, duration_ms=_since(started))
+            return queue.charged(ProxyResult(status=502, body=body, duration_ms=_since(started)))
         finally:
             instance.initializing = False
         if compiled is None:  # the compile was killed: the next init starts it again
-            return ProxyResult(status=None, timed_out=True, duration_ms=_since(started))
+            return queue.charged(ProxyResult(status=None, timed_out=True, duration_ms=_since(started)))
         instance.compiled, instance.name, instance.env = compiled, request.name, dict(request.env)
         instance.grants, instance.cache = grants, cache
         if self.inline is not None and may_run_inline(compiled.module, grants):
             instance.streak = Streak()
-        return ProxyResult(status=200, body=_INIT_OK, duration_ms=_since(started))
+        return queue.charged(ProxyResult(status=200, body=_INIT_OK, duration_ms=_since(started)))
 
     async def run(self, instance_id: str, request: RunRequest, timeout_ms: int, log_limit_bytes: int) -> ProxyResult:
         """Run the action once in a fresh Wasmtime instance."""
@@ -262,23 +265,26 @@ class WasmExecutor:
         except KeyError:
             raise UnknownInstance(f"no wasm instance {instance_id}") from None
 
-    async def _load(self, code: str, cache: ModuleCache, timeout_s: float, namespace: str) -> CompiledModule | None:
+    async def _load(
+        self, code: str, cache: ModuleCache, timeout_s: float, namespace: str, queue: _Queue | None = None
+    ) -> CompiledModule | None:
         """The compiled module of ``exec.code``, None if not ready within ``timeout_s`` (which covers the compile).
 
         Decoding (bounded by ``max_module_bytes``) and mapping an artifact are short and run on the
         pool; a compile runs in a compiler process (compiler.py) and holds no thread or compute slot.
         ``timeout_s`` counts the work, not the waits for a compute slot, as a run's does (``_in_pool``): with
         every slot of its namespace busy, an init spent its whole limit queued for the decode and then timed out
-        in a compile given no time.
+        in a compile given no time. Those waits are added to ``queue``: the activation's waitTime, not its initTime.
         """
+        queue = queue if queue is not None else _Queue()
         left = timeout_s
         decode = self._job(decode_module, code, self.settings.max_module_bytes, namespace=namespace)
-        wasm = await self._await_job(decode, left)
+        wasm = await self._await_queued(decode, left, queue)
         if wasm is None:
             return None
         left -= decode.held_s
         lookup = self._job(cache.lookup, wasm, namespace=namespace)
-        found = await self._await_job(lookup, max(0.0, left))
+        found = await self._await_queued(lookup, max(0.0, left), queue)
         if found is None:
             return None
         left -= lookup.held_s
@@ -289,7 +295,15 @@ class WasmExecutor:
         if not await self.compiler.compile(wasm, cache.artifact_path(digest), left):
             return None
         left -= time.monotonic() - compile_started
-        return await self._in_pool(cache.adopt, digest, timeout_s=max(0.0, left), namespace=namespace)
+        adopt = self._job(cache.adopt, digest, namespace=namespace)
+        return await self._await_queued(adopt, max(0.0, left), queue)
+
+    async def _await_queued(self, job: _Job[T], timeout_s: float, queue: _Queue) -> T | None:
+        """``_await_job``, adding the job's wait for a compute slot to ``queue``."""
+        try:
+            return await self._await_job(job, timeout_s)
+        finally:
+            queue.ms += job.queued_ms
 
     async def _in_pool(self, fn: Callable[..., T], *args: object, timeout_s: float, namespace: str) -> T | None:
         """``fn(*args)`` on the pool, on a compute slot of ``namespace``; None when it has not finished
@@ -469,6 +483,22 @@ class _Job(Generic[T]):
     def queued_ms(self) -> float:
         """How long the job waited for a thread and a compute slot."""
         return ((self.started_at or time.monotonic()) - self.submitted_at) * 1000
+
+
+class _Queue:
+    """What an init's pool jobs waited for compute slots, in milliseconds (``_load``)."""
+
+    __slots__ = ("ms",)
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    def charged(self, result: ProxyResult) -> ProxyResult:
+        """``result`` with the queue as its ``queued_ms`` and out of its ``duration_ms``."""
+        result.queued_ms = self.ms
+        if result.duration_ms is not None:
+            result.duration_ms = max(0.0, result.duration_ms - self.ms)
+        return result
 
 
 def init_namespace(request: InitRequest) -> str:

@@ -177,6 +177,10 @@ class ActivationRunner:
             init = await instance.executor.init(instance.id, _init_request(message, action), limits.timeout, log_limit)
             timings["start"] = init_start
             timings["initTime"] = time.time() * 1000 - init_start
+            if init.queued_ms:  # queued inside the executor for worker slots: waiting, not initialising
+                timings["waitTime"] += init.queued_ms
+                timings["start"] += init.queued_ms
+                timings["initTime"] -= init.queued_ms
             logs.extend(init.logs)
             failure = init_failure(init, limits.timeout)
             if failure is not None:

@@ -457,6 +457,10 @@ async def test_an_init_queued_behind_its_namespaces_busy_slots_is_not_timed_out_
 
     assert waited > 0.5, f"the init did not wait for a slot ({waited:.2f} s): the test proves nothing"
     assert ready.status == 200 and not ready.timed_out, ready
+    # The wait is reported as queued (the activation's waitTime, invoker/proxy.py), not as the init's duration
+    # (its initTime): OpenWhisk's initTime is the /init alone.
+    assert ready.queued_ms > 400, ready
+    assert ready.duration_ms is not None and ready.duration_ms < waited * 1000 - 400, ready
 
 
 # --- the instance lifecycle ----------------------------------------------------------------------
