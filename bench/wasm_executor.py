@@ -7,6 +7,8 @@ Times, through the public ``Executor`` API on one event loop:
 - cold: N ``create + init + run + destroy`` cycles with the module already loaded (in-memory LRU);
 - cold, from disk: the same, with the in-memory LRU emptied before each cycle, so ``init`` maps the
   precompiled artifact (``Module.deserialize_file``) and builds a new ``InstancePre``;
+- cold burst: 30 ``init`` calls at once of new instances of the loaded module (a warm action scaling out),
+  with the event loop's CPU per burst;
 - first compile: ``--compiles`` cycles with a module never seen before (the module plus a custom section
   holding a counter), compiled by a compiler process (compiler.py), against the same compile done
   in-process (``wasmtime.Module`` + serialize + write + ``deserialize_file``: what init did before);
@@ -102,6 +104,7 @@ async def main(n: int, module: Path, wasm: bytes, compiles: int = 0) -> None:
                 "cold create+init+run+destroy (from disk)",
                 await measure(n, lambda i: cold(i, from_disk=True)),
             )
+            await cold_burst(executor, init, rounds=max(1, n // 200))
             if compiles:
                 fresh = iter(range(10**9))
 
@@ -124,6 +127,33 @@ async def main(n: int, module: Path, wasm: bytes, compiles: int = 0) -> None:
                 report("first compile in-process (before)", await measure(compiles, in_process_compile))
         finally:
             await executor.close()
+
+
+async def cold_burst(executor: WasmExecutor, init: InitRequest, rounds: int, size: int = 30) -> None:
+    """``size`` new instances of the loaded module initialised at once (a warm action's runs scaling out, or a
+    flood of concurrent runs of one action): each init's latency, the burst's wall time and the event loop's CPU."""
+    inits: list[float] = []
+    walls: list[float] = []
+    loop_cpu: list[float] = []
+
+    async def one(i: int) -> None:
+        await executor.create(InstanceSpec(instance_id=f"burst-{i}", kind="wasm:wasi", memory_mb=256))
+        started = time.perf_counter()
+        ready = await executor.init(f"burst-{i}", init, TIMEOUT_MS, LOG_LIMIT)
+        inits.append((time.perf_counter() - started) * 1e6)
+        await executor.destroy(f"burst-{i}")
+        assert ready.status == 200, ready
+
+    for r in range(rounds):
+        cpu, wall = time.thread_time(), time.perf_counter()
+        await asyncio.gather(*(one(r * size + i) for i in range(size)))
+        walls.append((time.perf_counter() - wall) * 1e6)
+        loop_cpu.append((time.thread_time() - cpu) * 1e6)
+    report(f"cold init, {size} at once (LRU warm)", inits)
+    print(
+        f"{'':<44} burst wall p50 {statistics.median(walls):8.1f} µs   "
+        f"event loop CPU p50 {statistics.median(loop_cpu):8.1f} µs per burst of {size}"
+    )
 
 
 def with_counter(wasm: bytes, counter: int) -> bytes:

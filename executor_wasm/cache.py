@@ -32,6 +32,9 @@ ENGINE_SETTINGS: dict[str, object] = {
     "cranelift_opt_level": "speed",
 }
 WASM_MAGIC = b"\0asm"
+# ``exec.code`` strings remembered for their loaded module (``ModuleCache.known``): in all, and the longest one.
+CODE_CHARS = 16 * 1024 * 1024
+CODE_CHARS_EACH = 4 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +99,14 @@ class ModuleCache:
     (compiler.py, ``compile_artifact`` here), then ``adopt`` maps it.
     """
 
-    def __init__(self, engine: wasmtime.Engine, linker: wasmtime.Linker, directory: Path, capacity: int = 256) -> None:
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        linker: wasmtime.Linker,
+        directory: Path,
+        capacity: int = 256,
+        code_chars: int = CODE_CHARS,
+    ) -> None:
         self.engine = engine
         self.linker = linker
         self.directory = directory
@@ -104,6 +114,11 @@ class ModuleCache:
         self._fingerprint = engine_fingerprint()
         self._loaded: OrderedDict[str, CompiledModule] = OrderedDict()
         self._lock = threading.Lock()
+        # The ``exec.code`` strings loaded modules were made from, and their digests (``known``), least recently
+        # used first; at most ``code_chars`` characters of them, none longer than CODE_CHARS_EACH.
+        self._codes: OrderedDict[str, str] = OrderedDict()
+        self._code_chars = 0
+        self._code_chars_max = code_chars
 
     def artifact_path(self, digest: str) -> Path:
         """Where the precompiled artifact of the module with this SHA-256 lives."""
@@ -127,6 +142,47 @@ class ModuleCache:
         module = self._deserialize(digest)
         return digest, None if module is None else self._remember(digest, module)
 
+    def known(self, code: str) -> CompiledModule | None:
+        """The loaded module made from exactly this ``exec.code`` (``remember_code``), or None.
+
+        Cheap enough for the event loop: a new instance of a loaded action (a cold start of a warm action, as
+        when its concurrent runs scale out) skips the base64 decode and the two SHA-256 of ``decode_module``
+        and ``lookup``, two pool jobs. The dict hashes the string once per string object (Python caches a
+        str's hash; ~0.35 ms per MiB the first time), and the invoker passes the same object for every instance
+        of an action revision it holds; longer codes are never remembered, so never hashed here.
+        """
+        if len(code) > CODE_CHARS_EACH:
+            return None
+        hash(code)  # before the lock: the workers' lookups never wait for it
+        with self._lock:
+            digest = self._codes.get(code)
+            if digest is None:
+                return None
+            hit = self._loaded.get(digest)
+            if hit is None:  # evicted since: the slow path loads it again and remembers the code anew
+                self._forget_code(code)
+                return None
+            self._codes.move_to_end(code)
+            self._loaded.move_to_end(digest)
+            return hit
+
+    def remember_code(self, code: str, digest: str) -> None:
+        """``code`` decodes to the module ``digest`` (just loaded): ``known(code)`` finds it while it stays loaded."""
+        if len(code) > CODE_CHARS_EACH:
+            return
+        with self._lock:
+            if code in self._codes:
+                self._codes.move_to_end(code)
+                return
+            self._codes[code] = digest
+            self._code_chars += len(code)
+            while self._code_chars > self._code_chars_max and self._codes:
+                self._forget_code(next(iter(self._codes)))
+
+    def _forget_code(self, code: str) -> None:  # under the lock
+        if self._codes.pop(code, None) is not None:
+            self._code_chars -= len(code)
+
     def adopt(self, digest: str) -> CompiledModule:
         """Load the artifact a compiler just wrote for ``digest``."""
         module = self._deserialize(digest)
@@ -138,6 +194,8 @@ class ModuleCache:
         """Forget the loaded modules (the artifacts on disk stay); for benchmarks and tests."""
         with self._lock:
             self._loaded.clear()
+            self._codes.clear()
+            self._code_chars = 0
 
     def _remember(self, digest: str, module: wasmtime.Module) -> CompiledModule:
         start = next((export.type for export in module.exports if export.name == "_start"), None)

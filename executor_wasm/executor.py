@@ -276,6 +276,8 @@ class WasmExecutor:
         every slot of its namespace busy, an init spent its whole limit queued for the decode and then timed out
         in a compile given no time. Those waits are added to ``queue``: the activation's waitTime, not its initTime.
         """
+        if (known := cache.known(code)) is not None:
+            return known
         queue = queue if queue is not None else _Queue()
         left = timeout_s
         decode = self._job(decode_module, code, self.settings.max_module_bytes, namespace=namespace)
@@ -289,14 +291,16 @@ class WasmExecutor:
             return None
         left -= lookup.held_s
         digest, compiled = found
+        if compiled is None:
+            compile_started = time.monotonic()
+            if not await self.compiler.compile(wasm, cache.artifact_path(digest), left):
+                return None
+            left -= time.monotonic() - compile_started
+            adopt = self._job(cache.adopt, digest, namespace=namespace)
+            compiled = await self._await_queued(adopt, max(0.0, left), queue)
         if compiled is not None:
-            return compiled
-        compile_started = time.monotonic()
-        if not await self.compiler.compile(wasm, cache.artifact_path(digest), left):
-            return None
-        left -= time.monotonic() - compile_started
-        adopt = self._job(cache.adopt, digest, namespace=namespace)
-        return await self._await_queued(adopt, max(0.0, left), queue)
+            cache.remember_code(code, digest)
+        return compiled
 
     async def _await_queued(self, job: _Job[T], timeout_s: float, queue: _Queue) -> T | None:
         """``_await_job``, adding the job's wait for a compute slot to ``queue``."""
