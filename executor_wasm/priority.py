@@ -49,7 +49,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import thread as futures_thread
 from dataclasses import dataclass
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, cast
 
 from executor_wasm.ticker import epoch_lag
@@ -308,9 +308,10 @@ class RetiringThreadPool(ThreadPoolExecutor):
     The spawner runs at nice 0 and is never reniced, so every thread it starts begins at nice 0 (Linux: a new
     thread inherits its creator's nice value). Why not start them in ``submit``, as the standard pool does:
     ``Thread.start`` waits until the new thread has run its first Python, which needs the GIL; under load that is
-    5-50 ms in which the event loop (the submitter) answered nothing. A burst of 30 sleeping activations stalled
-    the loop ~120 ms that way (issue 12, the flood class). A job submitted while no thread is idle waits in the
-    queue for the thread being started, as it would have waited in ``submit``; the loop goes on meanwhile.
+    5-50 ms in which the event loop (the submitter) answered nothing: 23 and 53 ms in a burst of 30 sleeping
+    activations (issue 12, the flood class). A job submitted while no thread is idle waits in the queue for the
+    thread being started, as it would have waited in ``submit``; the loop goes on meanwhile. A thread the host
+    refuses to start fails a queued job with that error, as ``submit`` failed before.
 
     This reuses the standard pool's internals of CPython 3.11 (its work queue, idle semaphore and thread set),
     replacing only the worker's loop and the thread start. A thread does not retire while work is queued and no
@@ -350,12 +351,33 @@ class RetiringThreadPool(ThreadPoolExecutor):
                 target=_worker,
                 args=(weakref.ref(self, wake), self._work_queue, self._retire),
             )
+            threads = cast(set[threading.Thread], self._threads)
+            queues = cast(dict[threading.Thread, Any], futures_thread._threads_queues)
             # In the set before it starts: a thread that retires after its first job must find itself there.
             with self._shutdown_lock:
                 self._starting -= 1
-                cast(set[threading.Thread], self._threads).add(worker)
-                cast(dict[threading.Thread, Any], futures_thread._threads_queues)[worker] = self._work_queue
-            worker.start()
+                threads.add(worker)
+                queues[worker] = self._work_queue
+            try:
+                worker.start()
+            except RuntimeError as error:  # "can't start new thread": the host's thread or memory limits
+                with self._shutdown_lock:
+                    threads.discard(worker)
+                    queues.pop(worker, None)
+                logger.error("could not start a wasm worker thread (%d running): %s", len(threads), error)
+                self._fail_one_queued(error)
+
+    def _fail_one_queued(self, error: BaseException) -> None:
+        """The job that asked for a thread no one could start gets ``error`` (or a job queued with it)."""
+        try:
+            item = self._work_queue.get_nowait()
+        except Empty:  # another thread took it meanwhile
+            return
+        if item is None:  # shutdown's wake-up: leave it for the workers
+            self._work_queue.put(None)
+            return
+        if item.future.set_running_or_notify_cancel():
+            item.future.set_exception(error)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         super().shutdown(wait=False, cancel_futures=cancel_futures)

@@ -595,15 +595,43 @@ def test_a_submit_never_starts_a_thread_itself_and_every_job_gets_one(monkeypatc
     monkeypatch.setattr(threading.Thread, "start", recording_start)
     pool = RetiringThreadPool(8, "test", lambda: False)
     gate = threading.Event()
+    running: list[int] = []
+
+    def held() -> int:
+        running.append(threading.get_ident())
+        assert gate.wait(WAIT_S)
+        return threading.get_ident()
+
     try:
-        jobs = [pool.submit(lambda: gate.wait(WAIT_S) and threading.get_ident()) for _ in range(5)]
+        jobs = [pool.submit(held) for _ in range(5)]
         submitter = threading.get_ident()
         deadline = time.monotonic() + WAIT_S
-        while len(pool._threads) < 5:  # five jobs held at the gate at once: five threads
-            assert time.monotonic() < deadline, f"{len(pool._threads)} threads for 5 held jobs"
+        while len(running) < 5:  # five jobs held at the gate at once: five threads
+            assert time.monotonic() < deadline, f"{len(running)} of 5 held jobs got a thread"
             threading.Event().wait(0.001)
         gate.set()
         assert len({job.result(WAIT_S) for job in jobs}) == 5
         assert starters.count(submitter) == 1, "only the pool's spawner was started by the submitter"
+    finally:
+        pool.shutdown()
+
+
+def test_a_thread_the_host_refuses_fails_its_job_instead_of_stranding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = RetiringThreadPool(4, "test", lambda: False)  # its spawner starts before the host "refuses"
+    start = threading.Thread.start
+
+    def refused(thread: threading.Thread) -> None:
+        if thread.name.startswith("test_") and "spawner" not in thread.name:
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    try:
+        job = pool.submit(threading.get_ident)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            job.result(WAIT_S)
+        assert not pool._threads, "the thread that never started left the pool"
+        monkeypatch.setattr(threading.Thread, "start", start)
+        assert pool.submit(lambda: 7).result(WAIT_S) == 7, "and the next job gets a thread"
     finally:
         pool.shutdown()
