@@ -329,6 +329,11 @@ class RetiringThreadPool(ThreadPoolExecutor):
         self._spawner = threading.Thread(target=self._spawn_threads, name=f"{thread_name_prefix}_spawner", daemon=True)
         self._spawner.start()
 
+    @property
+    def _thread_set(self) -> set[threading.Thread]:
+        """The standard pool's thread set, which typeshed declares read-only (it is a set)."""
+        return cast(set[threading.Thread], self._threads)
+
     def _adjust_thread_count(self) -> None:
         # Called by submit() under _shutdown_lock. The idle count is approximate (the standard pool's): past
         # max_workers a thread counts itself idle and then takes a queued job. With no thread left, such a stale
@@ -346,26 +351,28 @@ class RetiringThreadPool(ThreadPoolExecutor):
             q.put(None)
 
         while self._spawns.get():
-            worker = threading.Thread(
-                name=f"{self._thread_name_prefix}_{next(self._names)}",
-                target=_worker,
-                args=(weakref.ref(self, wake), self._work_queue, self._retire),
-            )
-            threads = cast(set[threading.Thread], self._threads)
-            queues = cast(dict[threading.Thread, Any], futures_thread._threads_queues)
-            # In the set before it starts: a thread that retires after its first job must find itself there.
+            self._start_worker(weakref.ref(self, wake))
+
+    def _start_worker(self, pool: weakref.ref[RetiringThreadPool]) -> None:
+        worker = threading.Thread(
+            name=f"{self._thread_name_prefix}_{next(self._names)}",
+            target=_worker,
+            args=(pool, self._work_queue, self._retire),
+        )
+        queues = cast(dict[threading.Thread, Any], futures_thread._threads_queues)
+        # In the set before it starts: a thread that retires after its first job must find itself there.
+        with self._shutdown_lock:
+            self._starting -= 1
+            self._thread_set.add(worker)
+            queues[worker] = self._work_queue
+        try:
+            worker.start()
+        except RuntimeError as error:  # "can't start new thread": the host's thread or memory limits
             with self._shutdown_lock:
-                self._starting -= 1
-                threads.add(worker)
-                queues[worker] = self._work_queue
-            try:
-                worker.start()
-            except RuntimeError as error:  # "can't start new thread": the host's thread or memory limits
-                with self._shutdown_lock:
-                    threads.discard(worker)
-                    queues.pop(worker, None)
-                logger.error("could not start a wasm worker thread (%d running): %s", len(threads), error)
-                self._fail_one_queued(error)
+                self._thread_set.discard(worker)
+                queues.pop(worker, None)
+            logger.error("could not start a wasm worker thread (%d running): %s", len(self._threads), error)
+            self._fail_one_queued(error)
 
     def _fail_one_queued(self, error: BaseException) -> None:
         """The job that asked for a thread no one could start gets ``error`` (or a job queued with it)."""
@@ -390,10 +397,9 @@ class RetiringThreadPool(ThreadPoolExecutor):
     def _leave(self, worker: threading.Thread) -> bool:
         """Take ``worker`` out of the pool, unless queued work would then wait for a thread."""
         with self._shutdown_lock:
-            threads = cast(set[threading.Thread], self._threads)
-            if not self._work_queue.empty() and len(threads) + self._starting >= self._max_workers:
+            if not self._work_queue.empty() and len(self._threads) + self._starting >= self._max_workers:
                 return False
-            threads.discard(worker)
+            self._thread_set.discard(worker)
             self._idle_semaphore.acquire(timeout=0)  # a stale idle count of its own, if any, leaves with it
             return True
 
