@@ -106,7 +106,8 @@ async def test_cold_invoke_record_has_openwhisk_annotations_including_init_time(
 async def test_an_inits_wait_inside_the_executor_is_its_wait_time_not_its_init_time(whisk: Whisk) -> None:
     # An executor that queued the init for 250 ms of its 300 (the WASM executor's compute slots, issue 12) says
     # so in queued_ms: the record counts it in waitTime, as a run's queue, and initTime is the /init's own
-    # ([OW] ContainerProxy: initTime is the /init call's interval, waitTime everything before it).
+    # ([OW] core/invoker/.../containerpool/ContainerProxy.scala constructWhiskActivation: initTime is the /init
+    # call's interval, waitTime from the transaction's start to the init's start).
     queue_ms = 250
 
     async def queued_init(instance_id: str, request: InitRequest, timeout_ms: int, log_limit: int) -> ProxyResult:
