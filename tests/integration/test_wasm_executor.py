@@ -469,7 +469,7 @@ async def test_a_new_instance_of_a_loaded_module_is_ready_without_decoding_it_ag
 ) -> None:
     # A cold start of a warm action (its runs scaling out): the module cache knows the very code string, so no
     # base64 decode nor digest on the pool (executor_wasm/cache.py ``known``): 30 such inits at once took
-    # ~45 ms and 17 ms of the loop's CPU before, ~5 ms after (docs/benchmarks.md, issue 12).
+    # 31-39 ms and 13-14 ms of the loop's CPU before, 4-5 ms of both after (bench/wasm_executor.py, issue 12).
     decoded: list[str] = []
     decode = executor_wasm.executor.decode_module
 
