@@ -266,7 +266,7 @@ class WasmExecutor:
             raise UnknownInstance(f"no wasm instance {instance_id}") from None
 
     async def _load(
-        self, code: str, cache: ModuleCache, timeout_s: float, namespace: str, queue: _Queue | None = None
+        self, code: str, cache: ModuleCache, timeout_s: float, namespace: str, queue: _Queue
     ) -> CompiledModule | None:
         """The compiled module of ``exec.code``, None if not ready within ``timeout_s`` (which covers the compile).
 
@@ -278,7 +278,6 @@ class WasmExecutor:
         """
         if (known := cache.known(code)) is not None:
             return known
-        queue = queue if queue is not None else _Queue()
         left = timeout_s
         decode = self._job(decode_module, code, self.settings.max_module_bytes, namespace=namespace)
         wasm = await self._await_queued(decode, left, queue)
