@@ -304,16 +304,20 @@ async function showActivation(id) {
 }
 
 // Three segments, wait | init | run, scaled to `scale` ms; widths set through the CSSOM (CSP-safe).
+// A phase that happened is never drawn zero wide: a cold start of a module the executor has already loaded
+// inits in under a millisecond (initTime 0), and the bar must still show it was a cold start.
 function timelineBar(t, scale, labelled = false) {
   const bar = document.createElement("div");
   bar.className = labelled ? "timeline large" : "timeline";
   for (const [name, ms] of [["wait", t.wait], ["init", t.init], ["run", t.run]]) {
+    const happened = ms > 0 || (name === "init" && t.cold);
     const segment = document.createElement("span");
     segment.className = `segment ${name}`;
     segment.dataset.ms = String(ms);
     segment.style.width = `${scale > 0 ? (100 * ms) / scale : 0}%`;
+    if (happened) segment.style.minWidth = "3px";
     segment.title = `${name} ${ms} ms`;
-    if (labelled && ms > 0) segment.textContent = `${name} ${ms} ms`;
+    if (labelled && happened) segment.textContent = `${name} ${ms} ms`;
     bar.append(segment);
   }
   return bar;
