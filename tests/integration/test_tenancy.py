@@ -286,7 +286,7 @@ def test_two_tenants_hammering_at_once_only_the_limited_one_is_throttled(
     platform: Server, tenants: tuple[Tenant, Tenant]
 ) -> None:
     limited, free = tenants
-    # 128 MB (the smallest memory limit) lets the standalone invoker's 4 GiB run 32 naps at once, not 16.
+    # 128 MB (the smallest memory limit) lets the standalone invoker's 4 GiB run ~30 naps at once, not ~15.
     for tenant in tenants:
         tenant.create_action("nap", module="sleep", memory=128)
     set_limits(platform, limited.name, "--concurrent-invocations", "5", "--invocations-per-minute", "1000")
@@ -319,7 +319,7 @@ def test_two_tenants_hammering_at_once_only_the_limited_one_is_throttled(
     }
     assert [r.status_code for r in free_answers] == [202] * 60  # not slowed down, not refused
     # Every accepted nap ends well, and none is left queued in the invoker for the tests after this one (the
-    # standalone invoker runs 32 at once: 65 take two to three 5 s waves).
+    # standalone invoker runs ~30 at once: 65 take three 5 s waves).
     for response in free_answers + [r for r in limited_answers if r.status_code == 202]:
         tenant = free if response in free_answers else limited
         record = wait_for_record(tenant.api, response.json()["activationId"], timeout_s=60)
