@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 # The longest linger the settings allow: the window the reads below must fall in, with room for a busy machine.
 LINGER = {"PYWHISK_COUCHDB_RECORD_LINGER_MS": "1000"}
 STORED_TIMEOUT_S = 30.0
+ATTEMPTS = 5
 
 
 def test_a_blocking_invokes_record_result_and_logs_are_there_at_once(
@@ -44,28 +45,33 @@ def test_a_blocking_invokes_record_result_and_logs_are_there_at_once(
             create_wasm_action(api, "hello", "hello")
             invoke(api, "hello", {"name": "warm"}).raise_for_status()  # the cold start is not what is measured
 
-            record = invoke(api, "hello", {"name": "Ada"}).json()
-            activation_id = record["activationId"]
-            # An attacker who learned the id, asking as its own namespace, while the record is held in memory.
-            for path in ("", "/result", "/logs"):
-                stolen = mallory.get(f"/namespaces/_/activations/{activation_id}{path}")
-                assert stolen.status_code == 404, stolen.text
-            got = api.get(f"/namespaces/_/activations/{activation_id}")
-            result = api.get(f"/namespaces/_/activations/{activation_id}/result")
-            logs = api.get(f"/namespaces/_/activations/{activation_id}/logs")
-            stored_by_then = stored_in_couchdb(deployment.couchdb_url, deployment.prefix, activation_id)
+            # The reads must fall inside the linger, before the record is stored, or they prove nothing. On a
+            # machine busy with other tests six requests can outlast the second: the invoke is tried again.
+            for _attempt in range(ATTEMPTS):
+                record = invoke(api, "hello", {"name": "Ada"}).json()
+                activation_id = record["activationId"]
+                # An attacker who learned the id, asking as its own namespace, while the record is held in memory.
+                for path in ("", "/result", "/logs"):
+                    stolen = mallory.get(f"/namespaces/_/activations/{activation_id}{path}")
+                    assert stolen.status_code == 404, stolen.text
+                got = api.get(f"/namespaces/_/activations/{activation_id}")
+                result = api.get(f"/namespaces/_/activations/{activation_id}/result")
+                logs = api.get(f"/namespaces/_/activations/{activation_id}/logs")
+                stored_by_then = stored_in_couchdb(deployment.couchdb_url, deployment.prefix, activation_id)
 
-            assert got.status_code == 200, got.text
-            assert got.json() == record
-            assert result.status_code == 200, result.text
-            assert result.json() == record["response"]
-            assert result.json()["result"] == {"greeting": "Hello, Ada!"}
-            assert logs.status_code == 200, logs.text
-            assert [line.split(" ", 1)[1].strip() for line in logs.json()["logs"]] == [
-                "stdout: hello: greeting Ada",
-                "stderr: hello: this line goes to stderr",
-            ]
-            assert not stored_by_then, "the reads must fall before the record is stored, or they prove nothing"
+                assert got.status_code == 200, got.text
+                assert got.json() == record
+                assert result.status_code == 200, result.text
+                assert result.json() == record["response"]
+                assert result.json()["result"] == {"greeting": "Hello, Ada!"}
+                assert logs.status_code == 200, logs.text
+                assert [line.split(" ", 1)[1].strip() for line in logs.json()["logs"]] == [
+                    "stdout: hello: greeting Ada",
+                    "stderr: hello: this line goes to stderr",
+                ]
+                if not stored_by_then:
+                    break
+            assert not stored_by_then, f"in {ATTEMPTS} tries the reads never fell before the record was stored"
 
             # Once stored, the store answers the same record (and still not to another namespace).
             deadline = time.monotonic() + STORED_TIMEOUT_S
