@@ -71,13 +71,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def invokes(api: httpx.AsyncClient, n: int, noise: Noise | None) -> tuple[list[float], list[int]]:
+async def invokes(
+    api: httpx.AsyncClient, n: int, noise: Noise | None, ping: bool = False
+) -> tuple[list[float], list[int]]:
+    """``n`` warm blocking invokes of hello (or ``GET /invokers``: the transport's and the edge's own rounds)."""
     latencies: list[float] = []
     rounds: list[int] = []
     for _ in range(n):
         began_round = noise.rounds if noise else 0
         began = time.perf_counter()
-        response = await api.post(ACTION, params={"blocking": "true", "result": "true"}, json={"name": "x"})
+        if ping:
+            response = await api.get("/invokers")
+        else:
+            response = await api.post(ACTION, params={"blocking": "true", "result": "true"}, json={"name": "x"})
         latencies.append((time.perf_counter() - began) * 1000)
         rounds.append((noise.rounds if noise else 0) - began_round)
         assert response.status_code == 200, response.text
@@ -105,6 +111,7 @@ async def main(args: argparse.Namespace) -> None:
                 started_round, started = noise.rounds, time.perf_counter()
                 busy, rounds = await invokes(api, args.n, noise)
                 round_ms = (time.perf_counter() - started) * 1000 / max(1, noise.rounds - started_round)
+                _, ping_rounds = await invokes(api, 20, noise, ping=True)
                 await noise.stop()
 
     interval_ms = sys.getswitchinterval() * 1000
@@ -117,6 +124,8 @@ async def main(args: argparse.Namespace) -> None:
         f"rounds per invoke   p50 {percentile([float(r) for r in rounds], 0.5):6.0f}     "
         f"p99 {percentile([float(r) for r in rounds], 0.99):6.0f}     mean {statistics.fmean(rounds):.1f}"
     )
+    ping = percentile([float(r) for r in ping_rounds], 0.5)
+    print(f"rounds of GET /invokers p50 {ping:3.0f} (the transport and the edge alone)")
 
 
 if __name__ == "__main__":
