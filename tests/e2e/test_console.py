@@ -211,7 +211,8 @@ def test_sign_in_create_invoke_then_activation_timeline_logs_live_chart_and_invo
     page.select_option("#filter-status", "0")
     page.click("#filter-apply")
     expect(rows).to_have_count(2)
-    page.click(f"#activations-table tr[data-activation-id='{cold['activationId']}']")
+    cold_row = f"#activations-table tr[data-activation-id='{cold['activationId']}']"
+    page.click(cold_row)
     detail = page.locator("#activation-detail")
     expect(detail.locator("#detail-id")).to_have_text(cold["activationId"])
     timings = annotations_of(cold)
@@ -245,7 +246,7 @@ def test_sign_in_create_invoke_then_activation_timeline_logs_live_chart_and_invo
     }
     served = f"**/activations/{cold['activationId']}"
     page.route(served, lambda route: route.fulfill(json=instant))
-    page.click(f"#activations-table tr[data-activation-id='{cold['activationId']}']")
+    page.click(cold_row)
     expect(detail.locator("dd[data-timing=initTime]")).to_have_text("0 ms")
     instant_box = detail.locator("#detail-timeline .segment.init").bounding_box()
     assert instant_box is not None and instant_box["width"] > 0, "a 0 ms cold start's init is drawn"
