@@ -237,7 +237,8 @@ def test_sign_in_create_invoke_then_activation_timeline_logs_live_chart_and_invo
     expect(detail.locator("#detail-result")).to_contain_text('"greeting": "Hello, Ada!"')
     console.screenshot("3-activation")
     # A cold start of a module the executor already holds inits in under a millisecond and is recorded with
-    # initTime 0: the bar still shows the init. The page is served that record to make the case certain.
+    # initTime 0 (OpenWhisk's ContainerProxy.scala writes initTime whenever there was an init, in whole ms):
+    # the bar still shows the init. The page is served that record to make the case certain.
     instant = {
         **cold,
         "annotations": [
