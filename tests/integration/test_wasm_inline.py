@@ -59,11 +59,15 @@ async def test_a_short_guest_runs_inline_after_its_streak_with_the_same_result(e
     ]
 
     assert inline.runs >= 1, "expected hello to run inline once its streak of short runs was there"
-    pooled, last = results[0], results[-1]
-    assert pooled.status == last.status == 200
-    assert pooled.body == last.body
-    assert log_text(pooled) == log_text(last)
-    assert last.queued_ms == 0  # it waited for no thread
+    # An inline run waited for no thread: its queue is 0. On a machine busy with other tests one run may reach
+    # the inline bound and go back to the pool (its streak starts again), so the last is not always inline.
+    ran_inline = [result for result in results if result.queued_ms == 0]
+    assert len(ran_inline) == inline.runs, (inline.runs, [result.queued_ms for result in results])
+    pooled, last_inline = results[0], ran_inline[-1]
+    assert pooled.queued_ms > 0  # the first run is on the pool, before any streak
+    assert pooled.status == last_inline.status == 200
+    assert pooled.body == last_inline.body
+    assert log_text(pooled) == log_text(last_inline)
 
 
 async def test_pooled_runs_slow_by_the_clock_but_short_on_cpu_still_make_the_streak(
