@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -71,19 +72,28 @@ def percentile(values: list[float] | list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def hello(api: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+    return api.post(ACTION, params={"blocking": "true", "result": "true"}, json={"name": "x"})
+
+
+def invokers(api: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+    """A request that never suspends: the transport's and the edge's own rounds."""
+    return api.get("/invokers")
+
+
 async def invokes(
-    api: httpx.AsyncClient, n: int, noise: Noise | None, ping: bool = False
+    api: httpx.AsyncClient,
+    n: int,
+    noise: Noise | None,
+    request: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]] = hello,
 ) -> tuple[list[float], list[int]]:
-    """``n`` warm blocking invokes of hello (or ``GET /invokers``: the transport's and the edge's own rounds)."""
+    """``n`` sequential ``request``s (warm blocking invokes of hello by default): latencies and rounds spanned."""
     latencies: list[float] = []
     rounds: list[int] = []
     for _ in range(n):
         began_round = noise.rounds if noise else 0
         began = time.perf_counter()
-        if ping:
-            response = await api.get("/invokers")
-        else:
-            response = await api.post(ACTION, params={"blocking": "true", "result": "true"}, json={"name": "x"})
+        response = await request(api)
         latencies.append((time.perf_counter() - began) * 1000)
         rounds.append((noise.rounds if noise else 0) - began_round)
         assert response.status_code == 200, response.text
@@ -111,7 +121,7 @@ async def main(args: argparse.Namespace) -> None:
                 started_round, started = noise.rounds, time.perf_counter()
                 busy, rounds = await invokes(api, args.n, noise)
                 round_ms = (time.perf_counter() - started) * 1000 / max(1, noise.rounds - started_round)
-                _, ping_rounds = await invokes(api, 20, noise, ping=True)
+                _, ping_rounds = await invokes(api, 20, noise, invokers)
                 await noise.stop()
 
     interval_ms = sys.getswitchinterval() * 1000
