@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +38,15 @@ def wait_for_record(api: httpx.Client, activation_id: str, timeout_s: float = 30
         assert response.status_code == 404, response.text
         time.sleep(0.05)
     raise AssertionError(f"no record for {activation_id} after {timeout_s} s")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll ``condition`` every 50 ms until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout_s} s")
+        time.sleep(0.05)
 
 
 def record_counts(
