@@ -50,6 +50,7 @@ from typing import TypeVar
 from pywhisk.bus import Consumer, Delivery
 from pywhisk.bus.memory import MemoryBus, MemoryConsumer, _Topic
 from pywhisk.store.checkpoint import WalCheckpointer
+from pywhisk.store.transaction import Busy, transaction
 from pywhisk.store.writer import GroupCommitWriter
 
 log = logging.getLogger("pywhisk.bus.sqlite")
@@ -102,6 +103,7 @@ class SqliteBus:
         self._bytes = 0  # of the messages in the journal
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-bus")
         self._conn: sqlite3.Connection | None = None
+        self.inline_commits = 0  # batches committed on the event loop (``_write_inline``)
         # Commits never checkpoint the WAL themselves: one in ~200 took 10-16 ms doing it, and a send waited for it
         # (pywhisk/store/checkpoint.py). The checkpointer does it beside them, on its own thread and connection,
         # every 16 MB rather than 4: each checkpoint syncs two files, and at 15 activations in flight the 4 MB ones
@@ -198,7 +200,9 @@ class SqliteBus:
 
     def _open(self) -> sqlite3.Connection:
         # The other workers' group commits take the write lock for a few milliseconds each; wait for them.
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        conn = sqlite3.connect(
+            self._path, check_same_thread=False, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
         try:
             return self._prepare(conn)
         except BaseException:
@@ -253,10 +257,15 @@ class SqliteBus:
         conn = self._conn
         sent_bytes = sum(len(op.value) for op in operations if op.kind == "send")
         try:
-            freed, ids = await self._on_thread(lambda: _Journal.write(conn, operations, self._worker))
+            written = self._write_inline(conn, operations, sent_bytes)
+            if written is None:
+                written = await self._on_thread(lambda: _Journal.write(conn, operations, self._worker))
+            if _Journal.needs_vacuum(conn):  # rare (every ~4 MB acknowledged), and slow: never on the loop
+                await self._on_thread(lambda: _Journal.vacuum(conn))
         except BaseException:
             self._bytes -= sent_bytes
             raise
+        freed, ids = written
         self._bytes -= freed
         self._checkpointer.written(sent_bytes + _WAL_BYTES_PER_COMMIT)
         # In commit order, so memory and journal agree on which group took a topic's backlog.
@@ -268,6 +277,33 @@ class SqliteBus:
                 self._topic(op.topic).join(op.group)
                 self._groups.setdefault(op.topic, set()).add(op.group)
         return [None] * len(operations)
+
+    def _write_inline(
+        self, conn: sqlite3.Connection, operations: list[_Operation], sent_bytes: int
+    ) -> tuple[int, list[int]] | None:
+        """Commit a small batch on the event loop, as the store does its small batches of records; None (nothing
+        written) when it must go to the journal's thread: a bigger batch, ``fsync`` (a commit then waits for the
+        disk), or another worker's process holding the write lock.
+
+        Why (docs/benchmarks.md, issue 12): on its thread a flush gives up the GIL for every SQLite call and, beside
+        a busy event loop, waits for it again up to the switch interval (5 ms) each time; a warm invoke's send and
+        ack then took tens of loop rounds at the median and over a thousand at p99. On the loop the same commit is
+        ~0.1-0.3 ms of CPU (WAL, ``synchronous=NORMAL``: no fsync). The journal's thread is idle here: ``_flush``
+        runs one batch at a time, and it is the only user of the connection once the bus has started.
+        """
+        if self._fsync or len(operations) > _INLINE_MAX_OPERATIONS or sent_bytes > _INLINE_MAX_BYTES:
+            return None
+        try:
+            written = transaction(
+                conn,
+                lambda conn: _Journal.apply(conn, operations, self._worker),
+                wait=False,
+                busy_timeout_ms=_BUSY_TIMEOUT_MS,
+            )
+        except Busy:
+            return None
+        self.inline_commits += 1
+        return written
 
 
 class _JournalledConsumer(MemoryConsumer):
@@ -289,6 +325,11 @@ class _JournalledConsumer(MemoryConsumer):
 
 
 _WAL_KEEP_BYTES = 4 * 1024 * 1024
+# A batch of operations up to these is committed on the event loop (``SqliteBus._write_inline``): a warm invoke's
+# send or ack, or the few that meet in one group commit; a burst's bigger batches go to the journal's thread.
+_INLINE_MAX_OPERATIONS = 8
+_INLINE_MAX_BYTES = 64 * 1024
+_BUSY_TIMEOUT_MS = 10_000  # the write connection's: other workers' commits hold the write lock for milliseconds
 # What a commit adds to the WAL besides the messages: the pages it touches (the messages' and pending rows' leaves,
 # an index leaf, the free list), ~4-5 of 4 KB for a small one. Counted towards the next checkpoint.
 _WAL_BYTES_PER_COMMIT = 20 * 1024
@@ -377,40 +418,45 @@ class _Journal:
 
     @staticmethod
     def write(conn: sqlite3.Connection, operations: list[_Operation], worker: int) -> tuple[int, list[int]]:
-        """Apply ``operations`` in one transaction; returns the bytes of the messages it deleted and the ids
+        """``apply`` in one transaction, waiting for the write lock if another worker holds it."""
+        apply = lambda conn: _Journal.apply(conn, operations, worker)  # noqa: E731
+        return transaction(conn, apply, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+
+    @staticmethod
+    def apply(conn: sqlite3.Connection, operations: list[_Operation], worker: int) -> tuple[int, list[int]]:
+        """Apply ``operations`` (in a transaction); returns the bytes of the messages it deleted and the ids
         given to the sends, in order."""
         freed = 0
         ids: list[int] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for op in operations:
-                if op.kind == "send":
-                    ids.append(_insert_message(conn, op.topic, op.value, worker))
-                elif op.kind == "ack":
-                    conn.execute("DELETE FROM pending WHERE id = ? AND grp = ?", (op.id, op.group))
-                    gone = conn.execute(
-                        "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM pending WHERE id = ?)",
-                        (op.id, op.id),
-                    ).rowcount
-                    freed += len(op.value) if gone else 0
-                elif not conn.execute(
-                    "SELECT 1 FROM groups WHERE topic = ? AND grp = ?", (op.topic, op.group)
-                ).fetchone():
-                    # The first group of a topic takes its backlog, as in memory.py.
-                    if not conn.execute("SELECT 1 FROM groups WHERE topic = ?", (op.topic,)).fetchone():
-                        conn.execute(
-                            "INSERT INTO pending (id, grp) SELECT id, ? FROM messages WHERE topic = ? AND worker = ?",
-                            (op.group, op.topic, worker),
-                        )
-                    conn.execute("INSERT INTO groups (topic, grp) VALUES (?, ?)", (op.topic, op.group))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        if conn.execute("PRAGMA freelist_count").fetchone()[0] > _VACUUM_PAGES:
-            # executescript, not execute: the pragma frees one page per step and execute steps once.
-            conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES});")
+        for op in operations:
+            if op.kind == "send":
+                ids.append(_insert_message(conn, op.topic, op.value, worker))
+            elif op.kind == "ack":
+                conn.execute("DELETE FROM pending WHERE id = ? AND grp = ?", (op.id, op.group))
+                gone = conn.execute(
+                    "DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM pending WHERE id = ?)",
+                    (op.id, op.id),
+                ).rowcount
+                freed += len(op.value) if gone else 0
+            elif not conn.execute("SELECT 1 FROM groups WHERE topic = ? AND grp = ?", (op.topic, op.group)).fetchone():
+                # The first group of a topic takes its backlog, as in memory.py.
+                if not conn.execute("SELECT 1 FROM groups WHERE topic = ?", (op.topic,)).fetchone():
+                    conn.execute(
+                        "INSERT INTO pending (id, grp) SELECT id, ? FROM messages WHERE topic = ? AND worker = ?",
+                        (op.group, op.topic, worker),
+                    )
+                conn.execute("INSERT INTO groups (topic, grp) VALUES (?, ?)", (op.topic, op.group))
         return freed, ids
+
+    @staticmethod
+    def needs_vacuum(conn: sqlite3.Connection) -> bool:
+        return int(conn.execute("PRAGMA freelist_count").fetchone()[0]) > _VACUUM_PAGES
+
+    @staticmethod
+    def vacuum(conn: sqlite3.Connection) -> None:
+        """Give free pages back to the file system (acknowledged messages leave holes), a bounded step at a time."""
+        # executescript, not execute: the pragma frees one page per step and execute steps once.
+        conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES});")
 
 
 def _insert_message(conn: sqlite3.Connection, topic: str, value: bytes, worker: int) -> int:

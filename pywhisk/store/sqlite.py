@@ -31,6 +31,7 @@ from pywhisk.schedules import Schedule
 from pywhisk.store import ActionSummary, ActivationQuery, ActivationSummary
 from pywhisk.store.checkpoint import WalCheckpointer
 from pywhisk.store.retention import Retention
+from pywhisk.store.transaction import Busy, transaction
 from pywhisk.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -218,38 +219,6 @@ def _next_rev(rev: str | None) -> str:
     return f"{generation}-{uuid.uuid4().hex}"
 
 
-class _Busy(Exception):
-    """The write lock is held by another connection (another standalone worker's process): not committed."""
-
-
-def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], *, wait: bool = True) -> T:
-    """``fn`` in one transaction. ``wait=False`` (on the event loop, where waiting out ``busy_timeout`` would stall
-    every request): ``_Busy`` at once, nothing written, if another connection holds the write lock."""
-    if wait:
-        conn.execute("BEGIN IMMEDIATE")
-    else:
-        _begin_without_waiting(conn)
-    try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
-
-
-def _begin_without_waiting(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-            raise _Busy from error
-        raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-
-
 class SqliteStore:
     """A ``Store`` in one SQLite file. ``retention_days`` deletes older activation records every
     ``retention_interval_s`` (``pywhisk.store.retention``)."""
@@ -344,7 +313,7 @@ class SqliteStore:
         conn = self._write_conn
         self._writer_jobs += 1
         try:
-            return await self._on(self._writer, partial(_transaction, conn, fn))
+            return await self._on(self._writer, partial(transaction, conn, fn, busy_timeout_ms=_BUSY_TIMEOUT_MS))
         finally:
             self._writer_jobs -= 1
             self._checkpointer.written(written)
@@ -661,8 +630,8 @@ class SqliteStore:
         if conn is None or self._writer_jobs or len(rows) > _INLINE_MAX_RECORDS or written > _INLINE_MAX_BYTES:
             return False
         try:
-            _transaction(conn, partial(_insert_activations, rows=rows), wait=False)
-        except _Busy:
+            transaction(conn, partial(_insert_activations, rows=rows), wait=False, busy_timeout_ms=_BUSY_TIMEOUT_MS)
+        except Busy:
             return False
         self.inline_commits += 1
         self._checkpointer.written(written)
