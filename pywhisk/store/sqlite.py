@@ -117,6 +117,15 @@ def _insert_activations(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -
     )
 
 
+def _activation_rows(batch: list[_Record]) -> tuple[list[tuple[Any, ...]], int]:
+    """The rows of ``batch`` for the activations table, and the bytes they write."""
+    rows: list[tuple[Any, ...]] = [
+        (a.activationId, a.namespace, a.name, a.start, ActivationSummary.of(a).model_dump_json(), doc)
+        for a, doc in batch
+    ]
+    return rows, sum(len(row[4]) + len(row[5]) for row in rows)
+
+
 def _insert_parts(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     # OR REPLACE: a redelivered big record writes its parts again, over any left by a crash half-way.
     conn.executemany("INSERT OR REPLACE INTO activation_parts (id, seq, start, data) VALUES (?, ?, ?, ?)", rows)
@@ -248,6 +257,7 @@ class SqliteStore:
             what="activation records",
             log=log,
             on_flush=on_flush,  # the store metrics (pywhisk/metrics.py)
+            inline=self._insert_activations_at_once,
         )
         # Big records queue apart, one at a time, each written a part per transaction: a small record (another
         # namespace's hello) never shares a batch with one, nor waits for a whole one to be written.
@@ -613,14 +623,15 @@ class SqliteStore:
 
     async def _insert_activations(self, batch: list[_Record]) -> list[BaseException | None]:
         # One transaction for the batch: all stored, or the exception fails every caller of the batch.
-        rows = [
-            (a.activationId, a.namespace, a.name, a.start, ActivationSummary.of(a).model_dump_json(), doc)
-            for a, doc in batch
-        ]
-        written = sum(len(row[4]) + len(row[5]) for row in rows)
+        rows, written = _activation_rows(batch)
         if not self._insert_inline(rows, written):
             await self._write(partial(_insert_activations, rows=rows), written)
         return [None] * len(batch)
+
+    def _insert_activations_at_once(self, batch: list[_Record]) -> list[BaseException | None] | None:
+        """The writer's ``inline``: a record put while it is idle, committed in the caller's step if it can be."""
+        rows, written = _activation_rows(batch)
+        return [None] * len(batch) if self._insert_inline(rows, written) else None
 
     def _insert_inline(self, rows: list[tuple[Any, ...]], written: int) -> bool:
         """Commit a small batch of records on the event loop (``_INLINE_MAX_RECORDS``); False (nothing written)

@@ -67,15 +67,38 @@ async def test_with_fsync_every_commit_goes_to_the_thread(tmp_path: Path) -> Non
 
 async def test_a_batch_bigger_than_the_bound_goes_to_the_thread(bus: SqliteBus, tmp_path: Path) -> None:
     consumer = await bus.subscribe("invoker0", "invoker0")
-    before = bus.inline_commits
-    values = [f"m{n}".encode() for n in range(sqlite_bus._INLINE_MAX_OPERATIONS + 1)]
+    before, flushes = bus.inline_commits, bus._writer.flushes
+    values = [f"m{n}".encode() for n in range(sqlite_bus._INLINE_MAX_OPERATIONS + 2)]
+    other = sqlite3.connect(tmp_path / "bus.sqlite3", isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the first send waits for this lock on the thread ...
+        first = asyncio.create_task(bus.send("invoker0", values[0]))
+        await asyncio.sleep(0)
+        rest = [asyncio.create_task(bus.send("invoker0", value)) for value in values[1:]]  # ... the rest queue
+        await asyncio.sleep(0)
+        other.execute("COMMIT")
+        await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+    finally:
+        other.close()
 
-    await asyncio.gather(*(bus.send("invoker0", value) for value in values))  # queued together: one group commit
-
-    assert bus.inline_commits == before
+    assert bus._writer.flushes == flushes + 2, "the first send alone, then the rest in one group commit"
+    assert bus.inline_commits == before, "a batch of 9 is past the bound: the thread wrote it"
     assert _journalled(tmp_path / "bus.sqlite3") == values
     delivered = await consumer.receive(max_messages=100, timeout_s=5)
     assert [d.value for d in delivered] == values
+
+
+async def test_a_send_while_the_journal_is_idle_is_committed_in_the_senders_own_step(
+    bus: SqliteBus, tmp_path: Path
+) -> None:
+    await bus.subscribe("invoker0", "invoker0")
+    bus._writer.inline_gap_s = 0  # the subscription's own write came just now; a send that far apart is sparse
+    send = bus.send("invoker0", b"activation")
+
+    with pytest.raises(StopIteration):  # no round of the loop between the send and its commit
+        send.send(None)
+
+    assert _journalled(tmp_path / "bus.sqlite3") == [b"activation"]
 
 
 async def test_another_process_holding_the_write_lock_is_waited_for_on_the_thread(
