@@ -94,6 +94,8 @@ _RECENT_BIG_S = 10.0
 _INLINE_MAX_RECORDS = 8
 _INLINE_MAX_BYTES = 64 * 1024
 _BUSY_TIMEOUT_MS = 5000  # the write connection's, restored after a commit on the loop
+# An entity document up to this is read on the event loop (``_get_entity``); a bigger one on the reader thread.
+_LOOP_READ_MAX_BYTES = 64 * 1024
 
 _ACTION = "action"
 _PACKAGE = "package"
@@ -248,6 +250,7 @@ class SqliteStore:
         self._checkpointer = WalCheckpointer(partial(self._connect, False), name="sqlite-checkpoint", log=log)
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._loop_conn: sqlite3.Connection | None = None  # point reads on the event loop (``_read_at_once``)
         self._writer_jobs = 0  # submitted to the writer thread and not finished: the write connection is its
         self.inline_commits = 0  # batches of records committed on the event loop (``_insert_inline``)
         # Unbounded batches: one transaction takes every record waiting, however many.
@@ -279,6 +282,8 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._write_conn = await self._on(self._writer, self._connect, True)
         self._read_conn = await self._on(self._reader, self._connect, False)
+        self._loop_conn = self._connect(False)
+        self._loop_conn.execute("PRAGMA busy_timeout=0")  # never wait on the loop: the reader thread does
         await self._checkpointer.start()
         # Writes never checkpoint: each reports what it wrote to the checkpointer, which starts one on its thread.
         await self._on(self._writer, self._write_conn.execute, "PRAGMA wal_autocheckpoint=0")
@@ -289,6 +294,9 @@ class SqliteStore:
         await self._activation_writer.close()
         await self._big_activation_writer.close()
         await self._checkpointer.close()
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         pools = (
             (self._reader, self._read_conn),
             (self._writer, self._write_conn),  # last: closing the last connection checkpoints the WAL
@@ -317,6 +325,21 @@ class SqliteStore:
         conn = self._read_conn
         return await self._on(self._reader, lambda: conn.execute(sql, params).fetchall())
 
+    async def _read_at_once(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """A point read by key on the event loop (tens of microseconds), on the reader thread only if SQLite is
+        busy: a read the request path makes once in a while (a key's identity reloaded every TTL) must not hop to
+        a thread, because beside a busy event loop a thread waits for the GIL without bound (the loop gives it up
+        and takes it back at every select and SQLite call, so the waiting thread never asks for it) and held a
+        warm invoke for minutes (docs/benchmarks.md, issue 12)."""
+        conn = self._loop_conn
+        if conn is not None:
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+        return await self._read(sql, params)
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T], written: int = _ENTITY_WRITE_BYTES) -> T:
         """``fn`` in one transaction on the writer thread; ``written``: about how many bytes it writes."""
         assert self._write_conn is not None, "store not started"
@@ -336,7 +359,7 @@ class SqliteStore:
         return subjects[0] if subjects else None
 
     async def get_subject_by_uuid(self, uuid: str) -> Subject | None:
-        rows = await self._read(
+        rows = await self._read_at_once(
             _SUBJECT_ROWS + "WHERE subject = (SELECT subject FROM subject_keys WHERE uuid = ?) ORDER BY position",
             (uuid,),
         )
@@ -379,7 +402,7 @@ class SqliteStore:
         return _subjects(rows)
 
     async def get_limits(self, namespace: str) -> NamespaceLimits | None:
-        rows = await self._read("SELECT doc FROM namespace_limits WHERE namespace = ?", (namespace,))
+        rows = await self._read_at_once("SELECT doc FROM namespace_limits WHERE namespace = ?", (namespace,))
         return NamespaceLimits.model_validate_json(rows[0][0]) if rows else None
 
     async def put_limits(self, namespace: str, limits: NamespaceLimits) -> None:
@@ -485,12 +508,23 @@ class SqliteStore:
         return await self._count_entities(_RULE, namespace, published_only=False)
 
     async def _get_entity(self, type_: str, namespace: str, name: str) -> tuple[str, bytes | str] | None:
-        rows = await self._read(
-            "SELECT rev, doc, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
+        # On the loop (``_read_at_once``: the entity cache reads an action every TTL on some invoke's path), with
+        # its document if that is small; a big one (an action's code) is read on the reader thread.
+        rows = await self._read_at_once(
+            "SELECT rev, type, CASE WHEN length(doc) <= ? THEN doc END FROM entities WHERE namespace = ? AND name = ?",
+            (_LOOP_READ_MAX_BYTES, namespace, name),
         )
-        if not rows or rows[0][2] != type_:
+        if not rows or rows[0][1] != type_:
             return None
-        return rows[0][0], rows[0][1]
+        rev, _, doc = rows[0]
+        if doc is None:
+            rows = await self._read(
+                "SELECT rev, doc, type FROM entities WHERE namespace = ? AND name = ?", (namespace, name)
+            )
+            if not rows or rows[0][2] != type_:
+                return None
+            rev, doc = rows[0][0], rows[0][1]
+        return rev, doc
 
     async def _put_entity(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +109,25 @@ async def test_an_entry_past_its_ttl_is_never_served_so_a_deleted_key_stops_with
     reads.gate.set()
     with pytest.raises(Unauthorized):
         await asyncio.wait_for(pending, 5)
+
+
+async def test_an_identity_is_read_on_the_loop_not_behind_the_reader_thread(store: SqliteStore) -> None:
+    """Standalone's identity reads are point reads on the event loop (``SqliteStore._read_at_once``): beside a busy
+    loop a thread waits for the GIL without bound, so a read queued for the reader thread held a request for
+    minutes. Here the reader thread is held by another read; the identity is read regardless."""
+    key = await create_user(store, "ada-lovelace", namespace="team-a")
+    started, release = threading.Event(), threading.Event()
+
+    def held() -> None:  # a long read (an activation list) in progress on the reader thread
+        started.set()
+        release.wait(10)
+
+    holding = asyncio.get_running_loop().run_in_executor(store._reader, held)
+    try:
+        await asyncio.to_thread(started.wait, 10)
+        authenticator = Authenticator(store, cache_ttl_s=TTL)
+        identity = await asyncio.wait_for(authenticator.identify(_basic(key.api_key)), 5)
+        assert identity.namespace.name == "team-a"
+    finally:
+        release.set()
+        await holding
