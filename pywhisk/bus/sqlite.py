@@ -44,6 +44,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -260,11 +261,14 @@ class SqliteBus:
             written = self._write_inline(conn, operations, sent_bytes)
             if written is None:
                 written = await self._on_thread(lambda: _Journal.write(conn, operations, self._worker))
-            if _Journal.needs_vacuum(conn):  # rare (every ~4 MB acknowledged), and slow: never on the loop
-                await self._on_thread(lambda: _Journal.vacuum(conn))
         except BaseException:
             self._bytes -= sent_bytes
             raise
+        if _Journal.needs_vacuum(conn):  # rare (every ~4 MB acknowledged), and slow: never on the loop
+            try:
+                await self._on_thread(lambda: _Journal.vacuum(conn))
+            except sqlite3.Error as exc:  # the batch is committed regardless; the next flush tries again
+                log.warning("giving free pages of the bus journal back failed: %s", exc)
         return self._committed(operations, written, sent_bytes)
 
     def _flush_at_once(self, operations: list[_Operation]) -> list[BaseException | None] | None:
@@ -305,21 +309,17 @@ class SqliteBus:
         written) when it must go to the journal's thread: a bigger batch, ``fsync`` (a commit then waits for the
         disk), or another worker's process holding the write lock.
 
-        Why (docs/benchmarks.md, issue 12): on its thread a flush gives up the GIL for every SQLite call and, beside
-        a busy event loop, waits for it again up to the switch interval (5 ms) each time; a warm invoke's send and
-        ack then took tens of loop rounds at the median and over a thousand at p99. On the loop the same commit is
-        ~0.1-0.3 ms of CPU (WAL, ``synchronous=NORMAL``: no fsync). The journal's thread is idle here: ``_flush``
-        runs one batch at a time, and it is the only user of the connection once the bus has started.
+        Why (docs/benchmarks.md, issue 12): on its thread a flush needs the GIL between its SQLite calls, and beside
+        a busy event loop a thread waits for the GIL without bound (``bench/gil_starvation.py``): a warm invoke's
+        send and ack took 11-14 loop rounds at the median and 20,000-37,000 (over a minute) at p99. On the loop the
+        same commit is ~0.06 ms (WAL, ``synchronous=NORMAL``: no fsync). The journal's thread is idle here:
+        ``_flush`` runs one batch at a time, and it is the only user of the connection once the bus has started.
         """
         if self._fsync or len(operations) > _INLINE_MAX_OPERATIONS or sent_bytes > _INLINE_MAX_BYTES:
             return None
+        apply = partial(_Journal.apply, operations=operations, worker=self._worker)
         try:
-            written = transaction(
-                conn,
-                lambda conn: _Journal.apply(conn, operations, self._worker),
-                wait=False,
-                busy_timeout_ms=_BUSY_TIMEOUT_MS,
-            )
+            written = transaction(conn, apply, wait=False, busy_timeout_ms=_BUSY_TIMEOUT_MS)
         except Busy:
             return None
         self.inline_commits += 1
@@ -439,7 +439,7 @@ class _Journal:
     @staticmethod
     def write(conn: sqlite3.Connection, operations: list[_Operation], worker: int) -> tuple[int, list[int]]:
         """``apply`` in one transaction, waiting for the write lock if another worker holds it."""
-        apply = lambda conn: _Journal.apply(conn, operations, worker)  # noqa: E731
+        apply = partial(_Journal.apply, operations=operations, worker=worker)
         return transaction(conn, apply, busy_timeout_ms=_BUSY_TIMEOUT_MS)
 
     @staticmethod

@@ -2,8 +2,9 @@
 
 Standalone's two SQLite writers (the store's activation records, ``pywhisk.store.sqlite``, and the bus journal,
 ``pywhisk.bus.sqlite``) commit small batches on the event loop rather than on their threads: with WAL and
-``synchronous=NORMAL`` such a commit costs ~0.1-0.3 ms of CPU and no fsync, less than the thread hand-offs it saves,
-and a thread beside a busy loop waits for the GIL once per SQLite call (docs/benchmarks.md, issue 12). On the loop
+``synchronous=NORMAL`` such a commit costs ~0.06-0.3 ms of CPU and no fsync, less than the thread hand-offs it
+saves, and beside a busy loop a thread waits for the GIL without bound (``bench/gil_starvation.py``;
+docs/benchmarks.md, issue 12). On the loop
 a commit must never wait out ``busy_timeout`` for another process's write lock (standalone workers share files),
 so ``wait=False`` raises ``Busy`` at once instead and the caller hands the batch to its thread.
 """
