@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pywhisk.runtimes import RuntimeManifest
 from tests.conftest import REPO, Server, start_standalone, stop_standalone
 from tests.docker_service import docker_daemon  # noqa: F401
 from tests.integration.helpers import annotations, invoke, wait_until
@@ -16,6 +17,7 @@ from tests.integration.helpers import annotations, invoke, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 HELLO = (REPO / "actions" / "python" / "hello.py").read_text()
+DOCKER_RUNTIMES = [runtime for runtime in RuntimeManifest.load_default().all_runtimes() if runtime.executor == "docker"]
 
 
 @pytest.fixture(autouse=True)
@@ -107,8 +109,11 @@ def test_a_prewarmed_container_is_taken_by_the_first_start_and_a_paused_one_is_r
             # 256 MB matches the python stem cell of runtimes.json; 128 MB has none: a fresh container.
             create_python_action(api, "prewarmed", HELLO, memory=256)
             create_python_action(api, "fresh", HELLO, memory=128)
-            # The stem cell is started in the background at start-up; a busy machine takes seconds.
-            wait_until(lambda: _metric(server, "pywhisk_pool_instances", state="prewarmed") == 1, "a stem cell ready")
+            # The stem cells (runtimes.json: python's and node's) are started in the background at start-up; a busy
+            # machine takes seconds. The metric counts the ready ones of every kind.
+            cells = sum(cell.count for runtime in DOCKER_RUNTIMES for cell in runtime.stemCells)
+            ready = lambda: _metric(server, "pywhisk_pool_instances", state="prewarmed") == cells  # noqa: E731
+            wait_until(ready, "stem cells ready")
 
             prewarmed = annotations(invoke(api, "prewarmed").json())
             assert _metric(server, "pywhisk_starts_total", start="prewarmed") == 1, "the stem cell was taken"

@@ -8,6 +8,7 @@ through Docker.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,6 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 HELLO = (REPO / "actions" / "python" / "hello.py").read_text()
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
 TEST_LABEL = "org.pywhisk.test"
+# This process's containers: pytest-xdist runs this module's tests in two processes, and one process's module
+# teardown must not remove the containers the other one is still testing.
+TEST_OWNER = f"runtime-images-{os.getpid()}"
 RUN_META = {
     "namespace": "guest",
     "action_name": "/guest/hello",
@@ -99,7 +103,7 @@ def images(docker_daemon: RuntimeImages) -> RuntimeImages:  # noqa: F811
 def docker_client(images: RuntimeImages) -> Iterator[docker.DockerClient]:
     client = docker.from_env(timeout=60)
     yield client
-    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={TEST_OWNER}"}):
         container.remove(force=True)
     client.close()
 
@@ -109,7 +113,7 @@ def start_runtime(docker_client: docker.DockerClient) -> Iterator[Callable[[str]
     started: list[RuntimeContainer] = []
 
     def start(image: str) -> RuntimeContainer:
-        container = docker_client.containers.create(image, network="bridge", labels={TEST_LABEL: "runtime-images"})
+        container = docker_client.containers.create(image, network="bridge", labels={TEST_LABEL: TEST_OWNER})
         t0 = time.perf_counter()
         container.start()
         started_s = time.perf_counter() - t0
