@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -47,14 +45,6 @@ class GatedReads:
         self.reads += 1
         await self.gate.wait()
         return await self._read(uuid)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "store.sqlite3")
-    await store.start()
-    yield store
-    await store.close()
 
 
 def _basic(credential: str) -> str:

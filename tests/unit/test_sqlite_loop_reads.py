@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +21,6 @@ from pywhisk.store.sqlite import SqliteStore
 from tests.store_contract import make_action
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "store.sqlite3")
-    await store.start()
-    yield store
-    await store.close()
 
 
 @contextmanager
